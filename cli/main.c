@@ -1,0 +1,74 @@
+/* eastrace: entry point and subcommand dispatch. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct command {
+    const char *name;
+    et_cmd_fn fn;
+    const char *summary;
+};
+
+/* Subcommands in the order `eastrace --help` lists them. */
+static const struct command commands[] = {
+    {"decode", et_cmd_decode, "decode WBXML bodies or raw HTTP messages to XML/JSON"},
+};
+
+void et_cli_err(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("eastrace: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int et_cli_use_color(FILE *f)
+{
+    const char *nc = getenv("NO_COLOR");
+    if (nc != NULL && nc[0] != '\0')
+        return 0;
+    return isatty(fileno(f));
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: eastrace COMMAND [OPTIONS] [ARGS]\n"
+            "\n"
+            "Exchange ActiveSync troubleshooting: capture, decode and diagnose EAS traffic.\n"
+            "\n"
+            "Commands:\n");
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f, "\n"
+               "Options:\n"
+               "  -h, --help     show this help (eastrace COMMAND --help for a command)\n"
+               "  -V, --version  show the version\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return ET_EXIT_INPUT;
+    }
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return ET_EXIT_OK;
+    }
+    if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("eastrace %s\n", ET_VERSION);
+        return ET_EXIT_OK;
+    }
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    et_cli_err("unknown command '%s' (see eastrace --help)", argv[1]);
+    return ET_EXIT_INPUT;
+}

@@ -1,0 +1,222 @@
+/* Growable, capped byte buffers and the escaping helpers that append to them. */
+#include "eastrace/common.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define BUF_DEFAULT_MAX ((size_t)-1 / 2)
+
+void et_buf_init(struct et_buf *b, size_t max)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->max = max ? max : BUF_DEFAULT_MAX;
+}
+
+int et_buf_reserve(struct et_buf *b, size_t extra)
+{
+    size_t max = b->max ? b->max : BUF_DEFAULT_MAX;
+    size_t need, ncap;
+    uint8_t *nd;
+
+    if (extra > max || b->len > max - extra)
+        return ET_ETOOBIG;
+    need = b->len + extra + 1; /* room for the NUL */
+    if (need <= b->cap)
+        return 0;
+    ncap = b->cap ? b->cap : 64;
+    while (ncap < need)
+        ncap = ncap > BUF_DEFAULT_MAX ? need : ncap * 2;
+    nd = et_realloc(b->data, ncap);
+    if (nd == NULL)
+        return ET_ENOMEM;
+    b->data = nd;
+    b->cap = ncap;
+    return 0;
+}
+
+int et_buf_append(struct et_buf *b, const void *p, size_t n)
+{
+    int rc = et_buf_reserve(b, n);
+    if (rc != 0)
+        return rc;
+    if (n)
+        memcpy(b->data + b->len, p, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+    return 0;
+}
+
+int et_buf_putc(struct et_buf *b, int c)
+{
+    uint8_t ch = (uint8_t)c;
+    return et_buf_append(b, &ch, 1);
+}
+
+int et_buf_puts(struct et_buf *b, const char *s)
+{
+    return et_buf_append(b, s, strlen(s));
+}
+
+int et_buf_vprintf(struct et_buf *b, const char *fmt, va_list ap)
+{
+    char small[256];
+    va_list ap2;
+    int n, rc;
+
+    va_copy(ap2, ap);
+    n = vsnprintf(small, sizeof(small), fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        return ET_EINVAL;
+    if ((size_t)n < sizeof(small))
+        return et_buf_append(b, small, (size_t)n);
+    rc = et_buf_reserve(b, (size_t)n);
+    if (rc != 0)
+        return rc;
+    vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+    b->len += (size_t)n;
+    return 0;
+}
+
+int et_buf_printf(struct et_buf *b, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+    va_start(ap, fmt);
+    rc = et_buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void et_buf_consume(struct et_buf *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+    } else {
+        memmove(b->data, b->data + n, b->len - n);
+        b->len -= n;
+    }
+    if (b->data)
+        b->data[b->len] = '\0';
+}
+
+void et_buf_reset(struct et_buf *b)
+{
+    b->len = 0;
+    if (b->data)
+        b->data[0] = '\0';
+}
+
+void et_buf_free(struct et_buf *b)
+{
+    et_free(b->data);
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+uint8_t *et_buf_detach(struct et_buf *b, size_t *len)
+{
+    uint8_t *d = b->data;
+    if (len)
+        *len = b->len;
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    return d;
+}
+
+int et_buf_put_xml_escaped(struct et_buf *b, const char *s, size_t n)
+{
+    size_t i, run = 0;
+    int rc;
+
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *rep = NULL;
+        char num[8];
+        switch (c) {
+        case '&': rep = "&amp;"; break;
+        case '<': rep = "&lt;"; break;
+        case '>': rep = "&gt;"; break;
+        case '"': rep = "&quot;"; break;
+        case '\'': rep = "&apos;"; break;
+        default:
+            if (c < 0x20 && c != '\t' && c != '\n' && c != '\r') {
+                /* Not representable in XML 1.0: show it as a visible escape. */
+                snprintf(num, sizeof(num), "\\x%02X", c);
+                rep = num;
+            }
+        }
+        if (rep == NULL)
+            continue;
+        if ((rc = et_buf_append(b, s + run, i - run)) != 0)
+            return rc;
+        if ((rc = et_buf_puts(b, rep)) != 0)
+            return rc;
+        run = i + 1;
+    }
+    return et_buf_append(b, s + run, n - run);
+}
+
+int et_buf_put_json_string(struct et_buf *b, const char *s, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i, run = 0;
+    int rc;
+
+    if ((rc = et_buf_putc(b, '"')) != 0)
+        return rc;
+    for (i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        char esc[7];
+        const char *rep = NULL;
+        if (c == '"')
+            rep = "\\\"";
+        else if (c == '\\')
+            rep = "\\\\";
+        else if (c == '\n')
+            rep = "\\n";
+        else if (c == '\r')
+            rep = "\\r";
+        else if (c == '\t')
+            rep = "\\t";
+        else if (c < 0x20 || c == 0x7f) {
+            esc[0] = '\\';
+            esc[1] = 'u';
+            esc[2] = '0';
+            esc[3] = '0';
+            esc[4] = hex[c >> 4];
+            esc[5] = hex[c & 15];
+            esc[6] = '\0';
+            rep = esc;
+        }
+        if (rep == NULL)
+            continue;
+        if ((rc = et_buf_append(b, s + run, i - run)) != 0)
+            return rc;
+        if ((rc = et_buf_puts(b, rep)) != 0)
+            return rc;
+        run = i + 1;
+    }
+    if ((rc = et_buf_append(b, s + run, n - run)) != 0)
+        return rc;
+    return et_buf_putc(b, '"');
+}
+
+int et_buf_put_hex(struct et_buf *b, const uint8_t *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+    int rc = et_buf_reserve(b, n * 2);
+    if (rc != 0)
+        return rc;
+    for (i = 0; i < n; i++) {
+        b->data[b->len++] = (uint8_t)hex[p[i] >> 4];
+        b->data[b->len++] = (uint8_t)hex[p[i] & 15];
+    }
+    b->data[b->len] = '\0';
+    return 0;
+}

@@ -1,0 +1,149 @@
+/*
+ * eastrace common layer: error codes, error records, slices, growable buffers, checked
+ * allocation and small encoding helpers. libc only; every other library builds on it.
+ */
+#ifndef ET_COMMON_COMMON_H
+#define ET_COMMON_COMMON_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define ET_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#else
+#define ET_PRINTF(a, b)
+#endif
+
+/* Error codes: 0 is success, every failure is negative. et_strerror() names them. */
+enum et_err {
+    ET_OK = 0,
+    ET_EAGAIN = -1,        /* need more input; not an error */
+    ET_ENOMEM = -2,        /* allocation failed */
+    ET_EINVAL = -3,        /* invalid argument (a caller bug or bad option) */
+    ET_EPARSE = -4,        /* malformed input */
+    ET_ETRUNC = -5,        /* input ended before the structure did */
+    ET_ETOOBIG = -6,       /* a size, count or depth cap was reached */
+    ET_EUNSUPPORTED = -7,  /* well-formed but not supported */
+    ET_EIO = -8,           /* read/write error; errno-based detail in the message */
+    ET_ETLS = -9,          /* TLS library failure */
+    ET_ENOTFOUND = -10,    /* no such item */
+    ET_EDNS = -11,         /* name resolution failed */
+    ET_ECONNREFUSED = -12, /* peer refused the connection */
+    ET_ETIMEDOUT = -13,    /* a deadline passed */
+    ET_ECONNRESET = -14,   /* peer reset or closed early */
+    ET_ECERT = -15,        /* certificate verification failed */
+    ET_EDENIED = -16,      /* refused by policy (not an open proxy, access rules) */
+    ET_EEXIST = -17,       /* already exists */
+    ET_EPERM = -18         /* file permissions are unsafe or insufficient */
+};
+
+/* Name of an error code ("malformed input", ...); never NULL. */
+const char *et_strerror(int err);
+
+/*
+ * An error record: what failed, where, and for byte-oriented input at which offset. Parsers
+ * keep their first error until reset (like llhttp_get_error_pos).
+ */
+struct et_error {
+    int code;            /* ET_E*, 0 when no error is set */
+    int has_offset;      /* offset is meaningful */
+    uint64_t offset;     /* byte offset in the input where the problem was seen */
+    char msg[256];       /* human readable reason, no trailing newline */
+};
+
+void et_error_clear(struct et_error *e);
+/* Sets code and message (printf-style). Does not overwrite an error already set. */
+void et_error_set(struct et_error *e, int code, const char *fmt, ...) ET_PRINTF(3, 4);
+/* Same, with a byte offset. */
+void et_error_set_at(struct et_error *e, int code, uint64_t offset, const char *fmt, ...)
+    ET_PRINTF(4, 5);
+/* Formats "MSG (at byte N)" or "MSG" into out; returns out. */
+const char *et_error_format(const struct et_error *e, char *out, size_t outlen);
+
+/* A borrowed view of bytes: never owns; valid until its owner changes. */
+struct et_slice {
+    const uint8_t *ptr;
+    size_t len;
+};
+
+/*
+ * Allocation. All library allocations go through these so tests can fail the Nth call.
+ * et_alloc_fail_after(n): the nth allocation from now (1-based) and all after it fail;
+ * n < 0 turns failing off.
+ */
+void *et_malloc(size_t n);
+void *et_calloc(size_t count, size_t size);
+void *et_realloc(void *p, size_t n);
+void et_free(void *p);
+char *et_strdup(const char *s);
+char *et_strndup(const char *s, size_t n);
+void et_alloc_fail_after(long n);
+
+/*
+ * Growable byte buffer with a hard cap. Appends that would pass `max` fail with ET_ETOOBIG
+ * and leave the buffer unchanged. data is NUL-terminated after every successful append
+ * (the NUL is not counted in len), so text can be used as a C string.
+ * Keep no raw pointer into data across an append: it may move.
+ */
+struct et_buf {
+    uint8_t *data;
+    size_t len;
+    size_t cap;
+    size_t max; /* 0 means SIZE_MAX / 2 */
+};
+
+void et_buf_init(struct et_buf *b, size_t max);
+int et_buf_reserve(struct et_buf *b, size_t extra);
+int et_buf_append(struct et_buf *b, const void *p, size_t n);
+int et_buf_putc(struct et_buf *b, int c);
+int et_buf_puts(struct et_buf *b, const char *s);
+int et_buf_printf(struct et_buf *b, const char *fmt, ...) ET_PRINTF(2, 3);
+int et_buf_vprintf(struct et_buf *b, const char *fmt, va_list ap);
+/* Removes the first n bytes (n <= len). */
+void et_buf_consume(struct et_buf *b, size_t n);
+/* Keeps the memory, sets len to 0. */
+void et_buf_reset(struct et_buf *b);
+void et_buf_free(struct et_buf *b);
+/* Hands the data to the caller (free with et_free) and resets the buffer to empty. */
+uint8_t *et_buf_detach(struct et_buf *b, size_t *len);
+
+/* Escaping helpers that append to a buffer. */
+int et_buf_put_xml_escaped(struct et_buf *b, const char *s, size_t n);  /* &<>"' and controls */
+int et_buf_put_json_string(struct et_buf *b, const char *s, size_t n);  /* with quotes */
+int et_buf_put_hex(struct et_buf *b, const uint8_t *p, size_t n);
+
+/* Base64 (RFC 4648, standard alphabet, padding). */
+size_t et_base64_encoded_len(size_t n);
+int et_base64_encode(struct et_buf *out, const uint8_t *p, size_t n);
+/* Decodes; accepts missing padding and (when lenient) skips whitespace. URL-safe '-' '_' are
+ * accepted too. Returns ET_EPARSE with the offset in e on an invalid character. */
+int et_base64_decode(struct et_buf *out, const char *s, size_t n, struct et_error *e);
+
+/* Validates UTF-8 (no overlongs, no surrogates, max U+10FFFF). Returns 1 when valid. */
+int et_utf8_valid(const uint8_t *p, size_t n);
+
+/* Case-insensitive ASCII comparisons. */
+int et_strcaseeq(const char *a, const char *b);
+int et_strncaseeq(const char *a, const char *b, size_t n);
+
+/* Time: microseconds since the Unix epoch (UTC). */
+int64_t et_now_us(void);
+/* "2024-05-01T12:34:56.789Z" (milliseconds); out needs 32 bytes. us <= 0 gives "-". */
+const char *et_time_iso8601(int64_t us, char *out, size_t outlen);
+/* Parses ISO 8601 / RFC 3339 date-times ("2024-05-01T12:34:56.123+02:00", "...Z",
+ * "2024-05-01 12:34:56" taken as UTC). Returns 0 and sets *us, or ET_EPARSE. */
+int et_time_parse_iso8601(const char *s, int64_t *us);
+
+#define ET_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define ET_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define ET_MAX(a, b) ((a) > (b) ? (a) : (b))
+
+#ifdef __cplusplus
+}
+#endif
+#endif

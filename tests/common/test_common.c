@@ -1,0 +1,180 @@
+/* Tests of the common layer: buffers, arena, base64, UTF-8, time, exchange model. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "eastrace/arena.h"
+#include "eastrace/common.h"
+#include "eastrace/exchange.h"
+
+#include <string.h>
+
+static void test_buf_append_respects_cap(void **state)
+{
+    struct et_buf b;
+    (void)state;
+    et_buf_init(&b, 8);
+    assert_int_equal(et_buf_append(&b, "abcd", 4), 0);
+    assert_int_equal(et_buf_append(&b, "efgh", 4), 0);
+    assert_int_equal(et_buf_append(&b, "i", 1), ET_ETOOBIG);
+    assert_int_equal(b.len, 8);
+    assert_string_equal((char *)b.data, "abcdefgh");
+    et_buf_consume(&b, 3);
+    assert_string_equal((char *)b.data, "defgh");
+    et_buf_free(&b);
+}
+
+static void test_buf_printf_long_output(void **state)
+{
+    struct et_buf b;
+    char big[1000];
+    (void)state;
+    memset(big, 'x', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    et_buf_init(&b, 0);
+    assert_int_equal(et_buf_printf(&b, "<%s>%d", big, 42), 0);
+    assert_int_equal(b.len, 999 + 4);
+    assert_memory_equal(b.data + 1000, ">42", 3);
+    et_buf_free(&b);
+}
+
+static void test_buf_escapes(void **state)
+{
+    struct et_buf b;
+    (void)state;
+    et_buf_init(&b, 0);
+    assert_int_equal(et_buf_put_xml_escaped(&b, "a<b>&\"c'\x01", 9), 0);
+    assert_string_equal((char *)b.data, "a&lt;b&gt;&amp;&quot;c&apos;\\x01");
+    et_buf_reset(&b);
+    assert_int_equal(et_buf_put_json_string(&b, "q\"\\\n\x02\xc3\xa9", 7), 0);
+    assert_string_equal((char *)b.data, "\"q\\\"\\\\\\n\\u0002\xc3\xa9\"");
+    et_buf_free(&b);
+}
+
+static void test_base64_roundtrip_and_errors(void **state)
+{
+    struct et_buf b, d;
+    struct et_error e;
+    const char *vec[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+    const char *enc[] = {"", "Zg==", "Zm8=", "Zm9v", "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+    (void)state;
+    for (size_t i = 0; i < ET_ARRAY_SIZE(vec); i++) {
+        et_buf_init(&b, 0);
+        et_buf_init(&d, 0);
+        et_error_clear(&e);
+        assert_int_equal(et_base64_encode(&b, (const uint8_t *)vec[i], strlen(vec[i])), 0);
+        assert_string_equal(b.len ? (char *)b.data : "", enc[i]);
+        assert_int_equal(et_base64_decode(&d, enc[i], strlen(enc[i]), &e), 0);
+        assert_int_equal(d.len, strlen(vec[i]));
+        assert_memory_equal(d.data, vec[i], d.len);
+        et_buf_free(&b);
+        et_buf_free(&d);
+    }
+    et_buf_init(&d, 0);
+    et_error_clear(&e);
+    assert_int_equal(et_base64_decode(&d, "Zm9v!", 5, &e), ET_EPARSE);
+    assert_true(e.has_offset);
+    assert_int_equal(e.offset, 4);
+    et_buf_free(&d);
+}
+
+static void test_utf8_validation(void **state)
+{
+    (void)state;
+    assert_true(et_utf8_valid((const uint8_t *)"h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15));
+    assert_false(et_utf8_valid((const uint8_t *)"\xc0\xaf", 2));     /* overlong */
+    assert_false(et_utf8_valid((const uint8_t *)"\xed\xa0\x80", 3)); /* surrogate */
+    assert_false(et_utf8_valid((const uint8_t *)"\xe2\x82", 2));     /* truncated */
+    assert_false(et_utf8_valid((const uint8_t *)"\xff", 1));
+}
+
+static void test_time_format_and_parse(void **state)
+{
+    char out[32];
+    int64_t us;
+    (void)state;
+    assert_int_equal(et_time_parse_iso8601("2024-02-29T23:59:58.250Z", &us), 0);
+    assert_string_equal(et_time_iso8601(us, out, sizeof(out)), "2024-02-29T23:59:58.250Z");
+    assert_int_equal(et_time_parse_iso8601("2024-03-01T01:59:58.250+02:00", &us), 0);
+    assert_string_equal(et_time_iso8601(us, out, sizeof(out)), "2024-02-29T23:59:58.250Z");
+    assert_int_equal(et_time_parse_iso8601("1970-01-01 00:00:01", &us), 0);
+    assert_int_equal(us, 1000000);
+    assert_int_equal(et_time_parse_iso8601("2024-13-01T00:00:00Z", &us), ET_EPARSE);
+    assert_int_equal(et_time_parse_iso8601("2024-01-01T00:00:00Zjunk", &us), ET_EPARSE);
+}
+
+static void test_arena_many_allocations_and_large(void **state)
+{
+    struct et_arena *a = et_arena_new(256);
+    (void)state;
+    assert_non_null(a);
+    for (int i = 0; i < 1000; i++) {
+        char *s = et_arena_printf(a, "item-%d", i);
+        assert_non_null(s);
+        assert_true(((uintptr_t)s & 15) == 0);
+    }
+    unsigned char *big = et_arena_alloc(a, 100000);
+    assert_non_null(big);
+    assert_int_equal(big[99999], 0);
+    assert_true(et_arena_used(a) >= 100000);
+    et_arena_reset(a);
+    assert_int_equal(et_arena_used(a), 0);
+    assert_non_null(et_arena_strdup(a, "after reset"));
+    et_arena_free(a);
+    et_arena_free(NULL);
+}
+
+static void test_exchange_headers_and_failure(void **state)
+{
+    struct et_exchange *x = et_exchange_new();
+    (void)state;
+    assert_non_null(x);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(et_headers_add(&x->req.headers, x->arena, "X-N", 3, " v ", 3), 0);
+    assert_int_equal(et_headers_add(&x->req.headers, x->arena, "Content-Type", 12,
+                                    "application/vnd.ms-sync.wbxml", 29), 0);
+    assert_string_equal(et_headers_get(&x->req.headers, "content-type"),
+                        "application/vnd.ms-sync.wbxml");
+    assert_string_equal(x->req.headers.v[0].value, "v");
+    assert_null(et_headers_get(&x->req.headers, "Missing"));
+    et_exchange_fail(x, ET_ECERT, ET_STAGE_UPSTREAM_TLS, "certificate for %s expired", "cas");
+    et_exchange_fail(x, ET_EIO, ET_STAGE_RESPONSE, "second failure is ignored");
+    assert_int_equal(x->err.code, ET_ECERT);
+    assert_string_equal(x->err.message, "certificate for cas expired");
+    assert_string_equal(et_stage_name(x->err.stage), "upstream-tls");
+    x->t.req_begin = 1000;
+    x->t.resp_end = 251000;
+    assert_int_equal(et_exchange_duration_us(x), 250000);
+    et_exchange_free(x);
+}
+
+static void test_alloc_failure_injection(void **state)
+{
+    struct et_buf b;
+    (void)state;
+    et_buf_init(&b, 0);
+    et_alloc_fail_after(1);
+    assert_int_equal(et_buf_append(&b, "x", 1), ET_ENOMEM);
+    et_alloc_fail_after(-1);
+    assert_int_equal(et_buf_append(&b, "x", 1), 0);
+    et_buf_free(&b);
+    assert_null(b.data);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_append_respects_cap),
+        cmocka_unit_test(test_buf_printf_long_output),
+        cmocka_unit_test(test_buf_escapes),
+        cmocka_unit_test(test_base64_roundtrip_and_errors),
+        cmocka_unit_test(test_utf8_validation),
+        cmocka_unit_test(test_time_format_and_parse),
+        cmocka_unit_test(test_arena_many_allocations_and_large),
+        cmocka_unit_test(test_exchange_headers_and_failure),
+        cmocka_unit_test(test_alloc_failure_injection),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

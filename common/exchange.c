@@ -6,7 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *et_source_name(enum et_source s)
+const char *et_source_name(enum et_source_kind s)
 {
     switch (s) {
     case ET_SRC_PROXY: return "proxy";

@@ -23,7 +23,7 @@ extern "C" {
 #endif
 
 /* Where an exchange came from. */
-enum et_source {
+enum et_source_kind {
     ET_SRC_UNKNOWN = 0,  /* not set */
     ET_SRC_PROXY = 1,    /* recorded live by eastrace proxy */
     ET_SRC_CAPTURE = 2,  /* read back from an eastrace capture file */
@@ -34,7 +34,7 @@ enum et_source {
     ET_SRC_PROBE = 7,    /* made by eastrace probe */
     ET_SRC_RAW = 8       /* raw HTTP bytes given to eastrace decode */
 };
-const char *et_source_name(enum et_source s);
+const char *et_source_name(enum et_source_kind s);
 
 /* Which step an exchange failed at, when it failed. */
 enum et_stage {
@@ -124,7 +124,7 @@ struct et_exchange_error {
 
 struct et_exchange {
     uint64_t id;              /* position in its source, from 1 */
-    enum et_source source;
+    enum et_source_kind source;
     const char *source_name;  /* file it came from, "proxy", ...; may be NULL */
     struct et_timings t;
     const char *client_addr;  /* "192.0.2.7:51234" or "[2001:db8::1]:443"; may be NULL */

@@ -1,0 +1,110 @@
+/*
+ * eastrace live capture proxy: an explicit HTTP/1.1 proxy (absolute-form requests and
+ * CONNECT) that intercepts TLS with per-host leaf certificates from certs/, forwards to the
+ * real server with certificate checks, holds EAS long polls, and hands every finished or
+ * failed exchange to a callback. One libuv loop, one thread; see docs/proxy.md.
+ *
+ * The types are opaque: no libuv or OpenSSL header leaks out of this one.
+ */
+#ifndef ET_PROXY_PROXY_H
+#define ET_PROXY_PROXY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eastrace/common.h"
+#include "eastrace/exchange.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct et_proxy;
+struct et_certs;
+
+/* Which deadline a timeout value belongs to (for et_proxy_opts.timeout_hook). */
+enum et_proxy_timer {
+    ET_PROXY_T_IDLE = 0,      /* keep-alive connection with no request in progress */
+    ET_PROXY_T_HEADER = 1,    /* whole request header section / client TLS handshake */
+    ET_PROXY_T_CONNECT = 2,   /* upstream DNS + TCP connect + TLS handshake */
+    ET_PROXY_T_LONGPOLL = 3   /* request outstanding (or tunnel) with no progress */
+};
+
+/*
+ * Called on the loop thread for every finished or failed exchange (and every tunnel).
+ * Takes ownership of x: free it with et_exchange_free(), now or later.
+ */
+typedef void (*et_proxy_exchange_cb)(struct et_exchange *x, void *ud);
+
+/*
+ * Replaces a configured timeout (milliseconds) just before it is armed; tests use it to scale
+ * time so a held long poll does not take an hour. Returns the value to use.
+ */
+typedef uint64_t (*et_proxy_timeout_cb)(enum et_proxy_timer which, uint64_t ms, void *ud);
+
+struct et_proxy_opts {
+    const char *listen_addr;   /* IPv4/IPv6 literal; NULL: "127.0.0.1" */
+    int listen_port;           /* 0 picks a free port (see et_proxy_port); -1: 8888 */
+    /* Client CIDRs allowed besides the listening interface's own subnets ("10.0.0.0/8"). */
+    const char *const *allow;
+    size_t n_allow;
+    /* Targets allowed although they are loopback/link-local/unspecified/our own address:
+     * host names (exact, case-insensitive), IP literals or CIDRs. */
+    const char *const *allow_target;
+    size_t n_allow_target;
+    /* Glob patterns on the CONNECT host ("*.contoso.com"); none: intercept every host. */
+    const char *const *intercept;
+    size_t n_intercept;
+    /* Hosts whose upstream certificate is not verified (every such exchange has
+     * tls.insecure = 1). */
+    const char *const *insecure_upstream;
+    size_t n_insecure_upstream;
+    const char *upstream_ca_file; /* PEM bundle for upstream checks; NULL: system store */
+    size_t body_cap;              /* bytes of each body recorded; 0: 1 MiB */
+    uint64_t idle_timeout_ms;     /* 0: 120 s */
+    uint64_t header_timeout_ms;   /* 0: 30 s */
+    uint64_t connect_timeout_ms;  /* 0: 30 s */
+    uint64_t longpoll_timeout_ms; /* 0: 3660 s; values below 3660 s are raised to it */
+    struct et_certs *certs;       /* borrowed; NULL: CONNECT is tunnelled, never intercepted */
+    et_proxy_exchange_cb on_exchange; /* may be NULL (exchanges are then freed) */
+    void *ud;
+    et_proxy_timeout_cb timeout_hook; /* may be NULL */
+    void *timeout_ud;
+};
+
+struct et_proxy_stats {
+    uint64_t connections;       /* client connections accepted */
+    uint64_t active;            /* client connections open now */
+    uint64_t exchanges;         /* exchanges handed to on_exchange */
+    uint64_t errors;            /* of those, with err.code != 0 */
+    uint64_t tunnels;           /* CONNECTs relayed without interception */
+    uint64_t denied;            /* clients or targets refused by policy */
+};
+
+/*
+ * Creates the proxy and binds its listening socket (so a port-0 listener has its port at
+ * once). Borrows o and the strings and certs it points to until et_proxy_free(). Returns 0,
+ * or ET_EINVAL (bad option, e is set), ET_EIO (bind/listen failed), ET_ETLS, ET_ENOMEM.
+ */
+int et_proxy_new(const struct et_proxy_opts *o, struct et_proxy **out, struct et_error *e);
+
+/* Port actually bound (useful after listen_port = 0). */
+int et_proxy_port(const struct et_proxy *p);
+
+/* Runs the loop on the calling thread until et_proxy_stop(). Returns 0 or ET_EIO. */
+int et_proxy_run(struct et_proxy *p);
+
+/* Asks a running proxy to stop: closes every connection and makes et_proxy_run() return.
+ * Safe from any thread and from a signal handler (uv_async_send). */
+void et_proxy_stop(struct et_proxy *p);
+
+/* Counters; safe on the loop thread, approximate from another thread. */
+void et_proxy_get_stats(const struct et_proxy *p, struct et_proxy_stats *out);
+
+/* Frees a proxy that is not running. NULL does nothing. */
+void et_proxy_free(struct et_proxy *p);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

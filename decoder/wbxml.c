@@ -145,7 +145,12 @@ static struct et_wbxml_node *new_node(struct et_wbxml_decoder *d, enum et_wbxml_
     n->type = t;
     n->offset = off;
     n->parent = d->cur;
-    if (d->cur != NULL) {
+    if (d->cur == NULL && t == ET_WBXML_ELEMENT) {
+        /* Top level: the root, or a sibling of it in a headerless fragment. */
+        if (d->last_top != NULL)
+            d->last_top->next = n;
+        d->last_top = n;
+    } else if (d->cur != NULL) {
         if (d->cur->last_child == NULL)
             d->cur->first_child = n;
         else
@@ -304,7 +309,7 @@ static int close_element(struct et_wbxml_decoder *d, uint64_t off)
         return fail(d, ET_ENOMEM, off, "out of memory");
     d->cur = el->parent;
     d->depth--;
-    if (d->depth == 0)
+    if (d->depth == 0 && !d->doc->fragment)
         d->state = ST_DONE;
     return 0;
 }
@@ -484,7 +489,7 @@ static int parse_body(struct et_wbxml_decoder *d, const uint8_t *b, size_t len, 
                           d->page);
                 goto out;
             }
-            if (d->depth == 0 && doc->root != NULL) {
+            if (d->depth == 0 && doc->root != NULL && !doc->fragment) {
                 rc = fail(d, ET_EPARSE, off, "second root element");
                 goto out;
             }
@@ -511,7 +516,7 @@ static int parse_body(struct et_wbxml_decoder *d, const uint8_t *b, size_t len, 
                 el->has_content = 1;
                 d->cur = el;
                 d->depth++;
-            } else if (d->depth == 0) {
+            } else if (d->depth == 0 && !doc->fragment) {
                 d->state = ST_DONE;
             }
             break;
@@ -656,7 +661,8 @@ int et_wbxml_finish(struct et_wbxml_decoder *d, struct et_wbxml_doc **doc)
     } else if (d->state == ST_HEADER) {
         rc = fail(d, ET_ETRUNC, d->base,
                   d->pending.len ? "input ended inside the WBXML header" : "empty input");
-    } else if (d->state == ST_BODY) {
+    } else if (d->state == ST_BODY && !(dd->fragment && d->depth == 0 && dd->root != NULL &&
+                                          d->pending.len == 0)) {
         if (dd->root == NULL)
             rc = fail(d, ET_ETRUNC, d->base + d->pending.len,
                       "input ended before the root element");
@@ -717,8 +723,10 @@ int et_wbxml_decode(const uint8_t *bytes, size_t len, const struct et_wbxml_opts
             rc = parse(&d, copy, len, &pos, 0);
             d.base = pos;
             d.doc->consumed = pos;
-            if (rc == STEP_MORE)
-                d.base = len; /* finish reports where the input ended */
+            /* A cut token goes to pending, so finish sees and reports it. */
+            if (rc == STEP_MORE && pos < len &&
+                et_buf_append(&d.pending, copy + pos, len - pos) != 0)
+                fail(&d, ET_ENOMEM, pos, "out of memory");
         }
     }
     rc = et_wbxml_finish(&d, doc);

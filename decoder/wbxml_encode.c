@@ -128,7 +128,8 @@ int et_wbxml_encode_doc(const struct et_wbxml_doc *doc, struct et_buf *out)
 enum pend_kind {
     PEND_TEXT = 0,       /* plain text: STR_I */
     PEND_B64_OPAQUE = 1, /* after <!-- opaque N bytes, base64 --> */
-    PEND_B64_STRING = 2  /* after <!-- string N bytes, base64 --> */
+    PEND_B64_STRING = 2, /* after <!-- string N bytes, base64 --> */
+    PEND_CDATA = 3       /* CDATA sections: adjacent ones form one OPAQUE */
 };
 
 struct binding {
@@ -170,6 +171,8 @@ struct xenc {
     unsigned version, charset;
     uint32_t publicid;
     int seen_root;
+    int in_wrapper;            /* inside <fragment> holding several top-level elements */
+    struct et_slice wrapper;   /* its qname */
 };
 
 static struct et_buf *cur_buf(struct xenc *e)
@@ -234,7 +237,10 @@ static int flush_text(struct xenc *e, int before_child, size_t off)
         return efail(e, ET_EPARSE, off, "text outside the root element");
     }
     mark_content(e);
-    if (e->pend_kind == PEND_TEXT) {
+    if (e->pend_kind == PEND_CDATA) {
+        if ((rc = et_buf_putc(b, 0xC3)) == 0 && (rc = put_mb(b, (uint32_t)e->pend.len)) == 0)
+            rc = et_buf_append(b, e->pend.data, e->pend.len);
+    } else if (e->pend_kind == PEND_TEXT) {
         if (memchr(e->pend.data, 0, e->pend.len) != NULL) {
             rc = efail(e, ET_EPARSE, off, "text holds a NUL character (not possible in STR_I)");
         } else if ((rc = et_buf_putc(b, 0x03)) == 0 &&
@@ -319,6 +325,33 @@ static int attr_hex(const struct et__xml_ev *ev, const char *name, unsigned *out
     return -1;
 }
 
+/*
+ * Names other tools write for EAS tags (libwbxml's test files among them): an older name of
+ * the same token, or a different letter case ("MIME" for ComposeMail:Mime).
+ */
+static const struct {
+    uint8_t page, token;
+    const char *name;
+} aliases[] = {
+    {14, 0x10, "DeviceEncryptionEnabled"}, /* MS-ASPROV 12.x name of token 0x10 */
+};
+
+static int alias_token(unsigned page, struct et_slice local)
+{
+    size_t i;
+    for (i = 0; i < ET_ARRAY_SIZE(aliases); i++)
+        if (aliases[i].page == page && strlen(aliases[i].name) == local.len &&
+            memcmp(aliases[i].name, local.ptr, local.len) == 0)
+            return aliases[i].token;
+    for (i = 0x05; i <= 0x3F; i++) {
+        const char *n = et_wbxml_tag_name(page, (unsigned)i);
+        if (n != NULL && strlen(n) == local.len &&
+            et_strncaseeq(n, (const char *)local.ptr, local.len))
+            return (int)i;
+    }
+    return -1;
+}
+
 static int on_start(struct xenc *e, const struct et__xml_ev *ev)
 {
     size_t i;
@@ -330,7 +363,7 @@ static int on_start(struct xenc *e, const struct et__xml_ev *ev)
 
     if ((rc = flush_text(e, 1, ev->offset)) != 0)
         return rc;
-    if (e->depth == 0 && e->seen_root && !e->nested_next)
+    if (e->depth == 0 && e->seen_root && !e->nested_next && !e->in_wrapper)
         return efail(e, ET_EPARSE, ev->offset, "second root element");
     if (e->depth >= MAX_DEPTH)
         return efail(e, ET_ETOOBIG, ev->offset, "elements nested deeper than %d", MAX_DEPTH);
@@ -350,6 +383,23 @@ static int on_start(struct xenc *e, const struct et__xml_ev *ev)
         bd->page = et_wbxml_page_by_name((const char *)a->value.ptr, a->value.len);
         bd->depth = e->depth + 1;
     }
+    if (e->depth == 0 && !e->seen_root && !e->in_wrapper && ev->name.len >= 8 &&
+        memcmp(ev->name.ptr + ev->name.len - 8, "fragment", 8) == 0) {
+        for (i = 0; i < ev->nattrs; i++) {
+            const struct et__xml_attr *a = &ev->attrs[i];
+            if (a->value.len == strlen(ET__WBXML_FRAGMENT_NS) &&
+                memcmp(a->value.ptr, ET__WBXML_FRAGMENT_NS, a->value.len) == 0) {
+                unsigned k;
+                /* Its declarations live as long as the wrapper. */
+                for (k = nb0; k < e->nb; k++)
+                    e->b[k].depth = 0;
+                e->in_wrapper = 1;
+                e->fragment = 1;
+                e->wrapper = ev->name;
+                return 0;
+            }
+        }
+    }
     pg = resolve(e, ev->name, &local);
     if (local.len == 7 && memcmp(local.ptr, "unknown", 7) == 0 &&
         attr_hex(ev, "page", &page) == 0 && attr_hex(ev, "token", &token) == 0) {
@@ -360,6 +410,8 @@ static int on_start(struct xenc *e, const struct et__xml_ev *ev)
             return efail(e, ET_ENOTFOUND, ev->offset, "element <%.*s> is in no EAS namespace",
                          (int)ev->name.len, (const char *)ev->name.ptr);
         tk = et_wbxml_token_by_name((unsigned)pg, (const char *)local.ptr, local.len);
+        if (tk < 0)
+            tk = alias_token((unsigned)pg, local);
         if (tk < 0)
             return efail(e, ET_ENOTFOUND, ev->offset, "no token for %s:%.*s",
                          et_wbxml_page_name((unsigned)pg), (int)local.len,
@@ -376,6 +428,8 @@ static int on_start(struct xenc *e, const struct et__xml_ev *ev)
     f->qname = ev->name;
     if (e->depth == 0 && !e->seen_root) {
         e->seen_root = 1;
+        if (e->in_wrapper)
+            e->fragment = 1;
         if ((rc = write_header(e, e->out, e->fragment)) != 0)
             return rc;
     }
@@ -404,7 +458,6 @@ static int on_start(struct xenc *e, const struct et__xml_ev *ev)
     e->depth++;
     if (ev->empty)
         f->content = -1; /* <a/>: no content bit, no END */
-    (void)nb0;
     return 0;
 }
 
@@ -412,6 +465,11 @@ static int on_end(struct xenc *e, const struct et__xml_ev *ev)
 {
     struct frame *f;
     int rc;
+    if (e->depth == 0 && e->in_wrapper && ev->name.len == e->wrapper.len &&
+        memcmp(ev->name.ptr, e->wrapper.ptr, ev->name.len) == 0) {
+        e->in_wrapper = 0;
+        return 0;
+    }
     if (e->depth == 0)
         return efail(e, ET_EPARSE, ev->offset, "end tag </%.*s> with no open element",
                      (int)ev->name.len, (const char *)ev->name.ptr);
@@ -459,7 +517,8 @@ static int on_comment(struct xenc *e, const struct et__xml_ev *ev)
     memcpy(t, ev->text.ptr, n);
     t[n] = '\0';
     if (sscanf(t, " opaque %lu bytes, %15s", &len, kind) == 2) {
-        if ((rc = flush_text(e, 0, ev->offset)) != 0)
+        /* Before a nested document, whitespace is indentation. */
+        if ((rc = flush_text(e, strcmp(kind, "WBXML") == 0, ev->offset)) != 0)
             return rc;
         if (strcmp(kind, "base64") == 0) {
             e->pend_kind = PEND_B64_OPAQUE;
@@ -494,6 +553,9 @@ static void on_pi(struct xenc *e, const struct et__xml_ev *ev)
         e->version = (unsigned)strtoul(p + 9, NULL, 0) & 0xFFu;
     if ((p = strstr(t, "publicid=\"")) != NULL)
         e->publicid = (uint32_t)strtoul(p + 10, NULL, 0);
+    /* A string public id needs the string table, which the XML does not carry. */
+    if (e->publicid == 0)
+        e->publicid = 1;
     if ((p = strstr(t, "charset=\"")) != NULL)
         e->charset = (unsigned)strtoul(p + 9, NULL, 0);
 }
@@ -531,6 +593,8 @@ int et_wbxml_encode(const char *xml, size_t len, struct et_buf *out, struct et_e
                 rc = efail(e, ET_EPARSE, ev.offset, "text outside the root element");
                 break;
             }
+            if (e->pend_kind == PEND_CDATA && (rc = flush_text(e, 0, ev.offset)) != 0)
+                break;
             if (e->depth > 0) {
                 rc = et_buf_append(&e->pend, ev.text.ptr, ev.text.len);
                 e->pend_any = 1;
@@ -541,14 +605,11 @@ int et_wbxml_encode(const char *xml, size_t len, struct et_buf *out, struct et_e
                 rc = efail(e, ET_EPARSE, ev.offset, "CDATA outside the root element");
                 break;
             }
-            if ((rc = flush_text(e, 0, ev.offset)) != 0)
+            if (e->pend_kind != PEND_CDATA && (rc = flush_text(e, 0, ev.offset)) != 0)
                 break;
-            mark_content(e);
-            rc = et_buf_putc(cur_buf(e), 0xC3);
-            if (rc == 0)
-                rc = put_mb(cur_buf(e), (uint32_t)ev.text.len);
-            if (rc == 0)
-                rc = et_buf_append(cur_buf(e), ev.text.ptr, ev.text.len);
+            e->pend_kind = PEND_CDATA;
+            e->pend_any = 1;
+            rc = et_buf_append(&e->pend, ev.text.ptr, ev.text.len);
             break;
         case ET__XML_COMMENT:
             rc = on_comment(e, &ev);

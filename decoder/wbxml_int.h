@@ -9,6 +9,9 @@
 int et__wbxml_init_in(struct et_wbxml_decoder *d, const struct et_wbxml_opts *opts,
                       struct et_arena *arena, unsigned nest);
 
+/* Namespace of the wrapper element of multi-element fragments. */
+#define ET__WBXML_FRAGMENT_NS "urn:eastrace:wbxml-fragment"
+
 /* Lower-case namespace prefix of a page ("airsyncbase"), NULL beyond page 25. */
 const char *et__wbxml_prefix(unsigned page);
 /* 1 when bytes can be XML character data (valid UTF-8, no C0 controls but TAB LF CR). */

@@ -235,7 +235,7 @@ static void render_el(struct rctx *c, const struct et_wbxml_node *n, unsigned de
     put_indent(c, depth);
     PUTS(c, "<");
     put_name(c, n);
-    if (n->parent == NULL) {
+    if (n->parent == NULL && c->root_page != 0xFFFF) {
         /* The root declares every namespace the document uses. */
         unsigned p;
         if (n->page < ET_WBXML_PAGES) {
@@ -294,7 +294,32 @@ static void render_doc(struct rctx *c, const struct et_wbxml_doc *doc, unsigned 
     c->root_name = doc->root->name;
     c->root_page = doc->root->page;
     c->ns_used = doc->pages_used;
-    render_el(c, doc->root, depth);
+    if (doc->root->next != NULL) {
+        /* A headerless fragment with several top-level elements: one wrapper element keeps
+         * the XML well-formed; every EAS element gets a prefix. */
+        const struct et_wbxml_node *k;
+        unsigned p;
+        c->root_page = 0xFFFF;
+        c->root_name = NULL;
+        put_indent(c, depth);
+        PUTS(c, "<fragment xmlns=\"" ET__WBXML_FRAGMENT_NS "\"");
+        for (p = 0; p < ET_WBXML_PAGES; p++) {
+            if (!(c->ns_used & (1u << p)))
+                continue;
+            PUTS(c, " xmlns:");
+            PUTS(c, prefixes[p]);
+            PUTS(c, "=\"");
+            PUTS(c, et_wbxml_page_name(p));
+            PUTS(c, ":\"");
+        }
+        PUTS(c, ">");
+        for (k = doc->root; k != NULL && c->rc == 0; k = k->next)
+            render_el(c, k, depth + 1);
+        put_indent(c, depth);
+        PUTS(c, "</fragment>");
+    } else {
+        render_el(c, doc->root, depth);
+    }
     c->root_name = saved_name;
     c->root_page = saved_page;
     c->ns_used = saved_ns;
@@ -447,6 +472,17 @@ static void json_doc(struct rctx *c, const struct et_wbxml_doc *doc)
         json_node(c, doc->root);
     else
         PUTS(c, "null");
+    if (doc->root != NULL && doc->root->next != NULL) {
+        /* Further top-level elements of a headerless fragment. */
+        const struct et_wbxml_node *sib;
+        PUTS(c, ",\"siblings\":[");
+        for (sib = doc->root->next; sib != NULL && c->rc == 0; sib = sib->next) {
+            json_node(c, sib);
+            if (sib->next != NULL)
+                PUTS(c, ",");
+        }
+        PUTS(c, "]");
+    }
     c->root_name = saved;
     if (doc->err.code != 0) {
         k = snprintf(t, sizeof(t), ",\"error\":{\"code\":%d,\"name\":", doc->err.code);

@@ -88,7 +88,8 @@ struct et_wbxml_doc {
     uint8_t fragment;       /* the input had no header (a bare body) */
     const uint8_t *strtbl;  /* string table (may be NULL) */
     size_t strtbl_len;
-    struct et_wbxml_node *root; /* first element; NULL when none was decoded */
+    struct et_wbxml_node *root; /* first element; NULL when none was decoded. A headerless
+                                   fragment may hold several top-level elements: root->next */
     uint32_t pages_used;    /* bit p set when page p < 32 occurs (namespace declarations) */
     size_t nodes;           /* node count */
     size_t consumed;        /* input bytes consumed */
@@ -122,6 +123,7 @@ struct et_wbxml_decoder {
     unsigned nest;            /* nesting level of this document (0 = outermost) */
     struct et_wbxml_node *cur; /* innermost open element, NULL at top level */
     struct et_arena *arena;    /* the document's arena (shared by nested documents) */
+    struct et_wbxml_node *last_top; /* last top-level element */
 };
 
 /*

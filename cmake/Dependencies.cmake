@@ -23,3 +23,4 @@ set_target_properties(et_llhttp PROPERTIES POSITION_INDEPENDENT_CODE ON)
 
 # libwbxml is a test oracle and a benchmark peer only, never linked into eastrace itself.
 pkg_check_modules(LIBWBXML IMPORTED_TARGET libwbxml2)
+pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)

@@ -277,7 +277,7 @@ static int add_ext(X509 *x, X509 *issuer, int nid, const char *value)
 /* A new self-signed CA for this install: CN "eastrace CA (<host> <date>)", 10 years. */
 static int make_ca(struct et_certs *c, enum et_certs_key_type type, struct et_error *e)
 {
-    char host[40] = "localhost", cn[64], date[16];
+    char host[40] = "localhost", cn[80], date[16];
     time_t now = time(NULL);
     struct tm tm;
     X509_NAME *name;
@@ -289,7 +289,8 @@ static int make_ca(struct et_certs *c, enum et_certs_key_type type, struct et_er
     host[sizeof(host) - 1] = '\0';
     gmtime_r(&now, &tm);
     strftime(date, sizeof(date), "%Y-%m-%d", &tm);
-    snprintf(cn, sizeof(cn), "eastrace CA (%s %s)", host, date);
+    /* At most 64 characters, the X.520 limit of a CN. */
+    snprintf(cn, sizeof(cn), "eastrace CA (%.39s %.10s)", host, date);
 
     if ((key = et__certs_keygen(type)) == NULL)
         goto fail;

@@ -18,6 +18,7 @@ enum et_exit {
 typedef int (*et_cmd_fn)(int argc, char **argv);
 
 int et_cmd_decode(int argc, char **argv);
+int et_cmd_ca(int argc, char **argv);
 
 /* Prints "eastrace: " + message to stderr. */
 void et_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -15,6 +15,7 @@ struct command {
 /* Subcommands in the order `eastrace --help` lists them. */
 static const struct command commands[] = {
     {"decode", et_cmd_decode, "decode WBXML bodies or raw HTTP messages to XML/JSON"},
+    {"ca", et_cmd_ca, "show the interception CA (path, fingerprint) and export it for phones"},
 };
 
 void et_cli_err(const char *fmt, ...)

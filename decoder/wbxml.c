@@ -524,6 +524,7 @@ static int parse_body(struct et_wbxml_decoder *d, const uint8_t *b, size_t len, 
         }
         i = j;
         d->need = 0;
+        rc = STEP_MORE;
         if (d->state == ST_DONE && i == len) {
             rc = STEP_OK;
             break;
@@ -615,6 +616,7 @@ int et_wbxml_feed(struct et_wbxml_decoder *d, const uint8_t **p, const uint8_t *
         *p = end;
         if (d->pending.len < d->need)
             return ET_EAGAIN;
+        d->need = 0; /* parse sets it again when the token is still cut */
         rc = parse(d, d->pending.data, d->pending.len, &pos, 1);
         d->base += pos;
         d->doc->consumed = (size_t)d->base;

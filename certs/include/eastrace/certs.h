@@ -57,7 +57,7 @@ struct et_certs_opts {
     const char *ca_cert_file, *ca_key_file;
     enum et_certs_key_type leaf_key;
     size_t cache_size;      /* LRU capacity in hosts; 0: 1024 */
-    unsigned validity_days; /* leaf validity, counted from one day ago; 0: 397; <= 397 */
+    unsigned validity_days; /* leaf validity from one day ago: 0 means 397, else 2..397 */
 };
 
 /*

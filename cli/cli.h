@@ -19,6 +19,8 @@ typedef int (*et_cmd_fn)(int argc, char **argv);
 
 int et_cmd_decode(int argc, char **argv);
 int et_cmd_ca(int argc, char **argv);
+int et_cmd_iis(int argc, char **argv);
+int et_cmd_mailboxlog(int argc, char **argv);
 
 /* Prints "eastrace: " + message to stderr. */
 void et_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -16,6 +16,8 @@ struct command {
 static const struct command commands[] = {
     {"decode", et_cmd_decode, "decode WBXML bodies or raw HTTP messages to XML/JSON"},
     {"ca", et_cmd_ca, "show the interception CA (path, fingerprint) and export it for phones"},
+    {"iis", et_cmd_iis, "reports over Exchange IIS logs (hits per device, errors, SyncKey 0, ...)"},
+    {"mailboxlog", et_cmd_mailboxlog, "read EAS mailbox logs (GetMailboxLog): entries, Ping report"},
 };
 
 void et_cli_err(const char *fmt, ...)

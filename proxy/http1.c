@@ -170,8 +170,10 @@ int et__head_scan(const uint8_t *p, size_t len, int is_request, struct et__head 
 {
     size_t line = 0, lineno = 0;
     int seen_te = 0;
+    /* The field array is filled as it goes; everything else starts clean. */
     memset(h, 0, offsetof(struct et__head, f));
     h->content_length = -1;
+    h->chunked = h->conn_close = h->conn_keep_alive = h->expect_continue = h->has_host = 0;
     for (size_t i = 0; i < len; i++) {
         uint8_t c = p[i];
         if (i >= ET__MAX_HEAD) {

@@ -145,7 +145,7 @@ struct conn {
     char *target_host;        /* current request's target */
     int target_port;
     unsigned target_tls : 1, req_is_head : 1, client_close : 1, resp_started : 1,
-        local : 1, up_ready : 1, resolved : 1, intercept : 1, need_100 : 1;
+        local : 1, up_ready : 1, resolved : 1, intercept : 1, tunnel : 1;
     int naddr;
     struct sockaddr_storage addrs[MAX_ADDRS];
     int addr_i;
@@ -1267,6 +1267,7 @@ static void up_ready(struct conn *c)
     c->up_ready = 1;
     if (c->mode == M_TUNNEL_WAIT) {
         c->mode = M_TUNNEL;
+        c->tunnel = 1;
         c->tun_begin = et_now_us();
         c->p->st.tunnels++;
         leg_write(&c->cl, "HTTP/1.1 200 Connection established\r\n\r\n", 39);
@@ -1865,7 +1866,7 @@ static void conn_close(struct conn *c)
     if (c->cl.closing)
         return;
     struct et_proxy *p = c->p;
-    if (c->mode == M_TUNNEL && c->x != NULL) {
+    if (c->tunnel && c->x != NULL) {
         struct et_exchange *x = c->x;
         record_upinfo(c);
         x->has_response = 1;

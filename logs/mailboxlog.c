@@ -40,18 +40,19 @@ static int is_dashes(const char *s, size_t n)
 
 static size_t trim_end(const char *s, size_t n)
 {
-    while (n > 0 && (s[n - 1] == '\r' || s[n - 1] == ' ' || s[n - 1] == '\t'))
+    while (n > 0 && (s[n - 1] == '\r' || s[n - 1] == '\n' || s[n - 1] == ' ' || s[n - 1] == '\t'))
         n--;
     return n;
 }
 
-/* "Name :" with Name of letters, digits and '_' and nothing after the colon. */
+/* "Name :" with Name of letters, digits, '_' and '.' (exception fields are named after the
+ * .NET exception type) and nothing after the colon. */
 static int field_header(const char *s, size_t n, size_t *nl)
 {
     size_t i = 0;
     n = trim_end(s, n);
     while (i < n && ((s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
-                     (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+                     (s[i] >= '0' && s[i] <= '9') || s[i] == '_' || s[i] == '.'))
         i++;
     if (i == 0 || i + 1 > n)
         return 0;

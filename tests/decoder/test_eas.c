@@ -541,6 +541,50 @@ static void test_eas_fixture_regressions(void **state)
     assert_true(n >= 4);
 }
 
+/* Fails each allocation in turn: every failure is ET_ENOMEM with a message, never a crash. */
+static void test_eas_alloc_failure_each_call(void **state)
+{
+    static const uint8_t q[] = {161, 2, 0x07, 0x04, 16, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                                13, 14, 15, 16, 4, 1, 0, 0, 0, 2, 'W', 'P', 1, 1, '5',
+                                7, 1, 3, 8, 1, 'u'};
+    const char *targets[2];
+    char b64[512];
+    (void)state;
+    snprintf(b64, sizeof(b64), "%s", b64_target(q, sizeof(q)));
+    targets[0] = b64;
+    targets[1] = "/Microsoft-Server-ActiveSync?Cmd=Sync&User=u&DeviceId=d&DeviceType=t&"
+                 "A=1&B=2&C=3&D=4&E=5&F=6&G=7&H=8&I=9&J=10";
+    for (int t = 0; t < 2; t++) {
+        int ok = 0, fails = 0;
+        for (long n = 1; n < 200 && !ok; n++) {
+            struct et_arena *a = et_arena_new(64);
+            struct et_eas_request r;
+            struct et_error e;
+            struct et_buf b;
+            int rc;
+            if (a == NULL)
+                continue;
+            et_error_clear(&e);
+            et_buf_init(&b, 0);
+            et_alloc_fail_after(n);
+            rc = et_eas_query_parse(targets[t], a, &r, &e);
+            if (rc == 0)
+                rc = et_eas_query_redact(targets[t], ET_EAS_REDACT_IDENTITY, &b);
+            et_alloc_fail_after(-1);
+            if (rc == 0) {
+                ok = 1;
+            } else {
+                assert_int_equal(rc, ET_ENOMEM);
+                fails++;
+            }
+            et_buf_free(&b);
+            et_arena_free(a);
+        }
+        assert_true(ok);
+        assert_true(fails > 0); /* the loop really hit failing allocations */
+    }
+}
+
 #define T(f) cmocka_unit_test_setup_teardown(f, setup_arena, teardown_arena)
 
 int main(void)
@@ -562,6 +606,7 @@ int main(void)
         T(test_eas_response_info_headers),
         T(test_eas_redaction),
         T(test_eas_fixture_regressions),
+        T(test_eas_alloc_failure_each_call),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -155,7 +155,14 @@ static int ensure_dir(struct et_certs *c, const char *dir, struct et_error *e)
         if (*s != '/')
             continue;
         *s = '\0';
-        if (mkdir(p, 0700) != 0 && errno != EEXIST) {
+        if (mkdir(p, 0700) == 0) {
+            /* A parent we create gets 0700 whatever the umask, or we could not enter it. */
+            if (chmod(p, 0700) != 0) {
+                et_error_set(e, ET_EIO, "cannot chmod %s: %s", p, strerror(errno));
+                rc = ET_EIO;
+                goto out;
+            }
+        } else if (errno != EEXIST) {
             et_error_set(e, ET_EIO, "cannot create %s: %s", p, strerror(errno));
             rc = ET_EIO;
             goto out;

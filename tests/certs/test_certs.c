@@ -366,8 +366,23 @@ static void test_ca_explicit_dir_created(void **state)
 
     snprintf(dir, sizeof(dir), "%s/given/deeper", f->tmp);
     o.dir = dir;
-    c = open_ok(&o);
+    {
+        /* Even a umask that takes the owner's bits away gives exactly 0700 / 0600. */
+        mode_t old = umask(0777);
+        c = open_ok(&o);
+        umask(old);
+    }
     assert_int_equal(mode_of(dir), 0700);
+    {
+        char parent[700];
+        snprintf(parent, sizeof(parent), "%s/given", f->tmp);
+        assert_int_equal(mode_of(parent), 0700);
+    }
+    {
+        char key[760];
+        snprintf(key, sizeof(key), "%s/%s", dir, ET_CERTS_CA_KEY_NAME);
+        assert_int_equal(mode_of(key), 0600);
+    }
     assert_non_null(strstr(et_certs_ca_path(c), "/given/deeper/ca.pem"));
     et_certs_free(c);
 }

@@ -18,6 +18,7 @@ enum et_exit {
 typedef int (*et_cmd_fn)(int argc, char **argv);
 
 int et_cmd_decode(int argc, char **argv);
+int et_cmd_proxy(int argc, char **argv);
 int et_cmd_ca(int argc, char **argv);
 int et_cmd_iis(int argc, char **argv);
 int et_cmd_mailboxlog(int argc, char **argv);

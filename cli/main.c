@@ -14,6 +14,7 @@ struct command {
 
 /* Subcommands in the order `eastrace --help` lists them. */
 static const struct command commands[] = {
+    {"proxy", et_cmd_proxy, "capture a phone's EAS traffic: intercepting HTTPS proxy"},
     {"decode", et_cmd_decode, "decode WBXML bodies or raw HTTP messages to XML/JSON"},
     {"ca", et_cmd_ca, "show the interception CA (path, fingerprint) and export it for phones"},
     {"iis", et_cmd_iis, "reports over Exchange IIS logs (hits per device, errors, SyncKey 0, ...)"},

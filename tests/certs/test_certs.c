@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -355,6 +356,49 @@ static void test_ca_reused_on_second_open(void **state)
     assert_string_equal(fa, fb);
     et_certs_free(a);
     et_certs_free(b);
+}
+
+static void test_concurrent_first_runs_agree_on_one_ca(void **state)
+{
+    struct fixture *f = *state;
+    struct et_certs_opts o = {0};
+    struct et_certs *c;
+    char fp[ET_CERTS_FINGERPRINT_LEN], got[4][ET_CERTS_FINGERPRINT_LEN];
+    int fds[4][2];
+    pid_t pid[4];
+
+    /* Four processes start at once on an empty directory: the lock makes them share one CA
+     * and no process keeps a CA that is not the one on disk. */
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(pipe(fds[i]), 0);
+        pid[i] = fork();
+        assert_true(pid[i] >= 0);
+        if (pid[i] == 0) {
+            struct et_certs *cc = NULL;
+            struct et_error e;
+            char out[ET_CERTS_FINGERPRINT_LEN] = "";
+            et_error_clear(&e);
+            if (et_certs_open(&o, &cc, &e) == 0)
+                et_certs_ca_fingerprint(cc, out, sizeof(out));
+            if (write(fds[i][1], out, sizeof(out)) != (ssize_t)sizeof(out))
+                _exit(2);
+            _exit(0);
+        }
+        close(fds[i][1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        int status;
+        assert_int_equal(read(fds[i][0], got[i], sizeof(got[i])), (ssize_t)sizeof(got[i]));
+        close(fds[i][0]);
+        assert_int_equal(waitpid(pid[i], &status, 0), pid[i]);
+        assert_int_equal(status, 0);
+    }
+    c = open_ok(&o);
+    et_certs_ca_fingerprint(c, fp, sizeof(fp));
+    for (int i = 0; i < 4; i++)
+        assert_string_equal(got[i], fp);
+    assert_int_equal(mode_of(f->key), 0600);
+    et_certs_free(c);
 }
 
 static void test_ca_explicit_dir_created(void **state)
@@ -1162,6 +1206,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ca_created_on_first_use_with_private_modes,
                                         setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_ca_reused_on_second_open, setup_tmp, teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_concurrent_first_runs_agree_on_one_ca, setup_tmp,
+                                        teardown_tmp),
         cmocka_unit_test_setup_teardown(test_ca_explicit_dir_created, setup_tmp, teardown_tmp),
         cmocka_unit_test_setup_teardown(test_loose_modes_repaired_and_reported, setup_tmp,
                                         teardown_tmp),

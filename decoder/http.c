@@ -102,7 +102,7 @@ static int on_header_value_complete(llhttp_t *hp)
     if (rc != 0) {
         s->rc = rc;
         llhttp_set_error_reason(hp, "out of memory");
-        return HPE_USER;
+        return -1;
     }
     if (s->headers_done)
         s->trailers++;
@@ -161,7 +161,7 @@ static int start_line_done(llhttp_t *hp, int is_request)
 nomem:
     s->rc = ET_ENOMEM;
     llhttp_set_error_reason(hp, "out of memory");
-    return HPE_USER;
+    return -1;
 }
 
 static int on_version_complete(llhttp_t *hp)
@@ -184,9 +184,17 @@ static int on_headers_complete(llhttp_t *hp)
         /* An interim response: no body; its headers are dropped in on_message_complete. */
         return 1;
     }
+    if (s->is_request && !s->x->has_request) {
+        /* An HTTP/0.9-style request line without a version (llhttp's loose mode takes it)
+         * never reaches on_version_complete. */
+        if (start_line_done(hp, 1) != 0)
+            return -1;
+    }
     s->headers_done = 1;
     s->body_off = find_body_start(s, s->last_end);
-    s->body_room = s->n - s->body_off;
+    /* The body cannot start before the end of the last span, whatever line ends llhttp
+     * accepted; that bounds the room it needs. */
+    s->body_room = s->n - (s->last_end ? (size_t)((const uint8_t *)s->last_end - s->base) : 0);
     /* llhttp 8 reads a body on 204 and 304 when Content-Length says so (node decides in its
      * JavaScript); RFC 9110 says they have none, and neither has a response to HEAD. */
     if (!s->is_request && (s->skip_body || hp->status_code == 204 || hp->status_code == 304))
@@ -300,12 +308,10 @@ static int take_raw_body(struct pstate *s, struct et_body *b, size_t from)
         set_body(s, b);
         return 0;
     }
-    if (s->body == NULL) {
-        s->body = et_arena_alloc(s->x->arena, s->body_room + 1);
-        if (s->body == NULL)
-            return ET_ENOMEM;
-    }
-    memcpy(s->body, s->base + from, len);
+    /* A fresh copy sized for these bytes: `from` may lie before where llhttp put the body. */
+    s->body = et_arena_memdup(s->x->arena, s->base + from, len);
+    if (s->body == NULL)
+        return ET_ENOMEM;
     s->body_len = len;
     set_body(s, b);
     return 0;
@@ -399,10 +405,12 @@ static int parse_message(const uint8_t *p, size_t n, struct et_exchange *x, stru
     s.is_request = is_request;
     if (is_request) {
         memset(&x->req, 0, sizeof(x->req));
+        x->has_request = 0;
         s.headers = &x->req.headers;
         b = &x->req.body;
     } else {
         memset(&x->resp, 0, sizeof(x->resp));
+        x->has_response = 0;
         s.headers = &x->resp.headers;
         b = &x->resp.body;
         s.skip_body = x->has_request && x->req.method && et_strcaseeq(x->req.method, "HEAD");
@@ -469,7 +477,8 @@ static int parse_message(const uint8_t *p, size_t n, struct et_exchange *x, stru
         if (!s.headers_done)
             return fail(&s, e, ET_ETRUNC, n, "HTTP %s ends inside the %s",
                         is_request ? "request" : "response",
-                        s.field == NULL && s.headers->n == 0 ? "start line" : "headers");
+                        (is_request ? x->has_request : x->has_response) ? "headers"
+                                                                         : "start line");
         set_body(&s, b);
         b->truncated = 1;
         if (hp.flags & F_CHUNKED) {

@@ -945,6 +945,67 @@ static void test_tls_handshake_with_alpn_http11(void **state)
     et_certs_free(c);
 }
 
+/* The way a proxy may use it: one default context whose servername callback swaps in the
+ * leaf context for the SNI the phone sent (SSL_set_SSL_CTX); ALPN must still be http/1.1. */
+static int on_servername(SSL *ssl, int *alert, void *arg)
+{
+    struct et_certs *c = arg;
+    const char *sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    SSL_CTX *leaf = NULL;
+    struct et_error e;
+
+    (void)alert;
+    et_error_clear(&e);
+    if (sni == NULL || et_certs_leaf_ctx(c, sni, &leaf, &e) != 0)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    SSL_set_SSL_CTX(ssl, leaf); /* takes its own reference */
+    SSL_CTX_free(leaf);
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static void test_tls_sni_callback_switches_to_leaf_ctx(void **state)
+{
+    struct et_certs_opts o = {0};
+    struct et_certs *c;
+    SSL_CTX *deflt, *cc;
+    X509 *ca;
+    const unsigned char *proto = NULL;
+    unsigned int plen = 0;
+    static const unsigned char alpn[] = "\x08http/1.1";
+    uint64_t minted, hits;
+
+    (void)state;
+    c = open_ok(&o);
+    ca = ca_of(c);
+    cc = client_ctx(ca);
+    deflt = leaf_ok(c, "proxy.invalid");
+    SSL_CTX_set_tlsext_servername_callback(deflt, on_servername);
+    SSL_CTX_set_tlsext_servername_arg(deflt, c);
+    for (int i = 0; i < 3; i++) {
+        const char *name = i == 1 ? "h2.eas.test" : "h1.eas.test";
+        SSL *cl = SSL_new(cc), *sv = SSL_new(deflt);
+        SSL_set_tlsext_host_name(cl, name);
+        SSL_set1_host(cl, name);
+        SSL_set_alpn_protos(cl, alpn, sizeof(alpn) - 1);
+        SSL_set_accept_state(sv);
+        SSL_set_connect_state(cl);
+        assert_int_equal(handshake(cl, sv), 1);
+        assert_int_equal(SSL_get_verify_result(cl), X509_V_OK);
+        SSL_get0_alpn_selected(cl, &proto, &plen);
+        assert_int_equal(plen, 8);
+        assert_memory_equal(proto, "http/1.1", 8);
+        SSL_free(cl);
+        SSL_free(sv);
+    }
+    et_certs_stats(c, &minted, &hits);
+    assert_int_equal(minted, 3); /* proxy.invalid, h1, h2 */
+    assert_int_equal(hits, 1);   /* h1 the second time */
+    SSL_CTX_free(deflt);
+    SSL_CTX_free(cc);
+    X509_free(ca);
+    et_certs_free(c);
+}
+
 static void test_tls_handshake_rsa_leaf_tls12(void **state)
 {
     struct et_certs_opts o = {0};
@@ -1234,6 +1295,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_invalid_host_names_rejected, setup_tmp,
                                         teardown_tmp),
         cmocka_unit_test_setup_teardown(test_tls_handshake_with_alpn_http11, setup_tmp,
+                                        teardown_tmp),
+        cmocka_unit_test_setup_teardown(test_tls_sni_callback_switches_to_leaf_ctx, setup_tmp,
                                         teardown_tmp),
         cmocka_unit_test_setup_teardown(test_tls_handshake_rsa_leaf_tls12, setup_tmp,
                                         teardown_tmp),

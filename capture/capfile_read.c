@@ -548,7 +548,8 @@ nomem:
 /* --- records ------------------------------------------------------------------------------- */
 
 /* Reads and checks the record at r->pos whose header h announced plen payload bytes of type.
- * Returns 1 with *out set for an exchange, 0 for another intact record (skipped), or <0. */
+ * Returns 1 with *out set for an exchange, 2 for another intact record (skipped: go on), or
+ * what skip_damaged() returns for a damaged one (0 at the end, or <0). */
 static int take_record(struct reader *r, const uint8_t *h, unsigned type, uint32_t plen,
                        struct et_exchange **out, struct et_error *e)
 {
@@ -580,7 +581,7 @@ static int take_record(struct reader *r, const uint8_t *h, unsigned type, uint32
     if (type != CAP_REC_EXCHANGE) {
         et_exchange_free(x);
         r->pos = next;
-        return 0;
+        return 2;
     }
     memset(&c, 0, sizeof(c));
     c.x = x;
@@ -643,7 +644,7 @@ static int rd_next(void *impl, struct et_exchange **out, struct et_error *e)
         if (need > r->size)
             return skip_damaged(r, "torn", "incomplete", e);
         rc = take_record(r, h, type, plen, out, e);
-        if (rc != 0)
+        if (rc != 2)
             return rc;
     }
 }

@@ -22,6 +22,7 @@ int et_cmd_proxy(int argc, char **argv);
 int et_cmd_ca(int argc, char **argv);
 int et_cmd_iis(int argc, char **argv);
 int et_cmd_mailboxlog(int argc, char **argv);
+int et_cmd_replay(int argc, char **argv);
 
 /* Prints "eastrace: " + message to stderr. */
 void et_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -19,6 +19,7 @@ static const struct command commands[] = {
     {"ca", et_cmd_ca, "show the interception CA (path, fingerprint) and export it for phones"},
     {"iis", et_cmd_iis, "reports over Exchange IIS logs (hits per device, errors, SyncKey 0, ...)"},
     {"mailboxlog", et_cmd_mailboxlog, "read EAS mailbox logs (GetMailboxLog): entries, Ping report"},
+    {"replay", et_cmd_replay, "list the exchanges an eastrace capture file (proxy -w) holds"},
 };
 
 void et_cli_err(const char *fmt, ...)

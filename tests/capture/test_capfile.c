@@ -783,6 +783,89 @@ static void test_capfile_damaged_middle_record_every_byte(void **state)
     free(bytes);
 }
 
+/* A bit flipped in the last record: reported once, and later calls stay at the end (the
+ * fuzzer found a loop here: fuzz-damaged-record-at-tail-looped.bin). */
+static void test_capfile_damaged_last_record_reported_once(void **state)
+{
+    struct fixture *f = *state;
+    struct et_capfile_writer *cw = open_writer(f->path);
+    uint64_t starts[16];
+    struct et_source *s = NULL;
+    struct et_exchange *r;
+    struct et_error e;
+    uint8_t *bytes;
+    size_t n, k;
+
+    for (uint64_t i = 1; i <= 2; i++) {
+        struct et_exchange *x = make_full(i, 100, 100);
+        write_one(cw, x);
+        et_exchange_free(x);
+    }
+    close_writer(cw);
+    bytes = slurp(f->path, &n);
+    k = record_starts(bytes, n, starts, ET_ARRAY_SIZE(starts));
+    bytes[(starts[k - 1] + n) / 2] ^= 4;
+    et_error_clear(&e);
+    assert_int_equal(et_capfile_open_mem(bytes, n, "flip", NULL, &s, &e), 0);
+    assert_int_equal(et_source_next(s, &r, &e), 1);
+    et_exchange_free(r);
+    et_error_clear(&e);
+    assert_int_equal(et_source_next(s, &r, &e), ET_EPARSE);
+    assert_int_equal(e.offset, starts[k - 1]);
+    for (int i = 0; i < 3; i++) {
+        et_error_clear(&e);
+        assert_int_equal(et_source_next(s, &r, &e), 0);
+    }
+    et_source_close(s);
+    free(bytes);
+}
+
+/* Inputs the fuzzer found (tests/fixtures/capture/fuzz-*.bin, first byte is the fuzz mode,
+ * 0 = raw file): each reads to the end in a bounded number of calls. */
+static void test_capfile_fuzz_regressions(void **state)
+{
+    DIR *d = opendir(et_fixture("capture"));
+    struct dirent *de;
+    int seen = 0;
+    (void)state;
+
+    assert_non_null(d);
+    while ((de = readdir(d)) != NULL) {
+        char path[4096 + 512];
+        struct et_source *s = NULL;
+        struct et_error e;
+        uint8_t *bytes;
+        size_t n, calls;
+
+        if (strncmp(de->d_name, "fuzz-", 5) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%s/%s", et_fixture("capture"), de->d_name);
+        bytes = slurp(path, &n);
+        assert_true(n >= 1);
+        et_error_clear(&e);
+        if (et_capfile_open_mem(bytes + 1, n - 1, de->d_name, NULL, &s, &e) == 0) {
+            for (calls = 0; calls < n + 16; calls++) {
+                struct et_exchange *r = NULL;
+                int rc;
+                et_error_clear(&e);
+                rc = et_source_next(s, &r, &e);
+                if (rc == 0)
+                    break;
+                if (rc == 1)
+                    et_exchange_free(r);
+                else
+                    assert_int_equal(rc, ET_EPARSE);
+            }
+            assert_true(calls < n + 16);
+            et_source_close(s);
+        }
+        free(bytes);
+        seen++;
+    }
+    closedir(d);
+    assert_true(seen >= 1);
+}
+
 /* Builds a record of the given type around a payload, as the writer would for this file. */
 static size_t craft_record(uint8_t *out, const uint8_t *nonce, unsigned type, const uint8_t *pl,
                            size_t n)
@@ -1123,6 +1206,8 @@ int main(void)
         T(test_capfile_reader_rejects_other_files),
         T(test_capfile_torn_tail_at_every_byte),
         T(test_capfile_damaged_middle_record_every_byte),
+        T(test_capfile_damaged_last_record_reported_once),
+        T(test_capfile_fuzz_regressions),
         T(test_capfile_unknown_types_skipped_and_bad_payload_reported),
         T(test_capfile_kill9_loses_only_the_record_in_flight),
         T(test_capfile_write_error_reported_and_writer_survives),

@@ -1,0 +1,307 @@
+/*
+ * The view of one exchange: what the rules and renderers need, decoded once.
+ *
+ * Sources differ in what they carry: a capture or .saz has WBXML bodies, a mailbox log has the
+ * same documents as XML text, an IIS log line has no body but Exchange's Log= items (S = status,
+ * Error:, ...). The view hides that: statuses, collections and heartbeats come from whichever
+ * is present.
+ */
+#include "eastrace/analyzer.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "eastrace/http.h"
+
+/* Cap on decoded body size for analysis (a capture body cap is 16 MiB). */
+#define VIEW_BODY_CAP ((size_t)64 * 1024 * 1024)
+
+static long parse_long(const char *s, long dflt)
+{
+    char *end;
+    long v;
+    if (s == NULL || *s == '\0')
+        return dflt;
+    v = strtol(s, &end, 10);
+    if (end == s)
+        return dflt;
+    return v;
+}
+
+/* Decodes a body (WBXML, multipart part 0, or mailbox-log XML) into a document. */
+static struct et_wbxml_doc *decode_body(const struct et_headers *h, const struct et_body *b,
+                                        struct et_arena *a, struct et_view *v)
+{
+    struct et_http_view hv;
+    struct et_error err;
+    struct et_wbxml_doc *doc = NULL;
+    struct et_wbxml_opts wo = {0};
+    const uint8_t *p;
+    size_t n;
+
+    if (b->len == 0 || b->absent)
+        return NULL;
+    et_error_clear(&err);
+    if (et_http_body_view(h, b, VIEW_BODY_CAP, &hv, a, &err) == ET_ENOMEM)
+        return NULL;
+    p = hv.data;
+    n = hv.len;
+    if (hv.kind == ET_BODY_MULTIPART) {
+        if (hv.nparts == 0)
+            return NULL;
+        p = hv.data + hv.parts[0].offset;
+        n = hv.parts[0].len;
+    } else if (hv.kind == ET_BODY_XML) {
+        /* Mailbox logs hold the documents as XML: encode them with the same tables and
+         * decode the result, so every rule reads one tree shape. */
+        struct et_buf wb;
+        int rc;
+        et_buf_init(&wb, VIEW_BODY_CAP);
+        et_error_clear(&err);
+        rc = et_wbxml_encode((const char *)p, n, &wb, &err);
+        if (rc == 0) {
+            struct et_error derr;
+            et_error_clear(&derr);
+            et_wbxml_decode(wb.data, wb.len, &wo, &doc, &derr);
+        }
+        et_buf_free(&wb);
+        return doc;
+    } else if (hv.kind != ET_BODY_WBXML) {
+        return NULL;
+    }
+    et_error_clear(&err);
+    if (et_wbxml_decode(p, n, &wo, &doc, &err) != 0 && v->body_error == 0) {
+        char msg[300];
+        v->body_error = err.code;
+        snprintf(v->body_error_msg, sizeof(v->body_error_msg), "%s",
+                 et_error_format(&err, msg, sizeof(msg)));
+    }
+    return doc;
+}
+
+static const char *node_text_dup(const struct et_wbxml_node *n, struct et_arena *a)
+{
+    size_t len;
+    const char *t;
+    if (n == NULL)
+        return NULL;
+    t = et_wbxml_node_text(n, &len);
+    return et_arena_strndup(a, t, len);
+}
+
+static struct et_view_collection *find_coll(struct et_view *v, const char *id)
+{
+    for (size_t i = 0; i < v->ncolls; i++) {
+        const char *cid = v->colls[i].collection_id;
+        if ((cid == NULL && id == NULL) || (cid && id && strcmp(cid, id) == 0))
+            return &v->colls[i];
+    }
+    if (v->ncolls == ET_VIEW_MAX_COLLECTIONS)
+        return NULL;
+    v->colls[v->ncolls].collection_id = id;
+    v->colls[v->ncolls].status = -1;
+    return &v->colls[v->ncolls++];
+}
+
+/* Collections of a Sync request or response. */
+static void sync_collections(struct et_view *v, const struct et_wbxml_node *root, int response,
+                             struct et_arena *a)
+{
+    struct et_wbxml_iter it;
+    const struct et_wbxml_node *c;
+
+    et_wbxml_iter_init(&it, root, "Collections/Collection");
+    while ((c = et_wbxml_iter_next(&it)) != NULL) {
+        const char *id = node_text_dup(et_wbxml_find(c, "CollectionId"), a);
+        const char *key = node_text_dup(et_wbxml_find(c, "SyncKey"), a);
+        struct et_view_collection *vc = find_coll(v, id);
+        long long st;
+        if (vc == NULL)
+            break;
+        if (response) {
+            vc->new_sync_key = key;
+            if (et_wbxml_find_int(c, "Status", &st) == 0)
+                vc->status = (long)st;
+        } else {
+            vc->sync_key = key;
+        }
+    }
+}
+
+static void read_request(struct et_view *v, struct et_arena *a)
+{
+    const struct et_wbxml_node *root = v->req_doc ? v->req_doc->root : NULL;
+    long long n;
+
+    if (root == NULL || root->name == NULL)
+        return;
+    if (strcmp(root->name, "Sync") == 0) {
+        sync_collections(v, root, 0, a);
+        if (et_wbxml_find_int(root, "HeartbeatInterval", &n) == 0)
+            v->heartbeat_req = (long)n;
+        else if (et_wbxml_find_int(root, "Wait", &n) == 0)
+            v->heartbeat_req = (long)n * 60;
+    } else if (strcmp(root->name, "FolderSync") == 0) {
+        struct et_view_collection *vc = find_coll(v, "FolderSync");
+        if (vc != NULL)
+            vc->sync_key = node_text_dup(et_wbxml_find(root, "SyncKey"), a);
+    } else if (strcmp(root->name, "Ping") == 0) {
+        struct et_wbxml_iter it;
+        long count = 0;
+        if (et_wbxml_find_int(root, "HeartbeatInterval", &n) == 0)
+            v->heartbeat_req = (long)n;
+        et_wbxml_iter_init(&it, root, "Folders/Folder");
+        while (et_wbxml_iter_next(&it) != NULL)
+            count++;
+        if (et_wbxml_find(root, "Folders") != NULL)
+            v->ping_folders = count;
+    }
+}
+
+static void read_response(struct et_view *v, struct et_arena *a)
+{
+    const struct et_wbxml_node *root = v->resp_doc ? v->resp_doc->root : NULL;
+    const struct et_wbxml_node *s;
+    struct et_wbxml_iter it;
+    long long n;
+
+    if (root == NULL || root->name == NULL)
+        return;
+    v->resp_root = root->name;
+    if (et_wbxml_find_int(root, "Status", &n) == 0)
+        v->top_status = (long)n;
+    et_wbxml_iter_init(&it, root, "//Status");
+    while ((s = et_wbxml_iter_next(&it)) != NULL && v->nstatus < ET_VIEW_MAX_STATUS) {
+        if (et_wbxml_node_int(s, &n) != 0)
+            continue;
+        v->statuses[v->nstatus] = (long)n;
+        v->status_parent[v->nstatus] = s->parent && s->parent->name ? s->parent->name : NULL;
+        v->nstatus++;
+    }
+    if (strcmp(root->name, "Sync") == 0) {
+        sync_collections(v, root, 1, a);
+    } else if (strcmp(root->name, "FolderSync") == 0) {
+        struct et_view_collection *vc = find_coll(v, "FolderSync");
+        if (vc != NULL) {
+            vc->new_sync_key = node_text_dup(et_wbxml_find(root, "SyncKey"), a);
+            vc->status = v->top_status;
+        }
+    } else if (strcmp(root->name, "Ping") == 0) {
+        if (et_wbxml_find_int(root, "HeartbeatInterval", &n) == 0)
+            v->heartbeat_resp = (long)n;
+        if (et_wbxml_find_int(root, "MaxFolders", &n) == 0)
+            v->max_folders = (long)n;
+    }
+}
+
+/* IIS entries carry Exchange's Log= items in meta ("Log-S", "Log-Error", ...). */
+static void read_iis_meta(struct et_view *v, const struct et_exchange *x, struct et_arena *a)
+{
+    const char *s = et_headers_get(&x->meta, "Log-S");
+    const char *err = et_headers_get(&x->meta, "Log-Error");
+    const char *hb = et_headers_get(&x->meta, "Log-Hb");
+    const char *sk = et_headers_get(&x->meta, "Log-Sk");
+
+    if (err == NULL)
+        err = et_headers_get(&x->meta, "Log-Error:");
+    if (s != NULL && v->nstatus == 0) {
+        long st = parse_long(s, -1);
+        if (st >= 0) {
+            v->top_status = st;
+            v->statuses[0] = st;
+            v->status_parent[0] = NULL;
+            v->nstatus = 1;
+        }
+    }
+    if (err != NULL && *err != '\0') {
+        v->server_error = err;
+        if (strstr(err, "TooManyJobsQueued") || strstr(err, "OverBudget") ||
+            strstr(err, "Throttl") || strstr(err, "Budget")) {
+            v->throttled = 1;
+            v->throttle = err;
+        }
+    }
+    if (hb != NULL && v->heartbeat_req < 0)
+        v->heartbeat_req = parse_long(hb, -1);
+    if (sk != NULL && v->ncolls == 0 && v->cmd != NULL && strcmp(v->cmd, "Sync") == 0) {
+        struct et_view_collection *vc = find_coll(v, NULL);
+        if (vc != NULL) {
+            vc->sync_key = et_arena_strdup(a, sk);
+            vc->status = v->top_status;
+        }
+    }
+}
+
+int et_view_build(const struct et_exchange *x, struct et_arena *a, struct et_view *v)
+{
+    struct et_eas_response_info ri;
+    struct et_error err;
+    const char *exc;
+
+    memset(v, 0, sizeof(*v));
+    v->top_status = -1;
+    v->heartbeat_req = -1;
+    v->heartbeat_resp = -1;
+    v->max_folders = -1;
+    v->ping_folders = -1;
+    v->http_status = x->has_response ? x->resp.status : 0;
+
+    if (x->has_request && x->req.target != NULL) {
+        et_error_clear(&err);
+        if (et_eas_request_parse(x, a, &v->req, &err) == ET_ENOMEM)
+            return ET_ENOMEM;
+        if (v->req.is_eas) {
+            v->is_eas = 1;
+            v->cmd = v->req.cmd;
+            v->user = v->req.user ? v->req.user : v->req.auth_user;
+        }
+    }
+    if (v->req.device_id != NULL && v->req.device_id[0] != '\0')
+        v->device = v->req.device_id;
+    else if (v->user != NULL)
+        v->device = v->user;
+    else if (x->client_addr != NULL)
+        v->device = x->client_addr;
+    else
+        v->device = "-";
+
+    if (x->has_response) {
+        et_eas_response_info(x, &ri);
+        if (ri.throttle != NULL) {
+            v->throttled = 1;
+            v->throttle = ri.throttle;
+        } else if (ri.http_status == 503 && ri.retry_after != NULL) {
+            v->throttled = 1;
+            v->throttle = "503 with Retry-After";
+        }
+    }
+    if (v->is_eas || x->source == ET_SRC_MAILBOX) {
+        if (x->has_request) {
+            v->req_doc = decode_body(&x->req.headers, &x->req.body, a, v);
+            v->has_req_body = v->req_doc != NULL;
+        }
+        if (x->has_response) {
+            v->resp_doc = decode_body(&x->resp.headers, &x->resp.body, a, v);
+            v->has_resp_body = v->resp_doc != NULL;
+        }
+        read_request(v, a);
+        read_response(v, a);
+    }
+    if (x->source == ET_SRC_IIS)
+        read_iis_meta(v, x, a);
+    exc = et_headers_get(&x->meta, "ResponseException");
+    if (exc == NULL)
+        exc = et_headers_get(&x->meta, "Exception");
+    if (exc != NULL && v->server_error == NULL)
+        v->server_error = exc;
+    return 0;
+}
+
+void et_view_reset(struct et_view *v)
+{
+    et_wbxml_doc_free(v->req_doc);
+    v->req_doc = NULL;
+    et_wbxml_doc_free(v->resp_doc);
+    v->resp_doc = NULL;
+}

@@ -65,32 +65,61 @@ int et_iis_layout_equal(const struct et_iis_layout *a, const struct et_iis_layou
     return 1;
 }
 
+/* One 64-bit word with a 0x80 bit set in each byte equal to c (SWAR, as in the classic
+ * "haszero" trick); exact, so no false positives. */
+static inline uint64_t byte_eq_mask(uint64_t w, uint64_t c8)
+{
+    uint64_t x = w ^ c8;
+    return ~(((x & 0x7F7F7F7F7F7F7F7FULL) + 0x7F7F7F7F7F7F7F7FULL) | x | 0x7F7F7F7F7F7F7F7FULL);
+}
+
 int et_iis_line_split(const char *line, size_t n, struct et_slice *f, int max)
 {
     const char *p = line, *end = line + n;
+    const uint64_t sp8 = 0x2020202020202020ULL;
     int k = 0;
 
     if (n > 0 && end[-1] == '\r')
         end--;
     if (max <= 0)
         return 0;
-    while (p <= end) {
-        const char *sp = (k == max - 1) ? NULL : memchr(p, ' ', (size_t)(end - p));
-        if (sp == NULL)
-            sp = end;
-        f[k].ptr = (const uint8_t *)p;
-        f[k].len = (size_t)(sp - p);
-        k++;
-        if (sp == end)
-            break;
-        p = sp + 1;
+    f[0].ptr = (const uint8_t *)p;
+    /* Hot path of the reports: find the spaces eight bytes at a time. */
+    const char *fs = p;
+    while (k < max - 1 && end - p >= 8) {
+        uint64_t w;
+        memcpy(&w, p, 8);
+        uint64_t m = byte_eq_mask(w, sp8);
+        while (m != 0 && k < max - 1) {
+            const char *sp = p + (__builtin_ctzll(m) >> 3);
+            f[k].ptr = (const uint8_t *)fs;
+            f[k].len = (size_t)(sp - fs);
+            k++;
+            fs = sp + 1;
+            m &= m - 1;
+        }
+        p += 8;
     }
-    return k;
+    if (p < fs)
+        p = fs;
+    while (k < max - 1 && p < end) {
+        if (*p == ' ') {
+            f[k].ptr = (const uint8_t *)fs;
+            f[k].len = (size_t)(p - fs);
+            k++;
+            fs = p + 1;
+        }
+        p++;
+    }
+    f[k].ptr = (const uint8_t *)fs;
+    f[k].len = fs <= end ? (size_t)(end - fs) : 0;
+    return k + 1;
 }
 
+/* Exact match first: logs nearly always carry the canonical spelling. */
 static int slice_ieq(const char *s, size_t n, const char *lit, size_t ln)
 {
-    return n == ln && et_strncaseeq(s, lit, ln);
+    return n == ln && (memcmp(s, lit, ln) == 0 || et_strncaseeq(s, lit, ln));
 }
 
 enum et_iis_stem et_iis_stem_classify(const char *s, size_t n)
@@ -98,7 +127,7 @@ enum et_iis_stem et_iis_stem_classify(const char *s, size_t n)
     static const char base[] = "/Microsoft-Server-ActiveSync";
     const size_t bl = sizeof(base) - 1;
 
-    if (n < bl || !et_strncaseeq(s, base, bl))
+    if (n < bl || (memcmp(s, base, bl) != 0 && !et_strncaseeq(s, base, bl)))
         return ET_IIS_STEM_OTHER;
     s += bl;
     n -= bl;

@@ -96,7 +96,8 @@ static inline void et_test_rmtree(const char *path)
         struct stat st;
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
+        if ((size_t)snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name) >= sizeof(sub))
+            continue;
         if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
             et_test_rmtree(sub);
         else

@@ -16,24 +16,41 @@ passed=0
 failed=0
 failures=()
 
-step() { # step NAME COMMAND...: runs a step, counts it
+count_ctest() { # adds ctest's pass/fail counts from a log to the totals
+  local line
+  line=$(grep -E "tests passed, [0-9]+ tests? failed out of [0-9]+" "$1" | tail -1)
+  [ -n "$line" ] || return 0
+  local total fails
+  total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
+  fails=$(sed -E 's/.*passed, ([0-9]+) tests? failed.*/\1/' <<<"$line")
+  passed=$((passed + total - fails))
+  failed=$((failed + fails))
+}
+
+step() { # step NAME COMMAND...: runs a non-ctest step and counts it as one test
   local name=$1; shift
   echo "=== $name"
   if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name"); fi
 }
 
-build_and_ctest() { # build_and_ctest DIR BUILD_TYPE
-  local dir=$1 type=$2
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DET_WERROR=ON >/dev/null &&
-    cmake --build "$dir" -j"$jobs" 2>&1 | grep -E "error|warning:|Error" ;
-  [ "${PIPESTATUS[0]}" -eq 0 ] || return 1
-  ctest --test-dir "$dir" --output-on-failure -j"$jobs" --timeout 900
+suite() { # suite NAME DIR BUILD_TYPE: configure, build with -Werror, run ctest
+  local name=$1 dir=$2 type=$3 log
+  echo "=== $name"
+  log=$(mktemp)
+  if ! { cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DET_WERROR=ON >"$log" 2>&1 &&
+         cmake --build "$dir" -j"$jobs" >>"$log" 2>&1; }; then
+    tail -60 "$log"; failed=$((failed + 1)); failures+=("$name: build"); rm -f "$log"; return
+  fi
+  ctest --test-dir "$dir" --output-on-failure -j"$jobs" --timeout 900 2>&1 | tee "$log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || failures+=("$name")
+  count_ctest "$log"
+  rm -f "$log"
 }
 
-step "build + unit tests" build_and_ctest build-test Debug
+suite "build + unit tests" build-test Debug
 if [ $quick -eq 0 ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-  step "unit tests under ASan+UBSan" build_and_ctest build-san Sanitize
+  suite "unit tests under ASan+UBSan" build-san Sanitize
   step "fuzz targets" scripts/run-fuzz.sh "${ET_FUZZ_SECONDS:-20}"
 fi
 for t in tests/cli/*.sh; do
@@ -44,4 +61,4 @@ done
 echo
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
 echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+[ "$failed" -eq 0 ] && [ ${#failures[@]} -eq 0 ]

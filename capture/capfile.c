@@ -2,20 +2,91 @@
 #include "eastrace/capfile.h"
 #include "capfile_int.h"
 
+#include <pthread.h>
 #include <stdio.h>
-#include <zlib.h>
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <nmmintrin.h>
+#define CAP_HAVE_SSE42 1
+#endif
+
+/*
+ * CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as in iSCSI and ext4: x86-64 computes
+ * it with one instruction per 8 bytes, several times faster than zlib's CRC-32, which showed
+ * as 20% of the writer's time in bench_capfile. Software fallback: slicing by 8.
+ */
+static uint32_t crc_table[8][256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+static int crc_hw;
+
+static void crc_init(void)
+{
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c >> 1) ^ (0x82F63B78u & (0u - (c & 1)));
+        crc_table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++)
+            crc_table[t][i] =
+                (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
+#ifdef CAP_HAVE_SSE42
+    crc_hw = __builtin_cpu_supports("sse4.2");
+#endif
+}
+
+static uint32_t crc_sw(uint32_t c, const uint8_t *p, size_t n)
+{
+    while (n >= 8) {
+        uint32_t lo = c ^ cap_get32(p), hi = cap_get32(p + 4);
+        c = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
+            crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
+            crc_table[3][hi & 0xff] ^ crc_table[2][(hi >> 8) & 0xff] ^
+            crc_table[1][(hi >> 16) & 0xff] ^ crc_table[0][hi >> 24];
+        p += 8;
+        n -= 8;
+    }
+    while (n--)
+        c = (c >> 8) ^ crc_table[0][(c ^ *p++) & 0xff];
+    return c;
+}
+
+#ifdef CAP_HAVE_SSE42
+__attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t c, const uint8_t *p,
+                                                            size_t n)
+{
+    uint64_t c64 = c;
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8); /* little-endian load, any alignment */
+        c64 = _mm_crc32_u64(c64, v);
+        p += 8;
+        n -= 8;
+    }
+    c = (uint32_t)c64;
+    while (n--)
+        c = _mm_crc32_u8(c, *p++);
+    return c;
+}
+#endif
 
 uint32_t et__cap_crc(uint32_t crc, const void *p, size_t n)
 {
-    const Bytef *b = p;
-    /* zlib takes uInt lengths: feed huge spans in pieces. */
-    while (n > 0) {
-        uInt step = n > (1u << 30) ? (1u << 30) : (uInt)n;
-        crc = (uint32_t)crc32((uLong)crc, b, step);
-        b += step;
-        n -= step;
-    }
-    return crc;
+    uint32_t c = ~crc;
+    pthread_once(&crc_once, crc_init);
+#ifdef CAP_HAVE_SSE42
+    if (crc_hw)
+        return ~crc_sse42(c, p, n);
+#endif
+    return ~crc_sw(c, p, n);
+}
+
+/* For tests: the portable path, whatever the CPU. */
+uint32_t et__cap_crc_sw(uint32_t crc, const void *p, size_t n)
+{
+    pthread_once(&crc_once, crc_init);
+    return ~crc_sw(~crc, p, n);
 }
 
 int et_capfile_detect(const uint8_t *p, size_t n)

@@ -17,6 +17,7 @@
  *   +------+---------+------+-------+------+---------+----------+-----------+------+------+
  *
  * hdr_crc covers bytes 0..19; crc covers bytes 0..27+N (header, payload, repeated length).
+ * Both, and the file header's, are CRC-32C.
  */
 #ifndef ET_CAPTURE_CAPFILE_INT_H
 #define ET_CAPTURE_CAPFILE_INT_H
@@ -158,8 +159,10 @@ static inline uint64_t cap_get64(const uint8_t *p)
     return (uint64_t)cap_get32(p) | ((uint64_t)cap_get32(p + 4) << 32);
 }
 
-/* CRC-32 (IEEE, zlib's) continued from crc over n bytes; start from 0. */
+/* CRC-32C (Castagnoli) continued from crc over n bytes; start from 0. et__cap_crc picks the
+ * CPU instruction when there is one; et__cap_crc_sw is the portable path (tests compare). */
 uint32_t et__cap_crc(uint32_t crc, const void *p, size_t n);
+uint32_t et__cap_crc_sw(uint32_t crc, const void *p, size_t n);
 
 /* Checks a file header of n >= CAP_FILE_HDR_LEN bytes (only the first hdr_len are used).
  * Returns 0 and fills nonce and *hdr_len, ET_EPARSE when it is not a capture file header, or

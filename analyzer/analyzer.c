@@ -285,6 +285,10 @@ static void add(struct emit *em, const char *rule, enum et_severity sev, const c
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    /* Messages quote recorded values (device ids, server errors): keep them printable. */
+    for (char *c = msg; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
     f->rule = rule;
     f->severity = sev;
     f->message = et_arena_strdup(em->a, msg);
@@ -386,6 +390,16 @@ static void rule_exchange_error(struct emit *em)
 
     if (x->err.code == 0)
         return;
+    if (x->source == ET_SRC_SAZ || x->source == ET_SRC_HAR || x->source == ET_SRC_MAILBOX ||
+        x->source == ET_SRC_IIS || x->err.stage == ET_STAGE_DECODE) {
+        /* A file that another tool wrote: what is wrong is the record, not the traffic. */
+        add(em, "exchange-error", em->v->is_eas ? ET_SEV_WARNING : ET_SEV_INFO,
+            "The recording tool kept this message incomplete (a body limit, a cut file, or "
+            "a session that was still running); the parts that were kept are shown.",
+            "recorded exchange is incomplete: %s",
+            x->err.message ? x->err.message : et_strerror(x->err.code));
+        return;
+    }
     switch (x->err.stage) {
     case ET_STAGE_DNS:
     case ET_STAGE_UPSTREAM_CONNECT:

@@ -106,12 +106,21 @@ int et_timeline_line(const struct et_exchange *x, const struct et_view *v,
     snprintf(dev, sizeof(dev), "%s", v->device ? v->device : "-");
     if (v->is_eas && v->cmd != NULL)
         snprintf(cmd, sizeof(cmd), "%s", v->cmd);
+    else if (v->is_eas && x->req.method != NULL)
+        snprintf(cmd, sizeof(cmd), "%s", x->req.method);
     else if (x->req.method != NULL)
         snprintf(cmd, sizeof(cmd), "%s %s", x->req.method, x->host ? x->host : "");
     else
         snprintf(cmd, sizeof(cmd), "-");
     if (strlen(cmd) > 16)
         memcpy(cmd + 13, "...", 4);
+    /* Recorded values must not drive the terminal. */
+    for (char *c = dev; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+    for (char *c = cmd; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
     status_cell(v, st, sizeof(st));
     if (strlen(st) > 22)
         memcpy(st + 19, "...", 4);

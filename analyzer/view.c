@@ -171,9 +171,11 @@ static void read_response(struct et_view *v, struct et_arena *a)
     v->resp_root = root->name;
     if (et_wbxml_find_int(root, "Status", &n) == 0)
         v->top_status = (long)n;
+    /* Only the command's own Status elements: an Email Flag or a Tasks item has a Status of
+     * its own namespace that is item data, not a result. */
     et_wbxml_iter_init(&it, root, "//Status");
     while ((s = et_wbxml_iter_next(&it)) != NULL && v->nstatus < ET_VIEW_MAX_STATUS) {
-        if (et_wbxml_node_int(s, &n) != 0)
+        if (s->page != root->page || et_wbxml_node_int(s, &n) != 0)
             continue;
         v->statuses[v->nstatus] = (long)n;
         v->status_parent[v->nstatus] = s->parent && s->parent->name ? s->parent->name : NULL;

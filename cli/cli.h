@@ -5,6 +5,7 @@
 #ifndef ET_CLI_CLI_H
 #define ET_CLI_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
 
 /* Exit statuses every subcommand uses (scripts rely on them). */
@@ -18,11 +19,76 @@ enum et_exit {
 typedef int (*et_cmd_fn)(int argc, char **argv);
 
 int et_cmd_decode(int argc, char **argv);
+int et_cmd_encode(int argc, char **argv);
 int et_cmd_proxy(int argc, char **argv);
 int et_cmd_ca(int argc, char **argv);
 int et_cmd_iis(int argc, char **argv);
 int et_cmd_mailboxlog(int argc, char **argv);
 int et_cmd_replay(int argc, char **argv);
+int et_cmd_show(int argc, char **argv);
+int et_cmd_export(int argc, char **argv);
+
+/* How messages and bodies are rendered (decode, show). */
+struct et_cli_render_opts {
+    int json;
+    int compact;
+    int no_status_names;
+    int fragment;        /* 1: input is a headerless WBXML fragment */
+    int include_secrets; /* show Authorization / Cookie values */
+    size_t max_output;
+};
+
+struct et_exchange;
+struct et_buf;
+struct et_error;
+/* Appends a request (is_request) or response of x as text: start line, headers, EAS request
+ * line or response notes, and the body view. Errors are reported on stderr naming path.
+ * Returns 1 when something failed to decode, else 0. */
+int et_cli_http_text(const char *path, const struct et_exchange *x, int is_request,
+                     const struct et_cli_render_opts *o, struct et_buf *out);
+/* The same as JSON members ("type":...,"headers":[...],"eas":{...},"body":{...}). */
+int et_cli_http_json(const char *path, const struct et_exchange *x, int is_request,
+                     const struct et_cli_render_opts *o, struct et_buf *out);
+/* A WBXML body as XML; returns 1 on a decode error (reported on stderr with path and what). */
+int et_cli_wbxml_text(const char *path, const char *what, const unsigned char *p, size_t n,
+                      const struct et_cli_render_opts *o, struct et_buf *out);
+int et_cli_wbxml_json(const unsigned char *p, size_t n, const struct et_cli_render_opts *o,
+                      struct et_buf *out, struct et_error *err);
+void et_cli_json_error(struct et_buf *out, const struct et_error *e);
+void et_cli_json_str(struct et_buf *out, const char *s);
+
+/* ---- inputs (sources.c) ---- */
+struct et_source;
+struct et_view;
+struct et_finding;
+/* Formats eastrace reads, NULL-terminated: "capture", "saz", "har", "iis", "mailboxlog". */
+extern const char *const et_cli_formats[];
+/* Opens path as format (NULL: detect from its first bytes / name; a directory is IIS logs). */
+int et_cli_open_source(const char *path, const char *format, struct et_source **out,
+                       struct et_error *e);
+/* Several inputs merged into one stream by time; failures are reported on stderr. */
+struct et_cli_merge;
+struct et_cli_merge *et_cli_merge_open(char **paths, size_t npaths, const char *format);
+/* Next exchange in time order (caller frees), or NULL at the end. */
+struct et_exchange *et_cli_merge_next(struct et_cli_merge *m);
+int et_cli_merge_failed(const struct et_cli_merge *m); /* an input could not be read */
+unsigned long long et_cli_merge_damaged_count(const struct et_cli_merge *m);
+void et_cli_merge_close(struct et_cli_merge *m);
+
+/* ---- filters (filter.c) ---- */
+struct et_cli_filter {
+    const char *device, *user, *cmd, *host, *find;
+    int64_t since, until; /* microseconds since the epoch; 0: no bound */
+    int errors_only;
+};
+extern const char *et_cli_filter_help;
+/* If argv[*i] is a filter option, consumes it (and its value) and returns 1; 0 when it is
+ * not one; -1 on a bad value (reported). */
+int et_cli_filter_arg(struct et_cli_filter *f, int argc, char **argv, int *i);
+int et_cli_filter_match(const struct et_cli_filter *f, const struct et_exchange *x,
+                        const struct et_view *v, const struct et_finding *findings);
+/* Writes recorded bytes; on a terminal control characters are shown escaped. */
+int et_cli_write_safe(FILE *f, const unsigned char *p, size_t n);
 
 /* Prints "eastrace: " + message to stderr. */
 void et_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

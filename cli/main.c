@@ -16,10 +16,13 @@ struct command {
 static const struct command commands[] = {
     {"proxy", et_cmd_proxy, "capture a phone's EAS traffic: intercepting HTTPS proxy"},
     {"decode", et_cmd_decode, "decode WBXML bodies or raw HTTP messages to XML/JSON"},
+    {"encode", et_cmd_encode, "encode EAS XML to WBXML (test bodies, replays)"},
     {"ca", et_cmd_ca, "show the interception CA (path, fingerprint) and export it for phones"},
     {"iis", et_cmd_iis, "reports over Exchange IIS logs (hits per device, errors, SyncKey 0, ...)"},
     {"mailboxlog", et_cmd_mailboxlog, "read EAS mailbox logs (GetMailboxLog): entries, Ping report"},
-    {"replay", et_cmd_replay, "list the exchanges an eastrace capture file (proxy -w) holds"},
+    {"replay", et_cmd_replay, "timeline and findings of captures, .saz, HAR, IIS and mailbox logs"},
+    {"show", et_cmd_show, "one exchange in full: headers, EAS request, XML bodies, findings"},
+    {"export", et_cmd_export, "write exchanges as a Fiddler .saz or a HAR 1.2 file"},
 };
 
 void et_cli_err(const char *fmt, ...)

@@ -98,8 +98,21 @@ static const char *const eas_paths[] = {
     "/Microsoft-Server-ActiveSync/Proxy/default.eas",
 };
 
+/* The endpoint may sit below a prefix (SOGo serves /SOGo/Microsoft-Server-ActiveSync, reverse
+ * proxies add their own): match the last "/Microsoft-Server-ActiveSync" segment onwards. */
 static int eas_path(const char *p, size_t n)
 {
+    static const char seg[] = "/Microsoft-Server-ActiveSync";
+    const size_t sl = sizeof(seg) - 1;
+    size_t start = n;
+
+    for (size_t k = 0; k + sl <= n; k++)
+        if (et_strncaseeq(p + k, seg, sl) && (k + sl == n || p[k + sl] == '/'))
+            start = k;
+    if (start == n)
+        return 0;
+    p += start;
+    n -= start;
     for (size_t i = 0; i < NELEM(eas_paths); i++)
         if (strlen(eas_paths[i]) == n && et_strncaseeq(eas_paths[i], p, n))
             return 1;

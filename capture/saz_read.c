@@ -186,7 +186,8 @@ static int index_archive(struct saz_reader *r, struct et_error *e)
         s->s = kind == 's' ? i : -1;
         s->m = kind == 'm' ? i : -1;
     }
-    qsort(r->sess, r->nsess, sizeof(*r->sess), cmp_session);
+    if (r->nsess > 1) /* qsort(NULL, 0) is undefined (found by fuzz_saz) */
+        qsort(r->sess, r->nsess, sizeof(*r->sess), cmp_session);
     size_t out = 0;
     for (size_t i = 0; i < r->nsess; i++) {
         struct saz_session *s = &r->sess[i];

@@ -588,8 +588,13 @@ static void test_har_large_file_bounded_memory(void **state)
     print_message("read %zu entries of a %lld MB HAR; peak RSS grew by %ld KiB\n", n,
                   (long long)st.st_size / 1000000, after - before);
     assert_int_equal(n, entries);
+#if defined(__SANITIZE_ADDRESS__)
+    /* ASan's quarantine keeps up to 256 MiB of freed memory resident: no bound to check. */
+    (void)before;
+#else
     if (before > 0)
         assert_true(after - before < 32 * 1024);
+#endif
     unlink(path);
 }
 

@@ -365,6 +365,25 @@ static void test_saz_bad_session_skipped(void **state)
     et_source_close(s);
 }
 
+/* Inputs the fuzzer found: each must fail cleanly (run under ASan/UBSan in CI). */
+static void test_saz_fuzz_regressions(void **state)
+{
+    static const char *files[] = {"saz/fuzz-empty-input.saz", "saz/fuzz-zip-without-sessions.saz"};
+    (void)state;
+    for (size_t i = 0; i < ET_ARRAY_SIZE(files); i++) {
+        size_t n = 0;
+        unsigned char *d = et_test_read_file(et_fixture(files[i]), &n);
+        struct et_source *s = NULL;
+        struct et_error e;
+        assert_non_null(d);
+        et_error_clear(&e);
+        assert_int_equal(et_saz_open_mem(d, n, files[i], &s, &e), ET_EPARSE);
+        assert_null(s);
+        assert_true(e.msg[0] != '\0');
+        free(d);
+    }
+}
+
 /* ---- writer ----------------------------------------------------------------------------- */
 
 static void write_samples(const char *path, int include_secrets)
@@ -514,6 +533,7 @@ int main(void)
         cmocka_unit_test(test_saz_encrypted_entry_named),
         cmocka_unit_test(test_saz_too_many_entries),
         cmocka_unit_test(test_saz_bad_session_skipped),
+        cmocka_unit_test(test_saz_fuzz_regressions),
         cmocka_unit_test(test_saz_roundtrip_redacted_by_default),
         cmocka_unit_test(test_saz_roundtrip_include_secrets),
         cmocka_unit_test(test_saz_written_layout_matches_fiddler),

@@ -146,7 +146,7 @@ static int build(struct iis_src *s, const char *fname, const struct et_slice *f,
     for (int i = 0; i < n && i < l->n; i++) {
         if (is_dash(f[i]))
             continue;
-        if (meta_add(x, l->names[i], (const char *)f[i].ptr, f[i].len) < 0)
+        if (meta_add(x, et_iis_layout_name(l, i), (const char *)f[i].ptr, f[i].len) < 0)
             goto fail;
     }
     if (stem != ET_IIS_STEM_OTHER &&

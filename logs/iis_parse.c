@@ -45,7 +45,7 @@ int et_iis_layout_parse(struct et_iis_layout *l, const char *s, size_t n)
             i++;
         memcpy(l->text + o, s + st, i - st);
         l->text[o + (i - st)] = '\0';
-        l->names[l->n] = l->text + o;
+        l->name_at[l->n] = (uint16_t)o;
         for (int k = 0; k < ET_IIS_FIELD_COUNT; k++)
             if (l->idx[k] < 0 && et_strcaseeq(l->text + o, field_names[k]))
                 l->idx[k] = l->n;
@@ -60,7 +60,7 @@ int et_iis_layout_equal(const struct et_iis_layout *a, const struct et_iis_layou
     if (a->n != b->n)
         return 0;
     for (int i = 0; i < a->n; i++)
-        if (strcmp(a->names[i], b->names[i]) != 0)
+        if (strcmp(et_iis_layout_name(a, i), et_iis_layout_name(b, i)) != 0)
             return 0;
     return 1;
 }

@@ -152,7 +152,10 @@ static int parse_head(struct et_exchange *x, const char *s, size_t n, int reques
                 x->resp.http_minor = l > 7 ? (uint8_t)(p[7] - '0') : 0;
                 const char *sp = memchr(p, ' ', l);
                 if (sp != NULL) {
-                    x->resp.status = (int)strtol(sp + 1, NULL, 10);
+                    int stc = 0;
+                    for (const char *q = sp + 1; q < p + l && *q >= '0' && *q <= '9' && stc < 1000; q++)
+                        stc = stc * 10 + (*q - '0');
+                    x->resp.status = stc;
                     const char *sp2 = memchr(sp + 1, ' ', l - (size_t)(sp + 1 - p));
                     if (sp2 && (x->resp.reason = et_arena_strndup(a, sp2 + 1,
                                                                   (size_t)(p + l - sp2 - 1))) == NULL)
@@ -415,7 +418,13 @@ static int mbx_next(void *impl, struct et_exchange **out, struct et_error *e)
                 k--;
             }
             if (k > 10 && memcmp(p, "Log Entry:", 10) == 0) {
-                entry_no = strtol(p + 10, NULL, 10);
+                /* The line is not NUL-terminated: read the digits by hand. */
+                const char *q = p + 10, *qe = p + k;
+                entry_no = 0;
+                while (q < qe && *q == ' ')
+                    q++;
+                while (q < qe && *q >= '0' && *q <= '9' && entry_no < 100000000L)
+                    entry_no = entry_no * 10 + (*q++ - '0');
                 state = 2;
             } else {
                 state = is_dashes(line, tl) ? 1 : 0;

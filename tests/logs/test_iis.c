@@ -401,6 +401,31 @@ static void test_iis_allocation_failures(void **state)
     free(d);
 }
 
+/* Fuzz finding: a #Fields line parsed into a stack copy left column names pointing into it
+ * (names are offsets now). Needs the sanitizer build to fail loudly; checks the names here. */
+static void test_iis_fuzz_regression_layout_copy(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    unsigned char *d =
+        et_test_read_file(et_fixture("logs/fuzz/iis-fields-line-then-data-stack-layout-copy.log"), &len);
+    assert_non_null(d);
+    struct et_source *s;
+    struct et_error e;
+    assert_int_equal(et_iis_open_mem(d, len, "crash", NULL, &s, &e), 0);
+    drain(s, NULL, 0, NULL);
+    et_source_close(s);
+    free(d);
+    static const char log[] = "#Fields: date time cs-uri-stem cs-uri-query custom-one\n"
+                              "2020-01-01 00:00:00 /Microsoft-Server-ActiveSync Cmd=Sync v1\n";
+    struct et_exchange *x[2] = {0};
+    assert_int_equal(et_iis_open_mem(log, sizeof(log) - 1, "mem", NULL, &s, &e), 0);
+    assert_int_equal(drain(s, x, 2, NULL), 1);
+    et_source_close(s);
+    assert_string_equal(et_headers_get(&x[0]->meta, "custom-one"), "v1");
+    et_exchange_free(x[0]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -416,6 +441,7 @@ int main(void)
         cmocka_unit_test(test_iis_bad_lines_are_skippable_errors),
         cmocka_unit_test(test_iis_corpus_lines),
         cmocka_unit_test(test_iis_allocation_failures),
+        cmocka_unit_test(test_iis_fuzz_regression_layout_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -189,6 +189,33 @@ static void test_mailboxlog_allocation_failures(void **state)
     free(d);
 }
 
+/* Fuzz finding: " Log Entry: 5" as the very last bytes (no newline) was read with strtol
+ * past the end of the input. */
+static void test_mailboxlog_fuzz_regression_entry_number_at_end(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    unsigned char *d =
+        et_test_read_file(et_fixture("logs/fuzz/mailboxlog-entry-number-at-buffer-end.txt"), &len);
+    assert_non_null(d);
+    /* Copy to an exact-size heap block so ASan sees a read past the end. */
+    unsigned char *exact = malloc(len);
+    memcpy(exact, d, len);
+    struct et_source *s;
+    struct et_error e;
+    assert_int_equal(et_mailboxlog_open_mem(exact, len, "crash", &s, &e), 0);
+    for (int k = 0; k < 100; k++) {
+        struct et_exchange *x = NULL;
+        int rc = et_source_next(s, &x, &e);
+        et_exchange_free(x);
+        if (rc <= 0)
+            break;
+    }
+    et_source_close(s);
+    free(exact);
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -197,6 +224,7 @@ int main(void)
         cmocka_unit_test(test_mailboxlog_reports),
         cmocka_unit_test(test_mailboxlog_garbage_and_empty),
         cmocka_unit_test(test_mailboxlog_allocation_failures),
+        cmocka_unit_test(test_mailboxlog_fuzz_regression_entry_number_at_end),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -78,14 +78,19 @@ enum et_iis_field {
 
 #define ET_IIS_MAX_FIELDS 64
 
-/* A #Fields layout: idx[field] is the column of each known field or -1. names[] are the
- * column names, NUL-terminated inside text. */
+/* A #Fields layout: idx[field] is the column of each known field or -1. Column i's name is
+ * text + name_at[i], NUL-terminated (offsets, not pointers, so layouts copy by assignment). */
 struct et_iis_layout {
     int idx[ET_IIS_FIELD_COUNT];
     int n;
-    const char *names[ET_IIS_MAX_FIELDS];
+    uint16_t name_at[ET_IIS_MAX_FIELDS];
     char text[2048];
 };
+
+static inline const char *et_iis_layout_name(const struct et_iis_layout *l, int i)
+{
+    return l->text + l->name_at[i];
+}
 
 /* The layout Exchange 2003 (IIS 6) logs without a #Fields header in our corpus and the IIS 7+
  * default; used until a #Fields line is seen. */

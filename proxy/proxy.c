@@ -16,6 +16,7 @@
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -25,7 +26,7 @@
 #include <uv.h>
 
 #define CHUNK_DATA (16384 + 512) /* one full TLS record fits */
-#define MAX_FREE_CHUNKS 512
+#define MAX_FREE_CHUNKS 64 /* 1 MiB of recycled buffers at most */
 #define HIGH_WATER (256 * 1024)  /* stop reading the other side above this */
 #define LOW_WATER (64 * 1024)
 #define DNS_CACHE_SIZE 64
@@ -169,6 +170,8 @@ struct et_proxy {
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_async_t async;
+    uv_timer_t trim;      /* gives freed heap back after connection churn */
+    uint64_t trim_seen;   /* st.connections at the last trim */
     struct et_proxy_opts o;
     SSL_CTX *sctx, *cctx, *cctx_insecure;
     BIO_METHOD *biometh;
@@ -1024,6 +1027,8 @@ static void on_target_resolved(struct conn *c)
             SSL_set_bio(c->cl.ssl, b, b);
             SSL_set_app_data(c->cl.ssl, c);
             SSL_set_mode(c->cl.ssl, SSL_MODE_RELEASE_BUFFERS);
+            /* One TLS 1.3 ticket (not two): phones still resume, handshakes cost less. */
+            SSL_set_num_tickets(c->cl.ssl, 1);
             SSL_set_accept_state(c->cl.ssl);
             c->cl.tls = 1;
             /* Bytes already read after the CONNECT head are the ClientHello. */
@@ -2419,6 +2424,21 @@ static void on_connection(uv_stream_t *server, int status)
     conn_update_io(c);
 }
 
+/*
+ * After a burst of handshakes (a reconnect storm), glibc keeps the freed TLS buffers in its
+ * arenas; held connections then look far bigger than they are. Trimming every few seconds
+ * while connections come and go returns those pages (malloc_trim also releases free pages in
+ * the middle of the heap), which keeps RSS per held long poll near its real size.
+ */
+static void on_trim(uv_timer_t *t)
+{
+    struct et_proxy *p = t->data;
+    if (p->st.connections != p->trim_seen) {
+        p->trim_seen = p->st.connections;
+        malloc_trim(0);
+    }
+}
+
 static void on_async(uv_async_t *a)
 {
     struct et_proxy *p = a->data;
@@ -2427,6 +2447,7 @@ static void on_async(uv_async_t *a)
         p->handles_closed = 1;
         uv_close((uv_handle_t *)&p->listener, NULL);
         uv_close((uv_handle_t *)&p->async, NULL);
+        uv_close((uv_handle_t *)&p->trim, NULL);
     }
     while (p->conns != NULL)
         conn_close(p->conns);
@@ -2617,6 +2638,10 @@ int et_proxy_new(const struct et_proxy_opts *o, struct et_proxy **out, struct et
     p->listener.data = p;
     uv_async_init(&p->loop, &p->async, on_async);
     p->async.data = p;
+    uv_timer_init(&p->loop, &p->trim);
+    p->trim.data = p;
+    uv_timer_start(&p->trim, on_trim, 2000, 2000);
+    uv_unref((uv_handle_t *)&p->trim);
 
     if ((rc = tls_setup(p, e)) != 0)
         goto fail_loop;

@@ -306,8 +306,8 @@ static void origin_stop(struct origin *o)
     atomic_store(&o->stop, 1);
     pthread_join(o->th, NULL);
     close(o->fd);
-    /* Connection threads are detached; the context stays (leaked on purpose in tests) so a
-     * late thread never touches freed memory. */
+    /* Detached connection threads keep their SSLs, which hold references to the context. */
+    SSL_CTX_free(o->ctx);
     free(o);
 }
 
@@ -1104,8 +1104,11 @@ static void test_large_body_streams_with_bounded_memory(void **state)
     free(out);
     long peak = vm_kb("VmHWM:");
     print_message("RSS before %ld KiB, peak %ld KiB\n", before, peak);
-    /* The origin thread and the proxy share this process: neither may hold the body. */
+    /* The origin thread and the proxy share this process: neither may hold the body.
+     * (ASan's shadow memory and quarantine make RSS meaningless there.) */
+#if !defined(__SANITIZE_ADDRESS__)
     assert_true(peak - before < 40 * 1024);
+#endif
     assert_int_equal(wait_exchanges(t, 1), 1);
     struct et_exchange *x = last_exchange(t);
     assert_int_equal(x->err.code, 0);

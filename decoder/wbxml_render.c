@@ -14,17 +14,24 @@
 #include "eastrace/eas.h"
 #include "wbxml_int.h"
 
-static const char *const prefixes[ET_WBXML_PAGES] = {
-    "airsync", "contacts", "email", "airnotify", "calendar", "move", "getitemestimate",
-    "folderhierarchy", "meetingresponse", "tasks", "resolverecipients", "validatecert",
-    "contacts2", "ping", "provision", "search", "gal", "airsyncbase", "settings",
-    "documentlibrary", "itemoperations", "composemail", "email2", "notes", "rightsmanagement",
-    "find",
+/* Lower-case namespace prefixes with their lengths, so a tag is written without strlen. */
+#define PFX(s) { s, sizeof(s) - 1 }
+static const struct {
+    const char *s;
+    size_t len;
+} prefixes[ET_WBXML_PAGES] = {
+    PFX("airsync"), PFX("contacts"), PFX("email"), PFX("airnotify"), PFX("calendar"),
+    PFX("move"), PFX("getitemestimate"), PFX("folderhierarchy"), PFX("meetingresponse"),
+    PFX("tasks"), PFX("resolverecipients"), PFX("validatecert"), PFX("contacts2"), PFX("ping"),
+    PFX("provision"), PFX("search"), PFX("gal"), PFX("airsyncbase"), PFX("settings"),
+    PFX("documentlibrary"), PFX("itemoperations"), PFX("composemail"), PFX("email2"),
+    PFX("notes"), PFX("rightsmanagement"), PFX("find"),
 };
+#undef PFX
 
 const char *et__wbxml_prefix(unsigned page)
 {
-    return page < ET_WBXML_PAGES ? prefixes[page] : NULL;
+    return page < ET_WBXML_PAGES ? prefixes[page].s : NULL;
 }
 
 struct rctx {
@@ -38,25 +45,243 @@ struct rctx {
     int rc;
 };
 
-#define PUT(c, s, n)                                                                           \
-    do {                                                                                       \
-        if ((c)->rc == 0)                                                                      \
-            (c)->rc = et_buf_append((c)->out, (s), (n));                                       \
-    } while (0)
-#define PUTS(c, s) PUT(c, s, strlen(s))
+/*
+ * Bytes the buffer can take without a realloc and without passing its cap: everything up to
+ * min(cap - 1, max), the last byte of cap being kept for the NUL (as et_buf_append does).
+ */
+static inline size_t buf_room(const struct et_buf *b)
+{
+    size_t max = b->max ? b->max : (size_t)-1 / 2;
+    size_t lim = b->cap ? b->cap - 1 : 0;
+    if (lim > max)
+        lim = max;
+    return lim > b->len ? lim - b->len : 0;
+}
 
-/* Text that XML 1.0 can carry as character data: valid UTF-8 without C0 controls other
- * than tab, LF and CR. */
+/*
+ * Appends n bytes. Most pieces are a few bytes long and fit in the room already reserved, so
+ * the common case is a bounds check and a memcpy here rather than a call to et_buf_append;
+ * the rare case (growth, or the cap) goes through et_buf_append, which sets the error.
+ */
+static inline void put(struct rctx *c, const void *s, size_t n)
+{
+    struct et_buf *b = c->out;
+    if (c->rc != 0)
+        return;
+    if (n <= buf_room(b) && b->data != NULL) {
+        memcpy(b->data + b->len, s, n);
+        b->len += n;
+        b->data[b->len] = '\0';
+        return;
+    }
+    c->rc = et_buf_append(b, s, n);
+}
+
+#define PUT(c, s, n) put((c), (s), (n))
+#define PUTS(c, s) put((c), (s), strlen(s))
+/* A string literal: its length is known at compile time. */
+#define PUTL(c, lit) put((c), (lit), sizeof(lit) - 1)
+
+/* Word-at-a-time helpers: ONES * b repeats byte b in every byte of a word. */
+#define ONES ((uint64_t)0x0101010101010101ULL)
+#define HIGHS ((uint64_t)0x8080808080808080ULL)
+
+/* High bit set in some byte when a byte of w is zero (exact as a yes/no answer). */
+static inline uint64_t has_zero(uint64_t w)
+{
+    return (w - ONES) & ~w & HIGHS;
+}
+
+/* Non-zero when some byte of w is >= 0x80 or < 0x20. */
+static inline uint64_t has_high_or_ctl(uint64_t w)
+{
+    return (w | ((w - ONES * 0x20) & ~w)) & HIGHS;
+}
+
+/* Non-zero when some byte of w needs a closer look in character data: >= 0x80, < 0x20, '&',
+ * '<' or '>' ('<' 0x3C and '>' 0x3E differ only in bit 1, so one test catches both). */
+static inline uint64_t has_special(uint64_t w)
+{
+    return has_high_or_ctl(w) | has_zero(w ^ (ONES * '&')) | has_zero((w | (ONES * 2)) ^ (ONES * '>'));
+}
+
+static inline uint64_t load64(const uint8_t *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof(w));
+    return w;
+}
+
+/*
+ * Length of the UTF-8 sequence at p[0..n) (n >= 1, p[0] >= 0x80), or 0 when it is not valid
+ * UTF-8 (overlong, surrogate, beyond U+10FFFF, cut, or a bad byte): the rules of
+ * et_utf8_valid.
+ */
+static inline size_t utf8_seq(const uint8_t *p, size_t n)
+{
+    uint8_t c = p[0];
+    uint32_t cp;
+    size_t need, k;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+        cp = c & 0x1Fu;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        cp = c & 0x0Fu;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        cp = c & 0x07u;
+    } else {
+        return 0;
+    }
+    if (n <= need)
+        return 0;
+    for (k = 1; k <= need; k++) {
+        if ((p[k] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[k] & 0x3Fu);
+    }
+    if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+        (cp >= 0xD800 && cp <= 0xDFFF))
+        return 0;
+    return need + 1;
+}
+
+/*
+ * Text that XML 1.0 can carry as character data: valid UTF-8 without C0 controls other
+ * than tab, LF and CR. As it always has, the control check stops at the first non-ASCII
+ * byte (from there on only UTF-8 validity is checked); the rendering must stay
+ * byte-identical, so the fast path below keeps that rule.
+ */
 int et__wbxml_xml_safe(const uint8_t *p, size_t n)
 {
-    size_t i;
-    for (i = 0; i < n; i++) {
-        if (p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
+    size_t i = 0;
+    while (i < n) {
+        uint8_t ch;
+        /* Eight plain printable ASCII bytes at a time. */
+        while (n - i >= 8 && has_high_or_ctl(load64(p + i)) == 0)
+            i += 8;
+        if (i == n)
+            break;
+        ch = p[i];
+        if (ch >= 0x80)
+            goto utf8;
+        if (ch < 0x20 && ch != '\t' && ch != '\n' && ch != '\r')
             return 0;
-        if (p[i] >= 0x80)
-            return et_utf8_valid(p, n);
+        i++;
     }
     return 1;
+utf8:
+    /* All before i is ASCII; validate the rest as UTF-8, controls allowed. */
+    while (i < n) {
+        size_t k;
+        while (n - i >= 8 && (load64(p + i) & HIGHS) == 0)
+            i += 8;
+        if (i == n)
+            break;
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        if ((k = utf8_seq(p + i, n - i)) == 0)
+            return 0;
+        i += k;
+    }
+    return 1;
+}
+
+/*
+ * One pass over character data: checks it is XML-safe (the et__wbxml_xml_safe rules) and
+ * writes it escaped (& < > always, CR as &#13;) straight into the buffer, copying clean
+ * 8-byte words whole. Returns 0 when written; 1 when the text is not XML-safe, or -1 when
+ * the buffer could not take it (cap or memory), in both cases with nothing written, so the
+ * caller falls back to the base64 form or the piecewise path (which reports the error the
+ * way it always has).
+ *
+ * Invariant in the loop: the room from d to lim is at least the n - i input bytes left, since
+ * every input byte but an escaped one becomes exactly one output byte.
+ */
+static int put_text_fast(struct et_buf *b, const uint8_t *s, size_t n)
+{
+    size_t start = b->len, i = 0;
+    uint8_t *d, *lim;
+    int high = 0;
+
+    if (et_buf_reserve(b, n) != 0)
+        return -1;
+    d = b->data + b->len;
+    lim = d + buf_room(b);
+    while (i < n) {
+        size_t stop;
+        while (n - i >= 8) {
+            uint64_t w = load64(s + i);
+            if (has_special(w) != 0)
+                break;
+            memcpy(d, &w, sizeof(w));
+            d += 8;
+            i += 8;
+        }
+        /* At most one word byte by byte, then back to whole words. */
+        stop = n - i > 8 ? i + 8 : n;
+        while (i < stop) {
+            uint8_t ch = s[i];
+            const char *rep;
+            size_t rlen;
+            if (ch >= 0x20 && ch < 0x80) {
+                switch (ch) {
+                case '&': rep = "&amp;"; rlen = 5; goto esc;
+                case '<': rep = "&lt;"; rlen = 4; goto esc;
+                case '>': rep = "&gt;"; rlen = 4; goto esc;
+                default: break;
+                }
+                *d++ = ch;
+                i++;
+                continue;
+            }
+            if (ch >= 0x80) {
+                size_t k = utf8_seq(s + i, n - i);
+                if (k == 0)
+                    goto unsafe;
+                high = 1;
+                memcpy(d, s + i, k);
+                d += k;
+                i += k;
+                continue;
+            }
+            if (ch == '\r') {
+                rep = "&#13;";
+                rlen = 5;
+                goto esc;
+            }
+            if (ch != '\t' && ch != '\n' && !high)
+                goto unsafe;
+            *d++ = ch;
+            i++;
+            continue;
+        esc:
+            if ((size_t)(lim - d) < rlen + (n - i - 1)) {
+                b->len = (size_t)(d - b->data);
+                if (et_buf_reserve(b, rlen + (n - i - 1)) != 0)
+                    goto nospace;
+                d = b->data + b->len;
+                lim = d + buf_room(b);
+            }
+            memcpy(d, rep, rlen);
+            d += rlen;
+            i++;
+        }
+    }
+    b->len = (size_t)(d - b->data);
+    b->data[b->len] = '\0';
+    return 0;
+unsafe:
+    b->len = start;
+    b->data[start] = '\0';
+    return 1;
+nospace:
+    b->len = start;
+    b->data[start] = '\0';
+    return -1;
 }
 
 /* Escapes character data: & < > always, CR as &#13; so XML readers keep it. */
@@ -115,19 +340,27 @@ static void put_base64(struct rctx *c, const uint8_t *p, size_t n)
         c->rc = et_base64_encode(c->out, p, n);
 }
 
+/* A newline and 2 * depth spaces (none in compact or mixed content), written in one piece
+ * from a static run of spaces when the buffer has room. */
 static void put_indent(struct rctx *c, unsigned depth)
 {
-    static const char spaces[] = "                                                                ";
-    unsigned n = depth * 2;
+    static const char nl_spaces[] = "\n                                                                "
+                                    "                                                                ";
+    size_t n = (size_t)depth * 2, k;
     if (c->o->compact || c->flat > 0)
         return;
-    if (c->no_nl)
+    if (c->no_nl) {
         c->no_nl = 0;
-    else
-        PUTS(c, "\n");
+    } else if (n < sizeof(nl_spaces) - 1 && n + 1 <= buf_room(c->out)) {
+        PUT(c, nl_spaces, n + 1);
+        return;
+    } else {
+        /* Deep or near the cap: piece by piece, so a capped buffer stops where it did. */
+        PUTL(c, "\n");
+    }
     while (n > 0) {
-        unsigned k = n > 64 ? 64 : n;
-        PUT(c, spaces, k);
+        k = n > 64 ? 64 : n; /* 64-space pieces, as before */
+        PUT(c, nl_spaces + 1, k);
         n -= k;
     }
 }
@@ -139,34 +372,57 @@ static void put_hex2(struct rctx *c, unsigned v)
     PUT(c, t, (size_t)k);
 }
 
-static void put_name(struct rctx *c, const struct et_wbxml_node *n)
+/*
+ * Writes lead, the element's qualified name ("prefix:Name", or "Name" on the root's page)
+ * and tail, reserving once: a tag is then a few memcpys into the buffer.
+ */
+static void put_tag(struct rctx *c, const char *lead, size_t llen, const struct et_wbxml_node *n,
+                    const char *tail, size_t tlen)
 {
-    if (n->name == NULL) {
-        PUTS(c, "unknown page=\"");
-        put_hex2(c, n->page);
-        PUTS(c, "\" token=\"");
-        put_hex2(c, n->token);
-        PUTS(c, "\"");
+    struct et_buf *b = c->out;
+    const char *pfx = NULL;
+    size_t plen = 0, nlen = strlen(n->name), total;
+    uint8_t *d;
+    if (c->rc != 0)
+        return;
+    if (n->page != c->root_page) {
+        pfx = prefixes[n->page].s;
+        plen = prefixes[n->page].len + 1;
+    }
+    total = llen + plen + nlen + tlen;
+    if (total > buf_room(b)) {
+        /* Growth or the cap: the piecewise path reports errors as it always has. */
+        PUT(c, lead, llen);
+        if (pfx != NULL) {
+            PUT(c, pfx, plen - 1);
+            PUTL(c, ":");
+        }
+        PUT(c, n->name, nlen);
+        PUT(c, tail, tlen);
         return;
     }
-    if (n->page != c->root_page) {
-        PUTS(c, prefixes[n->page]);
-        PUTS(c, ":");
+    d = b->data + b->len;
+    memcpy(d, lead, llen);
+    d += llen;
+    if (pfx != NULL) {
+        memcpy(d, pfx, plen - 1);
+        d[plen - 1] = ':';
+        d += plen;
     }
-    PUTS(c, n->name);
+    memcpy(d, n->name, nlen);
+    d += nlen;
+    memcpy(d, tail, tlen);
+    b->len += total;
+    b->data[b->len] = '\0';
 }
 
-static void put_end_name(struct rctx *c, const struct et_wbxml_node *n)
+static void put_unknown_name(struct rctx *c, const struct et_wbxml_node *n)
 {
-    if (n->name == NULL) {
-        PUTS(c, "unknown");
-        return;
-    }
-    if (n->page != c->root_page) {
-        PUTS(c, prefixes[n->page]);
-        PUTS(c, ":");
-    }
-    PUTS(c, n->name);
+    PUTL(c, "unknown page=\"");
+    put_hex2(c, n->page);
+    PUTL(c, "\" token=\"");
+    put_hex2(c, n->token);
+    PUTL(c, "\"");
 }
 
 static void render_doc(struct rctx *c, const struct et_wbxml_doc *doc, unsigned depth);
@@ -202,7 +458,11 @@ static void render_leaf(struct rctx *c, const struct et_wbxml_node *n, unsigned 
 {
     char hdr[96];
     if (n->type == ET_WBXML_TEXT) {
-        if (et__wbxml_xml_safe(n->data, n->len)) {
+        int r = c->rc == 0 ? put_text_fast(c->out, n->data, n->len) : -1;
+        if (r == 0)
+            return;
+        if (r < 0 && et__wbxml_xml_safe(n->data, n->len)) {
+            /* The buffer refused the fast path: piece by piece, stopping where it did. */
             put_escaped(c, n->data, n->len);
         } else {
             snprintf(hdr, sizeof(hdr), "<!-- string %zu bytes, base64 -->", n->len);
@@ -233,8 +493,12 @@ static void render_el(struct rctx *c, const struct et_wbxml_node *n, unsigned de
     int has_el = 0, has_text = 0;
 
     put_indent(c, depth);
-    PUTS(c, "<");
-    put_name(c, n);
+    if (n->name == NULL) {
+        PUTL(c, "<");
+        put_unknown_name(c, n);
+    } else {
+        put_tag(c, "<", 1, n, "", 0);
+    }
     if (n->parent == NULL && c->root_page != 0xFFFF) {
         /* The root declares every namespace the document uses. */
         unsigned p;
@@ -247,7 +511,7 @@ static void render_el(struct rctx *c, const struct et_wbxml_node *n, unsigned de
             if (p == n->page || !(c->ns_used & (1u << p)))
                 continue;
             PUTS(c, " xmlns:");
-            PUTS(c, prefixes[p]);
+            PUT(c, prefixes[p].s, prefixes[p].len);
             PUTS(c, "=\"");
             PUTS(c, et_wbxml_page_name(p));
             PUTS(c, ":\"");
@@ -278,9 +542,13 @@ static void render_el(struct rctx *c, const struct et_wbxml_node *n, unsigned de
         c->flat--;
     if (has_el)
         put_indent(c, depth);
-    PUTS(c, "</");
-    put_end_name(c, n);
-    PUTS(c, ">");
+    if (n->name == NULL) {
+        PUTL(c, "</");
+        PUTL(c, "unknown");
+        PUTL(c, ">");
+    } else {
+        put_tag(c, "</", 2, n, ">", 1);
+    }
     status_comment(c, n);
 }
 
@@ -307,7 +575,7 @@ static void render_doc(struct rctx *c, const struct et_wbxml_doc *doc, unsigned 
             if (!(c->ns_used & (1u << p)))
                 continue;
             PUTS(c, " xmlns:");
-            PUTS(c, prefixes[p]);
+            PUT(c, prefixes[p].s, prefixes[p].len);
             PUTS(c, "=\"");
             PUTS(c, et_wbxml_page_name(p));
             PUTS(c, ":\"");

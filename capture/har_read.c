@@ -477,9 +477,36 @@ static int add_headers(struct et_headers *h, struct et_arena *a, json_t *arr)
     return 0;
 }
 
-/* Sets b from a HAR text with an optional "encoding" ("base64"); copies into a. */
+/*
+ * Maps UTF-8 text whose code points are all U+0000..U+00FF to one byte each (Latin-1).
+ * Returns the byte count, or -1 when a code point is above U+00FF. out holds len bytes.
+ */
+static long long utf8_to_latin1(const char *text, size_t len, uint8_t *out)
+{
+    const uint8_t *p = (const uint8_t *)text;
+    size_t i = 0, n = 0;
+    while (i < len) {
+        if (p[i] < 0x80) {
+            out[n++] = p[i++];
+        } else if ((p[i] == 0xC2 || p[i] == 0xC3) && i + 1 < len && (p[i + 1] & 0xC0) == 0x80) {
+            out[n++] = (uint8_t)(((p[i] & 0x03) << 6) | (p[i + 1] & 0x3F));
+            i += 2;
+        } else {
+            return -1;
+        }
+    }
+    return (long long)n;
+}
+
+/*
+ * Sets b from a HAR text with an optional "encoding" ("base64"); copies into a. declared is
+ * the size the HAR gives for the body (content.size / bodySize), -1 when unknown. Some writers
+ * (mitmproxy's har_dump) store a binary body as text with one code point per byte; when the
+ * UTF-8 length disagrees with the declared size and the Latin-1 reading matches it exactly,
+ * the Latin-1 bytes are the original body.
+ */
 static int set_body(struct et_body *b, struct et_arena *a, const char *text, size_t len,
-                    const char *encoding, const char **why)
+                    const char *encoding, long long declared, const char **why)
 {
     if (encoding != NULL && et_strcaseeq(encoding, "base64")) {
         struct et_buf dec;
@@ -495,8 +522,19 @@ static int set_body(struct et_body *b, struct et_arena *a, const char *text, siz
         et_buf_free(&dec);
         return rc;
     }
-    /* JSON text is Unicode; HAR writers store byte bodies as their UTF-8 decoding, so the
+    /* JSON text is Unicode; most HAR writers store byte bodies as their UTF-8 decoding, so the
      * UTF-8 encoding jansson hands us is the original bytes. */
+    if (declared >= 0 && (size_t)declared != len && (size_t)declared < len) {
+        uint8_t *tmp = et_malloc(len);
+        long long n;
+        int rc;
+        if (tmp == NULL)
+            return ET_ENOMEM;
+        n = utf8_to_latin1(text, len, tmp);
+        rc = n == declared ? et_body_set(b, a, tmp, (size_t)n) : et_body_set(b, a, text, len);
+        et_free(tmp);
+        return rc;
+    }
     return et_body_set(b, a, text, len);
 }
 
@@ -551,7 +589,9 @@ static int convert(struct har_reader *r, json_t *ent, struct et_exchange *x, con
         const char *enc = jstr(v, "encoding", NULL);
         if (enc == NULL)
             enc = jstr(v, "_encoding", NULL);
-        if ((rc = set_body(&x->req.body, a, s, len, enc, why)) != 0)
+        json_t *bs = json_object_get(req, "bodySize");
+        if ((rc = set_body(&x->req.body, a, s, len, enc,
+                           json_is_integer(bs) ? (long long)json_integer_value(bs) : -1, why)) != 0)
             return rc;
     }
     x->has_request = 1;
@@ -572,7 +612,9 @@ static int convert(struct har_reader *r, json_t *ent, struct et_exchange *x, con
                 return rc;
             if (json_is_object(content)) {
                 if ((s = jstr(content, "text", &len)) != NULL && len > 0) {
+                    json_t *sz = json_object_get(content, "size");
                     rc = set_body(&x->resp.body, a, s, len, jstr(content, "encoding", NULL),
+                                  json_is_integer(sz) ? (long long)json_integer_value(sz) : -1,
                                   why);
                     if (rc != 0)
                         return rc;

@@ -172,6 +172,28 @@ static void test_har_sogo_eas_bodies_exact(void **state)
     assert_non_null(x);
     check_body_file(&x->req.body, "generated-sogo-loopback/run/04-GetItemEstimate-req.wbxml");
     check_body_file(&x->resp.body, "generated-sogo-loopback/run/04-GetItemEstimate-resp.wbxml");
+    /* Bodies that mitmproxy stored as text with one code point per byte (Latin-1): the
+     * declared size tells the reader to map them back to the original bytes. */
+    x = find_cmd(v, n, "Cmd=ItemOperations", "LOOPTEST03");
+    assert_non_null(x);
+    check_body_file(&x->req.body, "generated-sogo-loopback/run/06-ItemOperations-req.wbxml");
+    check_body_file(&x->resp.body, "generated-sogo-loopback/run/06-ItemOperations-resp.wbxml");
+    {
+        size_t syncs = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (v[i]->req.target == NULL || strstr(v[i]->req.target, "Cmd=Sync") == NULL ||
+                strstr(v[i]->req.target, "LOOPTEST03") == NULL)
+                continue;
+            syncs++;
+            check_body_file(&v[i]->req.body, syncs == 1
+                                                 ? "generated-sogo-loopback/run/03-Sync-req.wbxml"
+                                                 : "generated-sogo-loopback/run/05-Sync-req.wbxml");
+            check_body_file(&v[i]->resp.body,
+                            syncs == 1 ? "generated-sogo-loopback/run/03-Sync-resp.wbxml"
+                                       : "generated-sogo-loopback/run/05-Sync-resp.wbxml");
+        }
+        assert_int_equal(syncs, 2);
+    }
     /* GetItemEstimate of the first run failed with HTTP 501. */
     x = find_cmd(v, n, "Cmd=GetItemEstimate", "LOOPTEST01");
     assert_non_null(x);

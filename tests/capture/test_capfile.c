@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1128,6 +1129,109 @@ static void test_capfile_write_error_reported_and_writer_survives(void **state)
     assert_true(file_size(f->path) <= 64 * 1024);
 }
 
+/* A real full disk: a 64 KiB tmpfs (needs root and mount permission, else skipped). */
+static void test_capfile_disk_full_reported_and_writer_survives(void **state)
+{
+    struct fixture *f = *state;
+    char mnt[600], path[700];
+    struct et_capfile_writer *cw;
+    struct et_capfile_stats st;
+    struct et_error e;
+    int rc = 0, ok = 0;
+    static struct readout ro;
+
+    snprintf(mnt, sizeof(mnt), "%s/small", f->dir);
+    assert_int_equal(mkdir(mnt, 0700), 0);
+    if (mount("tmpfs", mnt, "tmpfs", MS_NOSUID | MS_NODEV, "size=64k") != 0) {
+        print_message("cannot mount a small tmpfs (%s): skipped\n", strerror(errno));
+        rmdir(mnt);
+        skip();
+    }
+    snprintf(path, sizeof(path), "%s/full.etcap", mnt);
+    cw = open_writer(path);
+    for (uint64_t i = 1; i < 100; i++) {
+        struct et_exchange *x = make_full(i, 9000, 1000);
+        et_error_clear(&e);
+        rc = et_capfile_write(cw, x, &e);
+        et_exchange_free(x);
+        if (rc != 0)
+            break;
+        ok++;
+    }
+    assert_int_equal(rc, ET_EIO);
+    assert_non_null(strstr(e.msg, strerror(ENOSPC)));
+    assert_non_null(strstr(e.msg, path));
+    assert_true(ok >= 2);
+    /* The partial record was cut off, which freed its space: a small record fits again. */
+    {
+        struct et_exchange *x = make_full(500, 10, 10);
+        et_error_clear(&e);
+        rc = et_capfile_write(cw, x, &e);
+        et_exchange_free(x);
+        if (rc != 0)
+            print_message("small record after ENOSPC: %s\n", e.msg);
+    }
+    et_capfile_writer_stats(cw, &st);
+    assert_int_equal(st.failures, rc == 0 ? 1 : 2);
+    et_capfile_close(cw, NULL);
+    read_file(path, &ro);
+    assert_int_equal(ro.nerr, 0);
+    assert_int_equal(ro.n, (size_t)ok + (rc == 0));
+    unlink(path);
+    assert_int_equal(umount(mnt), 0);
+    rmdir(mnt);
+}
+
+/* A reader in follow mode beside a writer in another process: every record, no reports. */
+static void test_capfile_follow_concurrent_writer(void **state)
+{
+    struct fixture *f = *state;
+    struct et_capfile_read_opts o = {.follow = 1, .max_record = 0};
+    struct et_capfile_writer *cw = open_writer(f->path);
+    struct et_source *s = NULL;
+    struct et_error e;
+    uint64_t expect = 1;
+    int status;
+    pid_t pid;
+
+    et_error_clear(&e);
+    assert_int_equal(et_capfile_open_ex(f->path, &o, &s, &e), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        for (uint64_t i = 1; i <= 400; i++) {
+            struct et_exchange *x = make_full(i, (size_t)(i * 397 % 150000), 64);
+            if (et_capfile_write(cw, x, &e) != 0)
+                _exit(1);
+            et_exchange_free(x);
+            if (i % 50 == 0)
+                usleep(1000);
+        }
+        _exit(0);
+    }
+    et_capfile_close(cw, NULL); /* the child holds its own copy */
+    for (int spins = 0; expect <= 400 && spins < 100000; spins++) {
+        struct et_exchange *r = NULL;
+        int rc;
+        et_error_clear(&e);
+        rc = et_source_next(s, &r, &e);
+        if (rc == 0) {
+            usleep(100); /* nothing new yet */
+            continue;
+        }
+        if (rc != 1)
+            fail_msg("follower got %d: %s", rc, e.msg);
+        assert_int_equal(origin_id(r), expect);
+        assert_int_equal(r->req.body.len, expect * 397 % 150000);
+        expect++;
+        et_exchange_free(r);
+    }
+    assert_int_equal(expect, 401);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    et_source_close(s);
+}
+
 static void test_capfile_allocation_failures(void **state)
 {
     struct fixture *f = *state;
@@ -1232,6 +1336,8 @@ int main(void)
         T(test_capfile_unknown_types_skipped_and_bad_payload_reported),
         T(test_capfile_kill9_loses_only_the_record_in_flight),
         T(test_capfile_write_error_reported_and_writer_survives),
+        T(test_capfile_disk_full_reported_and_writer_survives),
+        T(test_capfile_follow_concurrent_writer),
         T(test_capfile_allocation_failures),
         T(test_capfile_reads_committed_v1_fixture),
 #undef T

@@ -2,7 +2,9 @@
  * libFuzzer target for the capture file reader (capture/capfile_read.c).
  *
  * The first input byte picks a mode, because random bytes almost never pass the record CRCs:
- *   even: the rest is a capture file as found on disk (header checks, resync, torn tails);
+ *   even: the rest is a capture file as found on disk (header checks, resync, torn tails),
+ *         read from memory, or with bit 1 set from a memfd through the file reader (pread,
+ *         read-ahead window);
  *   odd:  the rest is a list of record payloads (u16 length + type byte + bytes) that the
  *         harness wraps in a valid header and valid records, so the TLV decoder is reached;
  *         bit 1 asks for the last record to be cut short, bit 2 for a flipped byte.
@@ -12,8 +14,11 @@
 #include "eastrace/capfile.h"
 #include "../../capture/capfile_int.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -59,7 +64,7 @@ static size_t touch(const struct et_exchange *x)
     return n;
 }
 
-static void read_all(const uint8_t *p, size_t n)
+static void read_all(const uint8_t *p, size_t n, int as_file)
 {
     struct et_capfile_read_opts o = {.follow = 0, .max_record = (size_t)1 << 20};
     struct et_source *s = NULL;
@@ -67,8 +72,23 @@ static void read_all(const uint8_t *p, size_t n)
     volatile size_t sink = 0;
 
     et_error_clear(&e);
-    if (et_capfile_open_mem(p, n, "fuzz", &o, &s, &e) != 0)
+    if (as_file) {
+        char path[64];
+        int fd = memfd_create("fuzz_capfile", MFD_CLOEXEC), rc;
+        if (fd < 0)
+            return;
+        if (n > 0 && write(fd, p, n) != (ssize_t)n) {
+            close(fd);
+            return;
+        }
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        rc = et_capfile_open_ex(path, &o, &s, &e);
+        close(fd); /* the reader holds its own descriptor */
+        if (rc != 0)
+            return;
+    } else if (et_capfile_open_mem(p, n, "fuzz", &o, &s, &e) != 0) {
         return;
+    }
     for (size_t calls = 0;; calls++) {
         struct et_exchange *x = NULL;
         int rc;
@@ -136,7 +156,7 @@ static void read_wrapped(const uint8_t *d, size_t size, unsigned mode)
         len = last + (len - last) / 2;
     if ((mode & 4) && len > CAP_FILE_HDR_LEN)
         buf[CAP_FILE_HDR_LEN + (mode >> 3) % (len - CAP_FILE_HDR_LEN)] ^= 0x20;
-    read_all(buf, len);
+    read_all(buf, len, 0);
     free(buf);
 }
 
@@ -147,6 +167,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (data[0] & 1)
         read_wrapped(data + 1, size - 1, data[0]);
     else
-        read_all(data + 1, size - 1);
+        read_all(data + 1, size - 1, (data[0] & 2) != 0);
     return 0;
 }

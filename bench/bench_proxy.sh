@@ -32,6 +32,9 @@ have_vs=0
 for a in "${args[@]}"; do case "$a" in --vs-preset|--vs-proxy-cmd|--preset) have_vs=1 ;; esac; done
 [ "$have_vs" = 1 ] || args+=(--vs-preset squid)
 cd "$dst"
+# 10 000 held connections need ~2 fds each in the proxy and the client: raise the hard limit
+# when allowed (root); run.sh then raises the soft limit to it.
+ulimit -Hn 65536 2>/dev/null || true
 exec ./run.sh \
   --proxy-cmd "mkdir -p run && install -m 600 certs/mitm-ca.key run/eastrace-ca-{port}.key && \
 exec $bin proxy --listen 127.0.0.1:{port} --ca-cert certs/mitm-ca.pem \

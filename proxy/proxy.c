@@ -2198,64 +2198,83 @@ static void conn_update_io(struct conn *c)
     }
 }
 
+/* 1 when a TLS leg holds ciphertext or decrypted bytes that did not fit into `in`. */
+static int tls_has_more(const struct leg *l)
+{
+    if (l == NULL || l->ssl == NULL || !l->hs_done || l->closing || !l->handle_open)
+        return 0;
+    if (l->in != NULL && l->in->len == l->in->cap)
+        return 0;
+    return (l->cin != NULL && l->cin->len > 0) || SSL_pending(l->ssl) > 0;
+}
+
 static void conn_advance(struct conn *c)
 {
     if (c->cl.closing)
         return;
-    unsigned long sslerr = 0;
-    struct leg *u = c->up;
+    /* Decrypted records can outlast one pass when `in` was full: go round again while a
+     * TLS leg still holds input and has room for it, or the mode just changed. */
+    for (int iter = 0; iter < 16; iter++) {
+        unsigned long sslerr = 0;
+        struct leg *u = c->up;
+        enum mode m0 = c->mode;
 
-    /* Upstream TLS handshake and decryption. */
-    if (u != NULL && u->ssl != NULL && u->connected && c->mode != M_CLOSING) {
-        int r = leg_tls_pump(u, &sslerr);
-        if (r < 0) {
-            long vr = SSL_get_verify_result(u->ssl);
-            if (vr != X509_V_OK)
-                conn_fail(c, ET_ECERT, ET_STAGE_UPSTREAM_TLS, 502,
-                          "certificate of %s rejected: %s", u->sni,
-                          X509_verify_cert_error_string(vr));
-            else {
-                char buf[256] = "connection closed during the handshake";
-                if (sslerr != (unsigned long)-1)
-                    ERR_error_string_n(sslerr, buf, sizeof(buf));
-                conn_fail(c, ET_ETLS, ET_STAGE_UPSTREAM_TLS, 502, "TLS with %s failed: %s",
-                          u->sni, buf);
+        /* Upstream TLS handshake and decryption. */
+        if (u != NULL && u->ssl != NULL && u->connected && c->mode != M_CLOSING) {
+            int r = leg_tls_pump(u, &sslerr);
+            if (r < 0) {
+                long vr = SSL_get_verify_result(u->ssl);
+                if (vr != X509_V_OK)
+                    conn_fail(c, ET_ECERT, ET_STAGE_UPSTREAM_TLS, 502,
+                              "certificate of %s rejected: %s", u->sni,
+                              X509_verify_cert_error_string(vr));
+                else {
+                    char buf[256] = "connection closed during the handshake";
+                    if (sslerr != (unsigned long)-1)
+                        ERR_error_string_n(sslerr, buf, sizeof(buf));
+                    conn_fail(c, ET_ETLS, ET_STAGE_UPSTREAM_TLS, 502, "TLS with %s failed: %s",
+                              u->sni, buf);
+                }
+            } else if (r == 1) {
+                up_collect_info(u);
+                up_ready(c);
+            } else if (!u->hs_done && u->eof) {
+                conn_fail(c, ET_ECONNRESET, ET_STAGE_UPSTREAM_TLS, 502,
+                          "%s closed the connection during the TLS handshake", u->sni);
             }
-        } else if (r == 1) {
-            up_collect_info(u);
-            up_ready(c);
-        } else if (!u->hs_done && u->eof) {
-            conn_fail(c, ET_ECONNRESET, ET_STAGE_UPSTREAM_TLS, 502,
-                      "%s closed the connection during the TLS handshake", u->sni);
+            if (u->hs_done)
+                leg_flush(u);
         }
-        if (u->hs_done)
-            leg_flush(u);
-    }
-    /* Client TLS. */
-    if (c->cl.ssl != NULL && c->mode != M_CLOSING) {
-        int r = leg_tls_pump(&c->cl, &sslerr);
-        if (r < 0) {
-            client_tls_failed(c, sslerr);
-        } else if (r == 1) {
-            c->mode = M_MITM;
-            c->rq = RQ_HEAD;
-            c->rs = RS_NONE;
-            c->tkind_set = 0;
-        } else if (c->mode == M_TLS_HS && c->cl.eof) {
-            client_tls_failed(c, (unsigned long)-1);
+        /* Client TLS. */
+        if (c->cl.ssl != NULL && c->mode != M_CLOSING) {
+            int r = leg_tls_pump(&c->cl, &sslerr);
+            if (r < 0) {
+                client_tls_failed(c, sslerr);
+            } else if (r == 1) {
+                c->mode = M_MITM;
+                c->rq = RQ_HEAD;
+                c->rs = RS_NONE;
+                c->tkind_set = 0;
+            } else if (c->mode == M_TLS_HS && c->cl.eof) {
+                client_tls_failed(c, (unsigned long)-1);
+            }
         }
-    }
 
-    switch (c->mode) {
-    case M_HTTP:
-    case M_MITM:
-        advance_http(c);
-        break;
-    case M_TUNNEL:
-        advance_tunnel(c);
-        break;
-    default:
-        break;
+        switch (c->mode) {
+        case M_HTTP:
+        case M_MITM:
+            advance_http(c);
+            break;
+        case M_TUNNEL:
+            advance_tunnel(c);
+            break;
+        default:
+            break;
+        }
+        if (c->cl.closing)
+            return;
+        if (c->mode == m0 && !tls_has_more(&c->cl) && !tls_has_more(c->up))
+            break;
     }
     if (c->cl.closing)
         return;

@@ -208,6 +208,17 @@ static void *origin_conn_main(void *arg)
             snprintf(hdr, sizeof(hdr), "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", n);
             oc_write(c, hdr, strlen(hdr));
             oc_write(c, b, (size_t)n);
+        } else if (strncmp(path, "/big?n=", 7) == 0) {
+            size_t n = (size_t)atol(path + 7), sent = 0;
+            char blk[16384];
+            memset(blk, 'b', sizeof(blk));
+            snprintf(hdr, sizeof(hdr), "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n", n);
+            oc_write(c, hdr, strlen(hdr));
+            while (sent < n) {
+                size_t k = n - sent < 7000 ? n - sent : 7000; /* odd sizes: records split */
+                oc_write(c, blk, k);
+                sent += k;
+            }
         } else if (strcmp(path, "/chunked") == 0) {
             static const char r[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                                     "6\r\nhello \r\n8\r\nchunked \r\n5\r\nworld\r\n0\r\n\r\n";
@@ -1118,6 +1129,23 @@ static void test_large_body_streams_with_bounded_memory(void **state)
     et_test_rmtree(dir);
 }
 
+static void test_large_response_through_interception(void **state)
+{
+    struct tproxy *t = *state;
+    /* 3 MB in 7000-byte writes: decrypted records outgrow one input chunk many times. */
+    char *out = run(CURL "--cacert %s -o /dev/null -w '%%{size_download}|%%{http_code}' "
+                         "'https://localhost:%d/big?n=3000000'",
+                    et_proxy_port(t->p), fx("mitm-ca.pem"), g_tls->port);
+    assert_string_equal(out, "3000000|200");
+    free(out);
+    assert_int_equal(wait_exchanges(t, 1), 1);
+    struct et_exchange *x = last_exchange(t);
+    assert_int_equal(x->err.code, 0);
+    assert_int_equal(x->resp.body.wire_len, 3000000);
+    assert_int_equal(x->resp.body.len, 1 << 20);
+    assert_true(x->resp.body.truncated);
+}
+
 static void test_install_page_and_ca_downloads(void **state)
 {
     struct tproxy *t = *state;
@@ -1227,6 +1255,8 @@ int main(void)
                                         teardown_proxy),
         cmocka_unit_test(test_open_proxy_refused),
         cmocka_unit_test_setup_teardown(test_large_body_streams_with_bounded_memory, setup_proxy,
+                                        teardown_proxy),
+        cmocka_unit_test_setup_teardown(test_large_response_through_interception, setup_proxy,
                                         teardown_proxy),
         cmocka_unit_test_setup_teardown(test_install_page_and_ca_downloads, setup_proxy,
                                         teardown_proxy),

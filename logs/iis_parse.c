@@ -423,17 +423,16 @@ static int parse_2003(const char *s, size_t n, struct et_eas_log *o)
 
 void et_eas_log_parse(const char *s, size_t n, struct et_eas_log *o)
 {
-    const char *p = s, *end = s + n;
-
     memset(o, 0, sizeof(*o));
     o->version = o->status = o->heartbeat = o->sync_key = -1;
     o->folder_count = o->filter = -1;
     o->rpc_count = o->rpc_latency = o->ldap_count = o->ldap_latency = -1;
     o->cpo = o->fet = o->throttle = -1;
     if (n == 0)
-        return;
+        return; /* s may be NULL */
     if (parse_2003(s, n, o))
         return;
+    const char *p = s, *end = s + n;
     while (p < end) {
         const char *us = memchr(p, '_', (size_t)(end - p));
         const char *ie = us ? us : end;

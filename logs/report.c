@@ -388,6 +388,8 @@ static int known_err(struct et_slice e)
 static struct et_slice quick_error(struct et_slice log)
 {
     struct et_slice none = {(const uint8_t *)"", 0};
+    if (log.len == 0)
+        return none; /* ptr may be NULL */
     const uint8_t *p = log.ptr, *end = log.ptr + log.len;
     while (p < end) {
         const uint8_t *q = memchr(p, 'E', (size_t)(end - p));

@@ -375,6 +375,29 @@ static void test_report_allocation_failures(void **state)
     free(d);
 }
 
+/* Fuzz finding: an EAS line without Log= left a NULL slice that the hot path offset. */
+static void test_report_fuzz_regression_line_without_log(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    unsigned char *d =
+        et_test_read_file(et_fixture("logs/fuzz/iis-eas-line-without-log-null-slice.log"), &len);
+    assert_non_null(d);
+    for (int kind = 0; kind < ET_IIS_REPORT_COUNT; kind++) {
+        struct et_iis_report_opts o = {0};
+        o.kind = (enum et_iis_report_kind)kind;
+        struct et_iis_report *r = et_iis_report_new(&o);
+        struct et_error e;
+        assert_non_null(r);
+        assert_int_equal(et_iis_report_add_mem(r, d, len, &e), 0);
+        FILE *f = fopen("/dev/null", "w");
+        assert_int_equal(et_iis_report_write(r, f, ET_REPORT_HTML, &e), 0);
+        fclose(f);
+        et_iis_report_free(r);
+    }
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -386,6 +409,7 @@ int main(void)
         cmocka_unit_test(test_html_is_self_contained_with_svg_and_tables),
         cmocka_unit_test(test_threads_recount_prefix_after_fields_change),
         cmocka_unit_test(test_report_allocation_failures),
+        cmocka_unit_test(test_report_fuzz_regression_line_without_log),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -432,7 +432,9 @@ static void status_comment(struct rctx *c, const struct et_wbxml_node *n)
     const struct et_eas_status *s;
     long long v;
     char num[32];
-    if (c->o->no_status_comments || n->name == NULL || strcmp(n->name, "Status") != 0)
+    /* Called for every element: test the first letter before the strcmp. */
+    if (c->o->no_status_comments || n->name == NULL || n->name[0] != 'S' ||
+        strcmp(n->name, "Status") != 0)
         return;
     if (et_wbxml_node_int(n, &v) != 0 || v < -2147483647LL || v > 2147483647LL)
         return;

@@ -33,6 +33,7 @@ struct pstate {
     int headers_done;       /* the header block of the final message ended */
     size_t body_off;        /* offset of the first body byte (valid when headers_done) */
     int skip_body;          /* HEAD response */
+    int connect_response;   /* the response to a CONNECT request */
     uint8_t *body;          /* arena, room for n - body_off bytes */
     size_t body_len, body_room;
     unsigned chunks;        /* chunk headers seen */
@@ -343,14 +344,15 @@ static int finish_trailing(struct pstate *s, llhttp_t *hp, size_t used, int upgr
 
     if (rest == 0 || all_blank(s->base + used, rest))
         return 0;
-    if (s->is_request && hp->method == HTTP_CONNECT && s->body_len == 0) {
-        /* Fiddler writes its description of the TLS ClientHello (version, SNI, ciphers) after
-         * a CONNECT: worth showing, so it becomes the body. */
+    if ((s->is_request ? hp->method == HTTP_CONNECT : s->connect_response) &&
+        s->body_len == 0) {
+        /* Fiddler writes its description of the TLS handshake (version, SNI, ciphers,
+         * certificate) after a CONNECT and its response: worth showing, so it becomes the body. */
         int rc = take_raw_body(s, b, used);
         if (rc != 0)
             return rc;
-        return note(s, "%zu bytes after the CONNECT request (the capture tool's notes on the "
-                       "tunnel) kept as the body", rest);
+        return note(s, "%zu bytes after the CONNECT %s (the capture tool's notes on the "
+                       "tunnel) kept as the body", rest, s->is_request ? "request" : "response");
     }
     if (upgrade)
         return note(s, "%zu bytes after the end of the %s belong to the tunnel or upgraded "
@@ -414,6 +416,8 @@ static int parse_message(const uint8_t *p, size_t n, struct et_exchange *x, stru
         s.headers = &x->resp.headers;
         b = &x->resp.body;
         s.skip_body = x->has_request && x->req.method && et_strcaseeq(x->req.method, "HEAD");
+        s.connect_response = x->has_request && x->req.method &&
+                             et_strcaseeq(x->req.method, "CONNECT");
     }
     if (n == 0)
         return fail(&s, e, ET_ETRUNC, 0, "empty input: no HTTP %s",

@@ -210,6 +210,25 @@ static void test_fuzz_connect_trailing_before_body_start(void **state)
     fx_free(&f);
 }
 
+static void test_response_to_connect_keeps_fiddler_notes(void **state)
+{
+    struct fx f;
+    (void)state;
+    fx_load(&f, "http/response-connect-established-fiddler-notes.txt");
+    f.x->has_request = 1;
+    f.x->req.method = "CONNECT";
+    assert_int_equal(et_http_parse_response(f.data, f.len, f.x, &f.e), 0);
+    assert_int_equal(f.x->resp.status, 200);
+    assert_memory_equal(f.x->resp.body.data, "Encrypted HTTPS", 15);
+    assert_non_null(find_note(f.x, ET_HTTP_NOTE_RESPONSE, "after the CONNECT response"));
+    fx_free(&f);
+    /* Without the CONNECT the same bytes are leftovers after a Content-Length: 0 body. */
+    assert_int_equal(fx_response(&f, "http/response-connect-established-fiddler-notes.txt"), 0);
+    assert_int_equal(f.x->resp.body.len, 0);
+    assert_non_null(find_note(f.x, ET_HTTP_NOTE_RESPONSE, "ignored"));
+    fx_free(&f);
+}
+
 static void test_request_host_ipv6(void **state)
 {
     struct fx f;
@@ -579,6 +598,7 @@ int main(void)
         cmocka_unit_test(test_request_connect_authority),
         cmocka_unit_test(test_request_connect_keeps_fiddler_notes),
         cmocka_unit_test(test_fuzz_connect_trailing_before_body_start),
+        cmocka_unit_test(test_response_to_connect_keeps_fiddler_notes),
         cmocka_unit_test(test_request_host_ipv6),
         cmocka_unit_test(test_request_body_without_content_length_kept),
         cmocka_unit_test(test_request_truncated_headers),

@@ -145,7 +145,12 @@ void et_iis_query_scan(const char *q, size_t n, struct et_iis_query *out)
 {
     const char *p = q, *end = q + n;
 
+    static const uint8_t empty[1] = {0};
     memset(out, 0, sizeof(*out));
+    /* Absent parameters are empty slices with a valid pointer, never NULL: callers hash and
+     * compare them without checking. */
+    out->cmd.ptr = out->user.ptr = out->device_id.ptr = out->device_type.ptr = empty;
+    out->log.ptr = empty;
     out->raw.ptr = (const uint8_t *)q;
     out->raw.len = n;
     if (n == 1 && q[0] == '-') {

@@ -98,7 +98,8 @@ static uint64_t hash_bytes(const void *p, size_t n, int64_t b)
         n -= 8;
     }
     uint64_t w = 0;
-    memcpy(&w, s, n);
+    if (n > 0)
+        memcpy(&w, s, n);
     h = (h ^ (w | 0x2020202020202020ULL)) * 0x9E3779B97F4A7C15ULL;
     return h ^ (h >> 29);
 }

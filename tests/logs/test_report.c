@@ -375,13 +375,16 @@ static void test_report_allocation_failures(void **state)
     free(d);
 }
 
-/* Fuzz finding: an EAS line without Log= left a NULL slice that the hot path offset. */
+/* Fuzz findings: an EAS line without Log= (or without DeviceId) left a NULL slice that the
+ * hot path offset or hashed. */
 static void test_report_fuzz_regression_line_without_log(void **state)
 {
     (void)state;
     size_t len = 0;
-    unsigned char *d =
-        et_test_read_file(et_fixture("logs/fuzz/iis-eas-line-without-log-null-slice.log"), &len);
+    static const char *const crashers[] = {"logs/fuzz/iis-eas-line-without-log-null-slice.log",
+                                           "logs/fuzz/iis-eas-line-without-device-id.log"};
+    for (size_t c = 0; c < 2; c++) {
+    unsigned char *d = et_test_read_file(et_fixture(crashers[c]), &len);
     assert_non_null(d);
     for (int kind = 0; kind < ET_IIS_REPORT_COUNT; kind++) {
         struct et_iis_report_opts o = {0};
@@ -396,6 +399,7 @@ static void test_report_fuzz_regression_line_without_log(void **state)
         et_iis_report_free(r);
     }
     free(d);
+    }
 }
 
 int main(void)

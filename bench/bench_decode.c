@@ -15,6 +15,10 @@
  * none of them.
  *
  * usage: bench_decode [--seconds S] [DIR...]     (S: CPU seconds per run, default 3)
+ *
+ * Measured (2 shared cores, default bodies, --seconds 3, three runs): before the one-pass text
+ * escaper in wbxml_render.c eastrace 271-280 MB/s vs libwbxml 53-55 MB/s, 4.97x/5.20x/5.06x;
+ * after 1092-1135 MB/s vs 56-58 MB/s, 19.65x/19.80x/19.74x (compact XML about 20x).
  */
 #include <dirent.h>
 #include <stdio.h>

@@ -633,6 +633,41 @@ static void test_capfile_mode_0600_and_foreign_files(void **state)
     assert_non_null(strstr(e.msg, "No such file"));
 }
 
+/* A crash while the file header itself was being written leaves a prefix of it and nothing
+ * recorded: the writer starts the file again; readers call it an incomplete header. */
+static void test_capfile_torn_file_header_is_restarted(void **state)
+{
+    struct fixture *f = *state;
+    struct et_capfile_writer *cw = open_writer(f->path);
+    struct et_capfile_stats st;
+    struct et_source *s = NULL;
+    struct et_error e;
+    struct et_exchange *x;
+    static struct readout ro;
+    uint8_t *bytes;
+    size_t n;
+
+    close_writer(cw);
+    bytes = slurp(f->path, &n);
+    for (size_t len = 1; len < CAP_FILE_HDR_LEN; len += 7) {
+        write_bytes(f->path, bytes, len);
+        et_error_clear(&e);
+        assert_int_equal(et_capfile_open(f->path, &s, &e), ET_ETRUNC);
+        cw = open_writer(f->path);
+        et_capfile_writer_stats(cw, &st);
+        assert_int_equal(st.created, 1);
+        x = make_full(len, 10, 10);
+        write_one(cw, x);
+        et_exchange_free(x);
+        close_writer(cw);
+        read_file(f->path, &ro);
+        assert_int_equal(ro.n, 1);
+        assert_int_equal(ro.nerr, 0);
+        assert_int_equal(ro.ids[0], len);
+    }
+    free(bytes);
+}
+
 static void test_capfile_reader_rejects_other_files(void **state)
 {
     struct fixture *f = *state;
@@ -1328,6 +1363,7 @@ int main(void)
         T(test_capfile_reader_follows_writer),
         T(test_capfile_append_after_reopen),
         T(test_capfile_mode_0600_and_foreign_files),
+        T(test_capfile_torn_file_header_is_restarted),
         T(test_capfile_reader_rejects_other_files),
         T(test_capfile_torn_tail_at_every_byte),
         T(test_capfile_damaged_middle_record_every_byte),

@@ -172,14 +172,17 @@ int et__wbxml_xml_safe(const uint8_t *p, size_t n)
     }
     return 1;
 utf8:
-    /* All before i is ASCII; validate the rest as UTF-8, controls allowed. */
+    /* All before i is ASCII; validate the rest as UTF-8. Controls other than TAB, LF and CR
+     * are not XML characters wherever they stand. */
     while (i < n) {
         size_t k;
-        while (n - i >= 8 && (load64(p + i) & HIGHS) == 0)
+        while (n - i >= 8 && has_high_or_ctl(load64(p + i)) == 0)
             i += 8;
         if (i == n)
             break;
         if (p[i] < 0x80) {
+            if (p[i] < 0x20 && p[i] != '\t' && p[i] != '\n' && p[i] != '\r')
+                return 0;
             i++;
             continue;
         }
@@ -205,7 +208,7 @@ static int put_text_fast(struct et_buf *b, const uint8_t *s, size_t n)
 {
     size_t start = b->len, i = 0;
     uint8_t *d, *lim;
-    int high = 0;
+
 
     if (et_buf_reserve(b, n) != 0)
         return -1;
@@ -242,7 +245,7 @@ static int put_text_fast(struct et_buf *b, const uint8_t *s, size_t n)
                 size_t k = utf8_seq(s + i, n - i);
                 if (k == 0)
                     goto unsafe;
-                high = 1;
+
                 memcpy(d, s + i, k);
                 d += k;
                 i += k;
@@ -253,7 +256,7 @@ static int put_text_fast(struct et_buf *b, const uint8_t *s, size_t n)
                 rlen = 5;
                 goto esc;
             }
-            if (ch != '\t' && ch != '\n' && !high)
+            if (ch != '\t' && ch != '\n')
                 goto unsafe;
             *d++ = ch;
             i++;

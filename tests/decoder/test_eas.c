@@ -550,7 +550,7 @@ static void test_eas_alloc_failure_each_call(void **state)
     const char *targets[2];
     char b64[512];
     (void)state;
-    snprintf(b64, sizeof(b64), "%s", b64_target(q, sizeof(q)));
+    assert_true((size_t)snprintf(b64, sizeof(b64), "%s", b64_target(q, sizeof(q))) < sizeof(b64));
     targets[0] = b64;
     targets[1] = "/Microsoft-Server-ActiveSync?Cmd=Sync&User=u&DeviceId=d&DeviceType=t&"
                  "A=1&B=2&C=3&D=4&E=5&F=6&G=7&H=8&I=9&J=10";

@@ -27,7 +27,32 @@ struct iis_src {
     struct et_iis_layout layout;
     uint64_t id;
     int seen_frontend;
+    int fields_seen; /* this file had a #Fields line (else its layout is inferred) */
 };
+
+/*
+ * Lines without a #Fields header (pasted from a ticket or a forum, or a file whose header
+ * was cut off): pick the standard layout with the line's field count. IIS 6 and IIS 7/7.5
+ * both log 14 fields by default; IIS 6 puts the site name (W3SVCn) third.
+ */
+static void infer_layout(struct et_iis_layout *l, const struct et_slice *f, int n)
+{
+    static const char iis6[] = "date time s-sitename s-ip cs-method cs-uri-stem cs-uri-query "
+                               "s-port cs-username c-ip cs(User-Agent) sc-status sc-substatus "
+                               "sc-win32-status";
+    static const char iis75[] = "date time s-ip cs-method cs-uri-stem cs-uri-query s-port "
+                                "cs-username c-ip cs(User-Agent) sc-status sc-substatus "
+                                "sc-win32-status time-taken";
+    /* The field set of the Exchange Team's 2005 ActiveSync reporting post (IIS 6 custom). */
+    static const char ex2003[] = "date time c-ip cs-method cs-uri-stem cs-uri-query sc-status "
+                                 "sc-bytes cs-bytes time-taken cs(User-Agent)";
+    if (n == 14 && f[2].len >= 5 && memcmp(f[2].ptr, "W3SVC", 5) == 0)
+        (void)et_iis_layout_parse(l, iis6, sizeof(iis6) - 1);
+    else if (n == 14)
+        (void)et_iis_layout_parse(l, iis75, sizeof(iis75) - 1);
+    else if (n == 11)
+        (void)et_iis_layout_parse(l, ex2003, sizeof(ex2003) - 1);
+}
 
 static int meta_add(struct et_exchange *x, const char *name, const char *v, size_t vl)
 {
@@ -241,6 +266,7 @@ static int iis_next(void *impl, struct et_exchange **out, struct et_error *e)
                 }
             }
             et_iis_layout_default(&s->layout);
+            s->fields_seen = 0;
             s->open = 1;
         }
         fname = s->mem ? s->memname : s->files[s->cur];
@@ -276,6 +302,7 @@ static int iis_next(void *impl, struct et_exchange **out, struct et_error *e)
             if (len >= 8 && memcmp(line, "#Fields:", 8) == 0 &&
                 et_iis_layout_parse(&nl, line + 8, len - 8) == 0) {
                 s->layout = nl;
+                s->fields_seen = 1;
             } else if (len >= 8 && memcmp(line, "#Fields:", 8) == 0) {
                 /* Keep the previous layout: the lines after a broken header most likely
                  * still have the old shape. */
@@ -287,6 +314,8 @@ static int iis_next(void *impl, struct et_exchange **out, struct et_error *e)
             continue;
         }
         int n = et_iis_line_split(line, len, f, ET_IIS_MAX_FIELDS);
+        if (!s->fields_seen && n != s->layout.n)
+            infer_layout(&s->layout, f, n);
         int stem_i = s->layout.idx[ET_IIS_STEM];
         if (stem_i < 0 || n <= stem_i) {
             et_error_set_at(e, ET_EPARSE, s->lines.line_off,

@@ -426,9 +426,44 @@ static void test_iis_fuzz_regression_layout_copy(void **state)
     et_exchange_free(x[0]);
 }
 
+/* Lines without a #Fields header get the standard layout with their field count. */
+static void test_iis_layout_inferred_without_fields_header(void **state)
+{
+    static const char iis75[] =
+        "2011-05-06 11:29:51 10.0.0.5 POST /Microsoft-Server-ActiveSync/default.eas "
+        "User=jdoe&DeviceId=DEV75&DeviceType=iPhone&Cmd=Sync&Log=V121_S1 443 DOM\\jdoe "
+        "192.0.2.10 Apple-iPhone/705.18 200 0 0 140\n";
+    static const char iis6[] =
+        "2009-03-08 09:00:07 W3SVC1 10.0.0.5 POST /Microsoft-Server-ActiveSync "
+        "User=jdoe&DeviceId=DEV6&DeviceType=PocketPC&Cmd=Ping 443 DOM\\jdoe 192.0.2.11 "
+        "MSFT-PPC/5.1.2000 200 0 0\n";
+    static const char ex2003[] =
+        "2005-03-08 09:00:07 192.0.2.12 POST /Microsoft-Server-ActiveSync "
+        "User=jdoe&DeviceId=DEV3&DeviceType=PocketPC&Cmd=Sync 200 300 400 657 MSFT-PPC/4.0\n";
+    const char *logs[] = {iis75, iis6, ex2003};
+    const char *devs[] = {"DEV75", "DEV6", "DEV3"};
+    const char *cmds[] = {"Sync", "Ping", "Sync"};
+    (void)state;
+    for (int i = 0; i < 3; i++) {
+        struct et_source *s;
+        struct et_exchange *x = NULL;
+        struct et_error e;
+        et_error_clear(&e);
+        assert_int_equal(et_iis_open_mem(logs[i], strlen(logs[i]), "mem", NULL, &s, &e), 0);
+        assert_int_equal(et_source_next(s, &x, &e), 1);
+        assert_non_null(strstr(x->req.target, devs[i]));
+        assert_string_equal(et_headers_get(&x->meta, "eas-cmd"), cmds[i]);
+        assert_int_equal(x->resp.status, 200);
+        assert_non_null(x->client_addr);
+        et_exchange_free(x);
+        et_source_close(s);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_iis_layout_inferred_without_fields_header),
         cmocka_unit_test(test_log_items_2010_digit_and_colon_forms),
         cmocka_unit_test(test_log_items_newer_colon_numbers),
         cmocka_unit_test(test_log_items_2003_packed_grammar),

@@ -53,9 +53,24 @@ if [ $quick -eq 0 ]; then
   suite "unit tests under ASan+UBSan" build-san Sanitize
   step "fuzz targets" scripts/run-fuzz.sh "${ET_FUZZ_SECONDS:-20}"
 fi
+# Shell-level tests print their own "N passed, N failed" line; their counts join the totals.
 for t in tests/cli/*.sh; do
   [ -e "$t" ] || continue
-  step "cli: $(basename "$t" .sh)" env ET_EASTRACE="$root/build-test/cli/eastrace" bash "$t"
+  name="cli: $(basename "$t" .sh)"
+  echo "=== $name"
+  log=$(mktemp)
+  env ET_EASTRACE="$root/build-test/cli/eastrace" bash "$t" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  line=$(grep -E "^[0-9]+ passed, [0-9]+ failed" "$log" | tail -1)
+  if [ -n "$line" ]; then
+    passed=$((passed + $(cut -d' ' -f1 <<<"$line")))
+    failed=$((failed + $(cut -d' ' -f3 <<<"$line")))
+  fi
+  if [ "$rc" -ne 0 ]; then
+    failures+=("$name")
+    [ -n "$line" ] || failed=$((failed + 1))
+  fi
+  rm -f "$log"
 done
 
 echo

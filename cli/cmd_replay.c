@@ -57,6 +57,7 @@ struct replay {
     unsigned long long n, shown;
     struct et_buf out;
     struct et_buf findings; /* text mode: findings, printed after the timeline */
+    FILE *spill;            /* findings text beyond FINDINGS_MEM, so memory stays bounded */
     unsigned long long nerr, nwarn, ninfo;
 };
 
@@ -72,6 +73,18 @@ static void count(struct replay *r, const struct et_finding *f)
         if ((int)f->severity > r->max_sev)
             r->max_sev = (int)f->severity;
     }
+}
+
+/* Findings text kept in memory before it moves to a temporary file: a capture with many
+ * findings must not make replay's memory grow with its size. */
+#define FINDINGS_MEM ((size_t)256 * 1024)
+
+static void spill_findings(struct replay *r)
+{
+    if (r->spill == NULL && (r->spill = tmpfile()) == NULL)
+        return; /* no temporary file: keep the text in memory */
+    if (fwrite(r->findings.data, 1, r->findings.len, r->spill) == r->findings.len)
+        et_buf_reset(&r->findings);
 }
 
 /* Judges and prints one exchange. Takes ownership of x. */
@@ -98,6 +111,8 @@ static void one(struct replay *r, struct et_exchange *x, int live)
                 et_buf_printf(&r->findings, "#%llu %s\n", r->n, v.cmd ? v.cmd : "");
                 for (const struct et_finding *g = f; g != NULL; g = g->next)
                     et_finding_text(g, r->flags, "  ", &r->findings);
+                if (r->findings.len > FINDINGS_MEM)
+                    spill_findings(r);
             }
         }
         fwrite(r->out.data, 1, r->out.len, stdout);
@@ -175,8 +190,15 @@ static void summary(struct replay *r, unsigned long long damaged)
         fwrite(r->out.data, 1, r->out.len, stdout);
         return;
     }
-    if (r->findings.len > 0) {
+    if (r->findings.len > 0 || r->spill != NULL) {
         fputs("\nFindings\n", stdout);
+        if (r->spill != NULL) {
+            char chunk[65536];
+            size_t got;
+            rewind(r->spill);
+            while ((got = fread(chunk, 1, sizeof(chunk), r->spill)) > 0)
+                fwrite(chunk, 1, got, stdout);
+        }
         fwrite(r->findings.data, 1, r->findings.len, stdout);
     }
     if (sf != NULL && !r->no_findings) {
@@ -377,6 +399,8 @@ int et_cmd_replay(int argc, char **argv)
 out:
     et_buf_free(&r.out);
     et_buf_free(&r.findings);
+    if (r.spill != NULL)
+        fclose(r.spill);
     et_analyzer_free(r.an);
     et_free(files);
     return status;

@@ -1,0 +1,618 @@
+/*
+ * SMTP client and MIME builder (see smtp.h). One connection, blocking sockets with
+ * SO_RCVTIMEO/SO_SNDTIMEO and a poll()ed non-blocking connect, so no step can hang longer
+ * than the timeout. After STARTTLS every byte goes through OpenSSL on the same socket.
+ *
+ *   struct conn: fd --(tls == NULL)--> read()/write()
+ *                  \-(tls != NULL)--> SSL_read()/SSL_write()
+ *   replies: lines "CODE-text" ... "CODE text" (RFC 5321 4.2.1), read into rbuf, text kept
+ *            (capped) for the error message.
+ */
+#include "eastrace/smtp.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+
+#define REPLY_MAX 4096 /* server text kept per reply */
+
+struct conn {
+    int fd;
+    SSL_CTX *ctx;
+    SSL *ssl;
+    int timeout_ms;
+    char rbuf[8192];
+    size_t rstart, rend;
+    int code;                /* last reply code */
+    char text[REPLY_MAX];    /* last reply text, lines joined with " / " */
+    unsigned ext_starttls : 1, ext_auth_plain : 1, ext_auth_login : 1;
+};
+
+static void tls_error(struct et_error *e, int code, const char *what)
+{
+    char ebuf[256] = "";
+    unsigned long l = ERR_peek_last_error();
+    if (l != 0)
+        ERR_error_string_n(l, ebuf, sizeof(ebuf));
+    ERR_clear_error();
+    et_error_set(e, code, "%s%s%s", what, ebuf[0] ? ": " : "", ebuf);
+}
+
+static int conn_write(struct conn *c, const char *p, size_t n, struct et_error *e)
+{
+    while (n > 0) {
+        ssize_t w;
+        if (c->ssl != NULL) {
+            int k = SSL_write(c->ssl, p, n > 65536 ? 65536 : (int)n);
+            if (k <= 0) {
+                tls_error(e, ET_EIO, "SMTP: TLS write failed (timeout or connection closed)");
+                return ET_EIO;
+            }
+            w = k;
+        } else {
+            w = send(c->fd, p, n, MSG_NOSIGNAL);
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                int err = errno;
+                et_error_set(e, err == EAGAIN ? ET_ETIMEDOUT : ET_EIO, "SMTP: write: %s",
+                             err == EAGAIN ? "timed out" : strerror(err));
+                return err == EAGAIN ? ET_ETIMEDOUT : ET_EIO;
+            }
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+static int conn_fill(struct conn *c, struct et_error *e)
+{
+    ssize_t r;
+    if (c->rstart > 0) {
+        memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
+        c->rend -= c->rstart;
+        c->rstart = 0;
+    }
+    if (c->rend == sizeof(c->rbuf)) {
+        et_error_set(e, ET_EPARSE, "SMTP: reply line longer than %zu bytes", sizeof(c->rbuf));
+        return ET_EPARSE;
+    }
+    for (;;) {
+        if (c->ssl != NULL) {
+            int k = SSL_read(c->ssl, c->rbuf + c->rend, (int)(sizeof(c->rbuf) - c->rend));
+            if (k <= 0) {
+                int se = SSL_get_error(c->ssl, k);
+                if (se == SSL_ERROR_ZERO_RETURN) {
+                    et_error_set(e, ET_ECONNRESET, "SMTP: the server closed the connection");
+                    return ET_ECONNRESET;
+                }
+                tls_error(e, ET_EIO, "SMTP: TLS read failed (timeout or connection closed)");
+                return ET_EIO;
+            }
+            r = k;
+        } else {
+            r = recv(c->fd, c->rbuf + c->rend, sizeof(c->rbuf) - c->rend, 0);
+            if (r < 0 && errno == EINTR)
+                continue;
+            if (r < 0) {
+                int err = errno;
+                et_error_set(e, err == EAGAIN ? ET_ETIMEDOUT : ET_EIO, "SMTP: read: %s",
+                             err == EAGAIN ? "timed out waiting for the server" : strerror(err));
+                return err == EAGAIN ? ET_ETIMEDOUT : ET_EIO;
+            }
+            if (r == 0) {
+                et_error_set(e, ET_ECONNRESET, "SMTP: the server closed the connection");
+                return ET_ECONNRESET;
+            }
+        }
+        c->rend += (size_t)r;
+        return 0;
+    }
+}
+
+/* Reads one reply (all its lines) into c->code and c->text, noting EHLO extensions. */
+static int read_reply(struct conn *c, struct et_error *e)
+{
+    size_t tl = 0;
+    int rc;
+
+    c->text[0] = '\0';
+    c->code = 0;
+    for (;;) {
+        char *nl;
+        while ((nl = memchr(c->rbuf + c->rstart, '\n', c->rend - c->rstart)) == NULL)
+            if ((rc = conn_fill(c, e)) < 0)
+                return rc;
+        char *line = c->rbuf + c->rstart;
+        size_t n = (size_t)(nl - line);
+        c->rstart += n + 1;
+        if (n > 0 && line[n - 1] == '\r')
+            n--;
+        if (n < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' || line[1] > '9' ||
+            line[2] < '0' || line[2] > '9' || (n > 3 && line[3] != ' ' && line[3] != '-')) {
+            et_error_set(e, ET_EPARSE, "SMTP: not an SMTP reply: '%.*s'", (int)ET_MIN(n, 80),
+                         line);
+            return ET_EPARSE;
+        }
+        int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+        if (c->code != 0 && code != c->code) {
+            et_error_set(e, ET_EPARSE, "SMTP: reply lines with different codes (%d, %d)",
+                         c->code, code);
+            return ET_EPARSE;
+        }
+        c->code = code;
+        const char *t = n > 4 ? line + 4 : "";
+        size_t tn = n > 4 ? n - 4 : 0;
+        if (code == 250 && tn >= 8 && et_strncaseeq(t, "STARTTLS", 8))
+            c->ext_starttls = 1;
+        if (code == 250 && tn >= 5 && et_strncaseeq(t, "AUTH", 4) && (t[4] == ' ' || t[4] == '=')) {
+            for (size_t i = 5; i + 5 <= tn; i++) {
+                if (et_strncaseeq(t + i, "PLAIN", 5) && (i + 5 == tn || t[i + 5] == ' '))
+                    c->ext_auth_plain = 1;
+                if (et_strncaseeq(t + i, "LOGIN", 5) && (i + 5 == tn || t[i + 5] == ' '))
+                    c->ext_auth_login = 1;
+            }
+        }
+        if (tl + tn + 4 < sizeof(c->text)) {
+            if (tl > 0) {
+                memcpy(c->text + tl, " / ", 3);
+                tl += 3;
+            }
+            for (size_t i = 0; i < tn; i++) /* server text must not drive the terminal */
+                c->text[tl + i] = (unsigned char)t[i] < 0x20 || t[i] == 0x7f ? '?' : t[i];
+            tl += tn;
+            c->text[tl] = '\0';
+        }
+        if (n <= 3 || line[3] == ' ')
+            return 0;
+    }
+}
+
+/* Sends a command line (without CRLF; NULL sends nothing) and checks the reply code's class
+ * against want (2 = 2xx, 3 = 3xx). what names the step in errors (never the secret). */
+static int step(struct conn *c, const char *cmd, const char *what, int want, struct et_error *e)
+{
+    int rc;
+    if (cmd != NULL) {
+        if ((rc = conn_write(c, cmd, strlen(cmd), e)) < 0 || (rc = conn_write(c, "\r\n", 2, e)) < 0)
+            return rc;
+    }
+    if ((rc = read_reply(c, e)) < 0) {
+        char m[300];
+        snprintf(m, sizeof(m), "%s", e->msg);
+        e->code = 0;
+        et_error_set(e, rc, "%s (after %s)", m, what);
+        return rc;
+    }
+    if (c->code / 100 != want) {
+        et_error_set(e, ET_EDENIED, "SMTP server refused %s: %d %s", what, c->code, c->text);
+        return ET_EDENIED;
+    }
+    return 0;
+}
+
+static int tcp_connect(struct conn *c, const char *host, int port, struct et_error *e)
+{
+    struct addrinfo hints, *res = NULL, *ai;
+    char ps[16];
+    int gai, last = 0;
+
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_family = AF_UNSPEC;
+    snprintf(ps, sizeof(ps), "%d", port);
+    gai = getaddrinfo(host, ps, &hints, &res);
+    if (gai != 0) {
+        et_error_set(e, ET_EDNS, "SMTP: cannot resolve %s: %s", host, gai_strerror(gai));
+        return ET_EDNS;
+    }
+    for (ai = res; ai != NULL; ai = ai->ai_next) {
+        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+        if (fd < 0) {
+            last = errno;
+            continue;
+        }
+        int fl = fcntl(fd, F_GETFL);
+        (void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        int r = connect(fd, ai->ai_addr, ai->ai_addrlen);
+        if (r < 0 && errno == EINPROGRESS) {
+            struct pollfd p = {.fd = fd, .events = POLLOUT};
+            int pr = poll(&p, 1, c->timeout_ms);
+            if (pr == 0) {
+                last = ETIMEDOUT;
+                close(fd);
+                continue;
+            }
+            socklen_t sl = sizeof(last);
+            int soerr = 0;
+            sl = sizeof(soerr);
+            if (pr < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0) {
+                last = soerr ? soerr : errno;
+                close(fd);
+                continue;
+            }
+            r = 0;
+        }
+        if (r < 0) {
+            last = errno;
+            close(fd);
+            continue;
+        }
+        (void)fcntl(fd, F_SETFL, fl);
+        struct timeval tv = {.tv_sec = c->timeout_ms / 1000,
+                             .tv_usec = (c->timeout_ms % 1000) * 1000};
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        c->fd = fd;
+        freeaddrinfo(res);
+        return 0;
+    }
+    freeaddrinfo(res);
+    if (last == ECONNREFUSED) {
+        et_error_set(e, ET_ECONNREFUSED, "SMTP: cannot connect to %s port %d: connection refused",
+                     host, port);
+        return ET_ECONNREFUSED;
+    }
+    if (last == ETIMEDOUT) {
+        et_error_set(e, ET_ETIMEDOUT, "SMTP: cannot connect to %s port %d: timed out after %d ms",
+                     host, port, c->timeout_ms);
+        return ET_ETIMEDOUT;
+    }
+    et_error_set(e, ET_EIO, "SMTP: cannot connect to %s port %d: %s", host, port,
+                 strerror(last ? last : EIO));
+    return ET_EIO;
+}
+
+/* Whether host is a literal IPv4 or IPv6 address. */
+static int inet_pton_check(const char *host, unsigned char *buf)
+{
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+static int start_tls(struct conn *c, const struct et_smtp_opts *o, struct et_error *e)
+{
+    long vr;
+
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    if (c->ctx == NULL)
+        goto fail;
+    SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    if (o->ca_file != NULL) {
+        if (SSL_CTX_load_verify_locations(c->ctx, o->ca_file, NULL) != 1) {
+            tls_error(e, ET_ETLS, "SMTP: cannot load CA file");
+            return ET_ETLS;
+        }
+    } else if (SSL_CTX_set_default_verify_paths(c->ctx) != 1) {
+        goto fail;
+    }
+    c->ssl = SSL_new(c->ctx);
+    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
+        goto fail;
+    /* SNI and host name check only for names; an address is checked as an IP SAN. */
+    {
+        unsigned char ip[16];
+        X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+        if (inet_pton_check(o->host, ip)) {
+            if (X509_VERIFY_PARAM_set1_ip_asc(vp, o->host) != 1)
+                goto fail;
+        } else {
+            if (SSL_set_tlsext_host_name(c->ssl, o->host) != 1 || SSL_set1_host(c->ssl, o->host) != 1)
+                goto fail;
+        }
+    }
+    if (SSL_connect(c->ssl) != 1) {
+        vr = SSL_get_verify_result(c->ssl);
+        if (vr != X509_V_OK) {
+            ERR_clear_error();
+            et_error_set(e, ET_ECERT, "SMTP: the certificate of %s is not trusted: %s%s",
+                         o->host, X509_verify_cert_error_string(vr),
+                         o->ca_file ? "" : " (give its CA with --smtp-ca FILE)");
+            SSL_free(c->ssl);
+            c->ssl = NULL;
+            return ET_ECERT;
+        }
+        tls_error(e, ET_ETLS, "SMTP: TLS handshake with the server failed");
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        return ET_ETLS;
+    }
+    return 0;
+fail:
+    tls_error(e, ET_ETLS, "SMTP: TLS setup failed");
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    return ET_ETLS;
+}
+
+/* An address for MAIL FROM / RCPT TO: printable ASCII without '<', '>' or spaces, so it can
+ * neither break the command line nor smuggle another command in. */
+static int addr_ok(const char *a)
+{
+    if (a == NULL || *a == '\0' || strlen(a) > 254)
+        return 0;
+    for (const char *p = a; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f || *p == '<' || *p == '>')
+            return 0;
+    return 1;
+}
+
+static int do_auth(struct conn *c, const struct et_smtp_opts *o, struct et_error *e)
+{
+    struct et_buf b, enc;
+    int rc = ET_ENOMEM;
+    size_t ul = strlen(o->user), pl = o->password ? strlen(o->password) : 0;
+
+    et_buf_init(&b, 4096);
+    et_buf_init(&enc, 8192);
+    if (c->ext_auth_plain) {
+        /* RFC 4616: authzid NUL authcid NUL passwd, base64. */
+        if (et_buf_putc(&b, 0) < 0 || et_buf_append(&b, o->user, ul) < 0 ||
+            et_buf_putc(&b, 0) < 0 || et_buf_append(&b, o->password ? o->password : "", pl) < 0 ||
+            et_buf_puts(&enc, "AUTH PLAIN ") < 0 || et_base64_encode(&enc, b.data, b.len) < 0)
+            goto out;
+        rc = step(c, (const char *)enc.data, "AUTH PLAIN", 2, e);
+    } else if (c->ext_auth_login) {
+        if ((rc = step(c, "AUTH LOGIN", "AUTH LOGIN", 3, e)) < 0)
+            goto out;
+        rc = ET_ENOMEM;
+        if (et_base64_encode(&enc, (const uint8_t *)o->user, ul) < 0)
+            goto out;
+        if ((rc = step(c, (const char *)enc.data, "AUTH LOGIN (user name)", 3, e)) < 0)
+            goto out;
+        et_buf_reset(&enc);
+        rc = ET_ENOMEM;
+        if (et_base64_encode(&enc, (const uint8_t *)(o->password ? o->password : ""), pl) < 0)
+            goto out;
+        rc = step(c, (const char *)enc.data, "AUTH LOGIN (password)", 2, e);
+    } else {
+        et_error_set(e, ET_EDENIED, "SMTP: the server offers no AUTH PLAIN or LOGIN");
+        rc = ET_EDENIED;
+    }
+out:
+    /* The buffers held the password: wipe them before they go back to the allocator. */
+    if (b.data != NULL)
+        memset(b.data, 0, b.cap);
+    if (enc.data != NULL)
+        memset(enc.data, 0, enc.cap);
+    et_buf_free(&b);
+    et_buf_free(&enc);
+    if (rc == ET_ENOMEM)
+        et_error_set(e, ET_ENOMEM, "SMTP: out of memory");
+    return rc;
+}
+
+/* Sends the message body: CRLF line ends, dot-stuffing, then the final ".". */
+static int send_data(struct conn *c, const char *msg, size_t len, struct et_error *e)
+{
+    char out[16384];
+    size_t k = 0;
+    int bol = 1, rc;
+
+    for (size_t i = 0; i < len; i++) {
+        if (k + 4 > sizeof(out)) {
+            if ((rc = conn_write(c, out, k, e)) < 0)
+                return rc;
+            k = 0;
+        }
+        char ch = msg[i];
+        if (bol && ch == '.')
+            out[k++] = '.';
+        if (ch == '\n' && (i == 0 || msg[i - 1] != '\r'))
+            out[k++] = '\r';
+        out[k++] = ch;
+        bol = ch == '\n';
+    }
+    if (!bol) {
+        out[k++] = '\r';
+        out[k++] = '\n';
+    }
+    if ((rc = conn_write(c, out, k, e)) < 0)
+        return rc;
+    return conn_write(c, ".\r\n", 3, e);
+}
+
+static int ehlo(struct conn *c, const char *name, struct et_error *e)
+{
+    char cmd[300];
+    c->ext_starttls = c->ext_auth_plain = c->ext_auth_login = 0;
+    snprintf(cmd, sizeof(cmd), "EHLO %s", name);
+    return step(c, cmd, "EHLO", 2, e);
+}
+
+int et_smtp_send(const struct et_smtp_opts *o, const char *msg, size_t len, struct et_error *e)
+{
+    struct conn *c;
+    char helo[256], cmd[600];
+    int rc;
+
+    if (o == NULL || o->host == NULL || o->nto == 0 || !addr_ok(o->from)) {
+        et_error_set(e, ET_EINVAL, "SMTP: %s", o == NULL || o->host == NULL ? "no server"
+                                               : o->nto == 0 ? "no recipient"
+                                                             : "bad sender address");
+        return ET_EINVAL;
+    }
+    for (size_t i = 0; i < o->nto; i++) {
+        if (!addr_ok(o->to[i])) {
+            et_error_set(e, ET_EINVAL, "SMTP: bad recipient address '%.80s'", o->to[i]);
+            return ET_EINVAL;
+        }
+    }
+    if (o->helo_name != NULL) {
+        snprintf(helo, sizeof(helo), "%s", o->helo_name);
+    } else if (gethostname(helo, sizeof(helo)) != 0 || helo[0] == '\0') {
+        snprintf(helo, sizeof(helo), "localhost");
+    }
+    helo[sizeof(helo) - 1] = '\0';
+    for (char *p = helo; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            *p = '-';
+    c = et_calloc(1, sizeof(*c));
+    if (c == NULL) {
+        et_error_set(e, ET_ENOMEM, "SMTP: out of memory");
+        return ET_ENOMEM;
+    }
+    c->fd = -1;
+    c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
+    if ((rc = tcp_connect(c, o->host, o->port > 0 ? o->port : 25, e)) < 0)
+        goto out;
+    if ((rc = step(c, NULL, "the greeting", 2, e)) < 0 || (rc = ehlo(c, helo, e)) < 0)
+        goto out;
+    if (o->starttls != ET_SMTP_TLS_NEVER && c->ext_starttls) {
+        if ((rc = step(c, "STARTTLS", "STARTTLS", 2, e)) < 0)
+            goto out;
+        if (c->rstart != c->rend) {
+            /* Bytes after the 220 were sent in plain text before TLS: an injection attempt
+             * (CVE-2011-0411 class). */
+            et_error_set(e, ET_ETLS, "SMTP: the server sent data after its STARTTLS reply");
+            rc = ET_ETLS;
+            goto out;
+        }
+        if ((rc = start_tls(c, o, e)) < 0 || (rc = ehlo(c, helo, e)) < 0)
+            goto out;
+    } else if (o->starttls == ET_SMTP_TLS_REQUIRED) {
+        et_error_set(e, ET_ETLS, "SMTP: %s:%d does not offer STARTTLS (required)", o->host,
+                     o->port > 0 ? o->port : 25);
+        rc = ET_ETLS;
+        goto out;
+    }
+    if (o->user != NULL) {
+        if (c->ssl == NULL && !o->allow_plain_auth) {
+            et_error_set(e, ET_ETLS, "SMTP: refusing to send the password without TLS (the "
+                                     "server did not offer STARTTLS)");
+            rc = ET_ETLS;
+            goto out;
+        }
+        if ((rc = do_auth(c, o, e)) < 0)
+            goto out;
+    }
+    snprintf(cmd, sizeof(cmd), "MAIL FROM:<%s>", o->from);
+    if ((rc = step(c, cmd, cmd, 2, e)) < 0)
+        goto out;
+    for (size_t i = 0; i < o->nto; i++) {
+        snprintf(cmd, sizeof(cmd), "RCPT TO:<%s>", o->to[i]);
+        if ((rc = step(c, cmd, cmd, 2, e)) < 0)
+            goto out;
+    }
+    if ((rc = step(c, "DATA", "DATA", 3, e)) < 0)
+        goto out;
+    if ((rc = send_data(c, msg, len, e)) < 0 ||
+        (rc = step(c, NULL, "the message (end of DATA)", 2, e)) < 0)
+        goto out;
+    /* The message is accepted; a failed QUIT changes nothing for the caller. */
+    {
+        struct et_error qe;
+        et_error_clear(&qe);
+        (void)step(c, "QUIT", "QUIT", 2, &qe);
+    }
+    rc = 0;
+out:
+    if (rc < 0 && c->fd >= 0 && c->code > 0 && rc == ET_EDENIED) {
+        struct et_error qe;
+        et_error_clear(&qe);
+        (void)step(c, "QUIT", "QUIT", 2, &qe);
+    }
+    if (c->ssl != NULL) {
+        (void)SSL_shutdown(c->ssl);
+        SSL_free(c->ssl);
+    }
+    SSL_CTX_free(c->ctx);
+    if (c->fd >= 0)
+        close(c->fd);
+    et_free(c);
+    return rc;
+}
+
+/* ---- MIME ------------------------------------------------------------------------------ */
+
+static int put_ascii(struct et_buf *b, const char *s)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (et_buf_putc(b, ch < 0x20 || ch >= 0x7f ? '?' : ch) < 0)
+            return ET_ENOMEM;
+    }
+    return 0;
+}
+
+static int put_base64_lines(struct et_buf *out, const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    /* 57 input bytes are 76 output characters, the RFC 2045 line limit. */
+    for (size_t off = 0; off < len; off += 57) {
+        size_t n = ET_MIN(57, len - off);
+        if (et_base64_encode(out, p + off, n) < 0 || et_buf_puts(out, "\r\n") < 0)
+            return ET_ENOMEM;
+    }
+    return 0;
+}
+
+int et_mime_build(struct et_buf *out, const char *from, const char *const *to, size_t nto,
+                  const char *subject, const struct et_mime_part *parts, size_t nparts)
+{
+    char date[64], boundary[64], host[128];
+    time_t now = time(NULL);
+    struct tm tm;
+    int rc = ET_ENOMEM;
+
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S +0000", &tm);
+    if (gethostname(host, sizeof(host)) != 0)
+        snprintf(host, sizeof(host), "localhost");
+    host[sizeof(host) - 1] = '\0';
+    snprintf(boundary, sizeof(boundary), "=_eastrace_%lx_%lx", (unsigned long)now,
+             (unsigned long)getpid());
+    if (et_buf_puts(out, "From: ") < 0 || put_ascii(out, from) < 0 || et_buf_puts(out, "\r\nTo: ") < 0)
+        goto out;
+    for (size_t i = 0; i < nto; i++)
+        if ((i && et_buf_puts(out, ", ") < 0) || put_ascii(out, to[i]) < 0)
+            goto out;
+    if (et_buf_puts(out, "\r\nSubject: ") < 0 || put_ascii(out, subject) < 0 ||
+        et_buf_printf(out, "\r\nDate: %s\r\nMessage-ID: <%lx.%lx.eastrace@", date,
+                      (unsigned long)now, (unsigned long)getpid()) < 0 ||
+        put_ascii(out, host) < 0 ||
+        et_buf_printf(out, ">\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; "
+                           "boundary=\"%s\"\r\n\r\nThis is a MIME message.\r\n",
+                      boundary) < 0)
+        goto out;
+    for (size_t i = 0; i < nparts; i++) {
+        if (et_buf_printf(out, "\r\n--%s\r\nContent-Type: ", boundary) < 0 ||
+            put_ascii(out, parts[i].content_type) < 0 ||
+            et_buf_puts(out, "\r\nContent-Transfer-Encoding: base64\r\n") < 0)
+            goto out;
+        if (parts[i].filename != NULL) {
+            if (et_buf_puts(out, "Content-Disposition: attachment; filename=\"") < 0)
+                goto out;
+            for (const char *p = parts[i].filename; *p; p++)
+                if (et_buf_putc(out, (unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f ||
+                                             *p == '"' || *p == '\\'
+                                         ? '_'
+                                         : *p) < 0)
+                    goto out;
+            if (et_buf_puts(out, "\"\r\n") < 0)
+                goto out;
+        } else if (et_buf_puts(out, "Content-Disposition: inline\r\n") < 0) {
+            goto out;
+        }
+        if (et_buf_puts(out, "\r\n") < 0 || put_base64_lines(out, parts[i].data, parts[i].len) < 0)
+            goto out;
+    }
+    if (et_buf_printf(out, "\r\n--%s--\r\n", boundary) < 0)
+        goto out;
+    rc = 0;
+out:
+    return rc;
+}

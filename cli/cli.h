@@ -24,6 +24,7 @@ int et_cmd_proxy(int argc, char **argv);
 int et_cmd_ca(int argc, char **argv);
 int et_cmd_iis(int argc, char **argv);
 int et_cmd_mailboxlog(int argc, char **argv);
+int et_cmd_probe(int argc, char **argv);
 int et_cmd_replay(int argc, char **argv);
 int et_cmd_show(int argc, char **argv);
 int et_cmd_export(int argc, char **argv);

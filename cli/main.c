@@ -20,6 +20,7 @@ static const struct command commands[] = {
     {"ca", et_cmd_ca, "show the interception CA (path, fingerprint) and export it for phones"},
     {"iis", et_cmd_iis, "reports over Exchange IIS logs (hits per device, errors, SyncKey 0, ...)"},
     {"mailboxlog", et_cmd_mailboxlog, "read EAS mailbox logs (GetMailboxLog): entries, Ping report"},
+    {"probe", et_cmd_probe, "test an EAS server step by step (DNS, TLS, OPTIONS, Provision, FolderSync)"},
     {"replay", et_cmd_replay, "timeline and findings of captures, .saz, HAR, IIS and mailbox logs"},
     {"show", et_cmd_show, "one exchange in full: headers, EAS request, XML bodies, findings"},
     {"export", et_cmd_export, "write exchanges as a Fiddler .saz or a HAR 1.2 file"},

@@ -1,0 +1,228 @@
+/*
+ * eastrace probe: a connectivity test of an Exchange ActiveSync server, in the order of the
+ * Remote Connectivity Analyzer, run from where the user is.
+ *
+ *   [1] Autodiscover (optional) --> EAS URL
+ *   [2] DNS + TCP connect       --> the address that answered
+ *   [3] TLS                     --> version, cipher, chain, name, expiry, weak keys
+ *   [4] OPTIONS                 --> versions, commands, the version both sides speak
+ *   [5] Provision (2 phases)    --> policy, final policy key
+ *   [6] FolderSync (SyncKey 0)  --> folder count, Inbox
+ *   [7] Sync of the Inbox       (--sync)
+ *   [8] Ping of the Inbox       (--ping)
+ *
+ * Each step ends passed, warned, failed or skipped, with the reason and the next
+ * troubleshooting step. A failed step stops the steps that depend on it (they are skipped).
+ * Every exchange the probe makes becomes a struct et_exchange (source ET_SRC_PROBE): it is
+ * written to a capture file when asked and judged by the analyzer, whose findings are kept
+ * with the step that made the exchange.
+ *
+ * The public types hold no OpenSSL type (see STYLE.md); the certificate checks have a PEM
+ * entry point for tests and tools.
+ */
+#ifndef ET_PROBE_PROBE_H
+#define ET_PROBE_PROBE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "eastrace/arena.h"
+#include "eastrace/common.h"
+#include "eastrace/exchange.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* How a step ended. Ordered by badness: a report's worst is the largest. */
+enum et_probe_result {
+    ET_PROBE_SKIPPED = 0, /* not asked for, or an earlier step failed */
+    ET_PROBE_PASSED = 1,  /* works */
+    ET_PROBE_WARNED = 2,  /* works, but something will bite (expiry soon, weak key, ...) */
+    ET_PROBE_FAILED = 3   /* does not work; reason and next_step say why and what to do */
+};
+/* "skipped", "passed", "warned", "failed". */
+const char *et_probe_result_name(enum et_probe_result r);
+
+enum et_probe_step_id {
+    ET_PROBE_STEP_AUTODISCOVER = 0,
+    ET_PROBE_STEP_CONNECT = 1,
+    ET_PROBE_STEP_TLS = 2,
+    ET_PROBE_STEP_OPTIONS = 3,
+    ET_PROBE_STEP_PROVISION = 4,
+    ET_PROBE_STEP_FOLDERSYNC = 5,
+    ET_PROBE_STEP_SYNC = 6,
+    ET_PROBE_STEP_PING = 7,
+    ET_PROBE_NSTEPS = 8
+};
+/* "Autodiscover", "DNS and TCP", "TLS", ... */
+const char *et_probe_step_name(enum et_probe_step_id id);
+
+/* A line of a step's report, in order. */
+struct et_probe_line {
+    const char *text;
+    struct et_probe_line *next;
+};
+
+/* A finding of the analyzer, copied out of the exchange it was about. */
+struct et_probe_finding {
+    const char *rule;
+    int severity;          /* enum et_severity of analyzer.h: 0 info, 1 warning, 2 error */
+    const char *message;
+    const char *next_step;
+    uint64_t exchange;     /* the probe's exchange number, from 1 */
+    struct et_probe_finding *next;
+};
+
+struct et_probe_step {
+    enum et_probe_step_id id;
+    enum et_probe_result result;
+    const char *reason;    /* why it failed / warned / was skipped; NULL when it passed */
+    const char *next_step; /* what to do about it; NULL when nothing */
+    struct et_probe_line *details, *details_tail;  /* facts seen ("TLSv1.3 ...") */
+    const char *xml;       /* a decoded body worth showing (the policy), or NULL */
+    struct et_probe_finding *findings, *findings_tail;
+    int64_t elapsed_us;
+};
+
+/*
+ * A probe's report. Everything in it lives in its arena and is valid until
+ * et_probe_report_free().
+ */
+struct et_probe_report {
+    struct et_probe_step steps[ET_PROBE_NSTEPS];
+    const char *url;          /* the EAS URL probed (from the command line or Autodiscover) */
+    const char *user;
+    const char *protocol;     /* the version used for the commands, NULL before OPTIONS */
+    const char *policy_key;   /* the final policy key, NULL when none */
+    uint64_t exchanges;       /* HTTP exchanges made */
+    uint64_t captured;        /* of which written to the capture file */
+    const char *capture_error; /* the first capture write error, or NULL */
+    struct et_arena *arena;
+};
+
+/* Called after each step ends (for live output); r is the report being filled. */
+typedef void (*et_probe_step_cb)(const struct et_probe_report *r, const struct et_probe_step *s,
+                                 void *arg);
+
+struct et_probe_opts {
+    const char *url;          /* https://host[:port][/path]; path defaults to
+                                 /Microsoft-Server-ActiveSync. NULL with autodiscover set:
+                                 use the URL Autodiscover gives. */
+    const char *user;         /* "DOMAIN\user", "user@domain" or "user" (Basic auth) */
+    const char *password;
+    const char *autodiscover; /* e-mail address: run step 1; NULL skips it */
+    const char *autodiscover_url; /* try only this Autodiscover URL (tests, odd set-ups) */
+    const char *ca_file;      /* PEM trust anchors instead of the system store */
+    int insecure;             /* go on after a certificate failure (the step stays failed) */
+    const char *protocol;     /* force an EAS version ("14.1"); NULL: negotiate */
+    const char *device_id;    /* default "EASTRACEPROBE0001" */
+    const char *device_type;  /* default "eastrace" */
+    const char *user_agent;   /* default "eastrace-probe/VERSION" */
+    const char *proxy;        /* "host:port" of an HTTP proxy (CONNECT); NULL: direct */
+    int do_sync;              /* step 7 */
+    int do_ping;              /* step 8 */
+    int ping_seconds;         /* HeartbeatInterval of the Ping (default 60) */
+    int timeout_ms;           /* connect and I/O timeout (default 15000) */
+    int include_secrets;      /* keep Authorization in captures and output */
+    const char *capture_path; /* append every exchange here (-w); NULL: none */
+    et_probe_step_cb on_step;
+    void *cb_arg;
+};
+
+void et_probe_opts_init(struct et_probe_opts *o);
+
+/*
+ * Runs the probe. Borrows o for the duration of the call. *out receives the report (free
+ * with et_probe_report_free) whenever one could be allocated, also on failure.
+ * Returns 0 when the steps ran (whatever their results), ET_EINVAL for bad options (a URL
+ * that cannot be parsed; e says why), ET_EIO when the capture file cannot be opened, or
+ * ET_ENOMEM.
+ */
+int et_probe_run(const struct et_probe_opts *o, struct et_probe_report **out,
+                 struct et_error *e);
+void et_probe_report_free(struct et_probe_report *r);
+
+/* Worst result over all steps. */
+enum et_probe_result et_probe_report_worst(const struct et_probe_report *r);
+
+/* Renderings. flags: ET_PROBE_TEXT_COLOR for ANSI colours. Append to out; return 0 or an
+ * et_buf error. */
+#define ET_PROBE_TEXT_COLOR 1u
+int et_probe_step_text(const struct et_probe_step *s, unsigned flags, struct et_buf *out);
+int et_probe_report_text(const struct et_probe_report *r, unsigned flags, struct et_buf *out);
+/* The closing lines of the text rendering: "result: ...; EAS 14.1; 9 exchanges (9 captured)". */
+int et_probe_report_summary(const struct et_probe_report *r, struct et_buf *out);
+/* One JSON object: {"url":...,"user":...,"result":"passed","steps":[{"step":1,"name":...,
+ * "result":...,"reason":...,"next_step":...,"details":[...],"xml":...,"findings":[...]}]}. */
+int et_probe_report_json(const struct et_probe_report *r, struct et_buf *out);
+
+/* ---- Pieces with their own tests ------------------------------------------------------ */
+
+/* The EAS versions eastrace speaks, highest last: "2.5", "12.0", ..., "16.1". */
+extern const char *const et_probe_our_versions[];
+extern const size_t et_probe_our_versions_count;
+
+/*
+ * Chooses the version for the commands from the server's MS-ASProtocolVersions list
+ * ("2.5,12.0,12.1,14.0,14.1"; blanks allowed). forced (may be NULL) must be one of ours and
+ * the server's. *out receives a static string. Returns 0, ET_ENOTFOUND when no version is
+ * common (or forced is not offered by the server), ET_EINVAL when forced is not a version
+ * eastrace knows, ET_EPARSE for an empty list.
+ */
+int et_probe_negotiate_version(const char *server_versions, const char *forced,
+                               const char **out);
+
+/* Authentication schemes offered by WWW-Authenticate headers. */
+enum et_probe_auth {
+    ET_PROBE_AUTH_BASIC = 1u << 0,
+    ET_PROBE_AUTH_NTLM = 1u << 1,
+    ET_PROBE_AUTH_NEGOTIATE = 1u << 2,
+    ET_PROBE_AUTH_BEARER = 1u << 3,
+    ET_PROBE_AUTH_DIGEST = 1u << 4,
+    ET_PROBE_AUTH_OTHER = 1u << 5
+};
+/* Bit set of every scheme in every WWW-Authenticate header of h (challenges may be
+ * comma-separated in one header). 0 when there is none. */
+unsigned et_probe_auth_schemes(const struct et_headers *h);
+/* One sentence on what a set of schemes means for an EAS device. Static. */
+const char *et_probe_auth_explain(unsigned schemes);
+/* Count of comma-separated items in an MS-ASProtocolCommands-style list; 1 when cmd
+ * ("Provision") is in it (case-sensitive) and has_cmd is not NULL. */
+size_t et_probe_list_count(const char *list, const char *cmd, int *has_cmd);
+
+/* What an Autodiscover (POX, mobilesync schema) response said. Strings point into arena. */
+struct et_probe_autodiscover {
+    const char *eas_url;     /* Server/Url of the MobileSync server, or NULL */
+    const char *server_name; /* Server/Name, or NULL */
+    const char *display_name;
+    const char *redirect;    /* Action/Redirect: another e-mail address to try, or NULL */
+    const char *error_code;  /* Error/ErrorCode or Action/Error/Status, or NULL */
+    const char *error_message;
+};
+/*
+ * Parses an Autodiscover response body. Returns 0 when it is an Autodiscover response (even
+ * one carrying an error: see error_code), ET_EPARSE when the body is not one (e says what was
+ * found instead: an HTML page is the usual case), ET_ENOMEM. Borrows p.
+ */
+int et_probe_autodiscover_parse(const uint8_t *p, size_t n, struct et_arena *a,
+                                struct et_probe_autodiscover *out, struct et_error *e);
+/* Appends the POX request for email (mobilesync request schema) to out. */
+int et_probe_autodiscover_request(const char *email, struct et_buf *out);
+
+/*
+ * Certificate checks of step 3 on a chain given as PEM (leaf first, then what the server
+ * sent), against ca_file (PEM; NULL means the system store), for host name host (DNS name
+ * or IP literal), at time now (seconds since the epoch; 0 means now). Fills step s (its
+ * result, reason, next step and one detail line per certificate); lines are allocated in a.
+ * Returns 0 when the checks ran (s->result says how they went), ET_EPARSE when chain_pem
+ * holds no certificate, ET_EIO when ca_file cannot be read, ET_ENOMEM.
+ */
+int et_probe_check_chain_pem(const char *chain_pem, size_t len, const char *ca_file,
+                             const char *host, int64_t now, struct et_arena *a,
+                             struct et_probe_step *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

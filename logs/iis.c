@@ -121,6 +121,15 @@ static int build(struct iis_src *s, const char *fname, const struct et_slice *f,
         goto fail;
     {
         struct et_slice st = col(l, f, n, ET_IIS_STEM), q = col(l, f, n, ET_IIS_QUERY);
+        /* A base64 query is what the device sent; Exchange's "&Log=..." after it is not
+         * (it is kept in meta as Log-* items), and the decoder needs the base64 alone. */
+        const uint8_t *amp = q.len ? memchr(q.ptr, '&', q.len) : NULL;
+        if (amp != NULL) {
+            struct et_iis_query bq;
+            et_iis_query_scan((const char *)q.ptr, q.len, &bq);
+            if (bq.base64)
+                q.len = bq.raw.len;
+        }
         x->req.target = q.len ? et_arena_printf(a, "%.*s?%.*s", (int)st.len, (const char *)st.ptr,
                                                 (int)q.len, (const char *)q.ptr)
                               : et_arena_strndup(a, (const char *)st.ptr, st.len);
@@ -183,6 +192,8 @@ static int build(struct iis_src *s, const char *fname, const struct et_slice *f,
     if (q.len) {
         struct et_iis_query eq;
         et_iis_query_scan((const char *)q.ptr, q.len, &eq);
+        if (eq.base64 && et_iis_query_decode_base64(&eq, a) == ET_ENOMEM)
+            goto fail;
         const struct {
             const char *name;
             struct et_slice v;

@@ -5,6 +5,8 @@
  */
 #include "eastrace/iis.h"
 
+#include "eastrace/eas.h"
+
 #include <string.h>
 
 static const char *const field_names[ET_IIS_FIELD_COUNT] = {
@@ -157,8 +159,18 @@ void et_iis_query_scan(const char *q, size_t n, struct et_iis_query *out)
         out->raw.len = 0;
         return;
     }
-    if (n > 0 && memchr(q, '=', n) == NULL)
-        out->base64 = 1; /* MS-ASHTTP base64 form: no name=value pairs at all */
+    {
+        /* MS-ASHTTP base64 form: the first '&'-separated item has no '=' except up to two
+         * padding characters at its end; Exchange may append "&Log=..." after it. */
+        const char *amp0 = memchr(q, '&', n);
+        size_t seg = amp0 ? (size_t)(amp0 - q) : n, sl = seg;
+        while (sl > 0 && q[sl - 1] == '=' && seg - sl < 2)
+            sl--;
+        if (sl > 0 && memchr(q, '=', sl) == NULL) {
+            out->base64 = 1;
+            out->raw.len = seg;
+        }
+    }
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *pe = amp ? amp : end;
@@ -538,4 +550,38 @@ int et_iis_time_parse(const char *date, size_t dn, const char *time, size_t tn, 
     }
     *us = t * 1000000 + frac;
     return 0;
+}
+
+static void set_slice(struct et_slice *dst, const char *v)
+{
+    if (v != NULL) {
+        dst->ptr = (const uint8_t *)v;
+        dst->len = strlen(v);
+    }
+}
+
+int et_iis_query_decode_base64(struct et_iis_query *q, struct et_arena *a)
+{
+    static const char path[] = "/Microsoft-Server-ActiveSync?";
+    struct et_eas_request req;
+    struct et_error e;
+    char *target;
+    int rc;
+
+    if (!q->base64 || q->raw.len == 0)
+        return ET_EINVAL;
+    target = et_arena_alloc(a, sizeof(path) + q->raw.len);
+    if (target == NULL)
+        return ET_ENOMEM;
+    memcpy(target, path, sizeof(path) - 1);
+    memcpy(target + sizeof(path) - 1, q->raw.ptr, q->raw.len);
+    target[sizeof(path) - 1 + q->raw.len] = '\0';
+    et_error_clear(&e);
+    rc = et_eas_query_parse(target, a, &req, &e);
+    /* Fields decoded before an error are still worth having. */
+    set_slice(&q->cmd, req.cmd);
+    set_slice(&q->user, req.user);
+    set_slice(&q->device_id, req.device_id);
+    set_slice(&q->device_type, req.device_type);
+    return rc;
 }

@@ -274,6 +274,7 @@ struct worker {
     struct agg side[2], pre[2];
     struct agg (*cur)[2];   /* pre until the first #Fields line of a non-initial range */
     struct et_arena *arena;
+    struct et_arena *scratch; /* decoded base64 queries, reset per such line; lazily made */
     struct et_iis_layout layout;
     int need_max;           /* highest column index a report needs */
     uint64_t lines, bad, frontend, backend;
@@ -323,6 +324,8 @@ static void worker_free(struct worker *w)
     }
     et_arena_free(w->arena);
     w->arena = NULL;
+    et_arena_free(w->scratch);
+    w->scratch = NULL;
 }
 
 static int is_dash(struct et_slice s)
@@ -509,6 +512,18 @@ static void count_line(struct worker *w, const char *line, size_t len)
     struct et_iis_query q;
     struct et_slice qs = colv(w, f, n, ET_IIS_QUERY);
     et_iis_query_scan((const char *)qs.ptr, qs.len, &q);
+    if (q.base64) {
+        /* Outlook / Windows Mail: decode only these lines; plain ones stay on the fast path.
+         * The decoded strings live until the next base64 line (rows copy their keys). */
+        if (w->scratch == NULL)
+            w->scratch = et_arena_new(4096);
+        else
+            et_arena_reset(w->scratch);
+        if (w->scratch == NULL)
+            w->oom = 1;
+        else
+            (void)et_iis_query_decode_base64(&q, w->scratch);
+    }
     if (w->r->device != NULL &&
         !(q.device_id.len == strlen(w->r->device) &&
           et_strncaseeq((const char *)q.device_id.ptr, w->r->device, q.device_id.len)))

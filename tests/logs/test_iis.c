@@ -460,6 +460,63 @@ static void test_iis_layout_inferred_without_fields_header(void **state)
     }
 }
 
+/* Outlook / Windows Mail send the MS-ASHTTP base64 query; Exchange logs it as is, sometimes
+ * with "&Log=..." after it, and the base64 may end in '=' padding. */
+static void test_iis_base64_query_decoded(void **state)
+{
+    (void)state;
+    struct et_iis_query eq;
+    static const char padded[] = "jQkJBBCOOh8rTF1uf4CRorPE1eb3BMAnPAALV2luZG93c01haWwIBmFsaWNlMQ==&Log=V141_S1_";
+    et_iis_query_scan(padded, strlen(padded), &eq);
+    assert_int_equal(eq.base64, 1);
+    assert_int_equal(eq.raw.len, strlen(padded) - strlen("&Log=V141_S1_"));
+    assert_int_equal(eq.log.len, 8);
+    assert_int_equal(eq.device_id.len, 0);
+    struct et_arena *a = et_arena_new(1024);
+    assert_non_null(a);
+    assert_int_equal(et_iis_query_decode_base64(&eq, a), 0);
+    assert_int_equal(eq.cmd.len, 10);
+    assert_memory_equal(eq.cmd.ptr, "FolderSync", 10);
+    assert_memory_equal(eq.user.ptr, "alice1", 6);
+    assert_int_equal(eq.device_type.len, 11);
+    assert_memory_equal(eq.device_type.ptr, "WindowsMail", 11);
+    assert_int_equal(eq.device_id.len, 32);
+    assert_memory_equal(eq.device_id.ptr, "8E3A1F2B4C5D6E7F8091A2B3C4D5E6F7", 32);
+    /* A plain query is not decoded; bad base64 is an error, not a crash. */
+    et_iis_query_scan("Cmd=Sync&User=a", 15, &eq);
+    assert_int_equal(et_iis_query_decode_base64(&eq, a), ET_EINVAL);
+    et_iis_query_scan("jQ", 2, &eq);
+    assert_int_equal(eq.base64, 1);
+    assert_true(et_iis_query_decode_base64(&eq, a) < 0);
+    et_arena_free(a);
+
+    struct et_source *s;
+    struct et_error e;
+    struct et_exchange *x[8] = {0};
+    et_error_clear(&e);
+    assert_int_equal(
+        et_iis_open(et_fixture("logs/iis-ex2016-base64-query-windowsmail.log"), NULL, &s, &e), 0);
+    size_t n = drain(s, x, 8, NULL);
+    et_source_close(s);
+    assert_int_equal(n, 4);
+    static const char *const cmds[3] = {"FolderSync", "Sync", "Ping"};
+    for (int i = 0; i < 3; i++) {
+        assert_string_equal(et_headers_get(&x[i]->meta, "eas-query-base64"), "1");
+        assert_string_equal(et_headers_get(&x[i]->meta, "eas-cmd"), cmds[i]);
+        assert_string_equal(et_headers_get(&x[i]->meta, "eas-device-id"),
+                            "8E3A1F2B4C5D6E7F8091A2B3C4D5E6F7");
+        assert_string_equal(et_headers_get(&x[i]->meta, "eas-device-type"), "WindowsMail");
+        /* The target is what the device sent: Exchange's Log= is not part of it. */
+        assert_null(strstr(x[i]->req.target, "Log="));
+    }
+    assert_string_equal(et_headers_get(&x[0]->meta, "eas-user"), "alice1");
+    assert_string_equal(et_headers_get(&x[0]->meta, "Log-S"), "1");
+    assert_string_equal(et_headers_get(&x[2]->meta, "Log-Hb"), "900");
+    assert_null(et_headers_get(&x[3]->meta, "eas-query-base64"));
+    for (size_t i = 0; i < n && i < 8; i++)
+        et_exchange_free(x[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -469,6 +526,7 @@ int main(void)
         cmocka_unit_test(test_log_items_2003_packed_grammar),
         cmocka_unit_test(test_log_items_cap_counts_dropped),
         cmocka_unit_test(test_query_scan_and_commands),
+        cmocka_unit_test(test_iis_base64_query_decoded),
         cmocka_unit_test(test_iis_2010_exchanges_fields_and_meta),
         cmocka_unit_test(test_iis_fields_change_mid_file_custom_field_and_sites),
         cmocka_unit_test(test_iis_2003_2007_2019_shapes),

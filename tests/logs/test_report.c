@@ -402,9 +402,33 @@ static void test_report_fuzz_regression_line_without_log(void **state)
     }
 }
 
+/* Base64 queries (Outlook, Windows Mail) count under their decoded DeviceId, DeviceType, User
+ * and command, beside plain lines. */
+static void test_report_hits_base64_queries_decoded(void **state)
+{
+    (void)state;
+    struct et_iis_report_opts o;
+    struct et_iis_report_totals t;
+    memset(&o, 0, sizeof(o));
+    char *csv = run(&o, "logs/iis-ex2016-base64-query-windowsmail.log", ET_REPORT_CSV, &t);
+    assert_int_equal(t.eas, 4);
+    assert_int_equal(t.devices, 2);
+    /* DeviceID,Hits,Ping,Sync,FolderSync,DeviceType,User-Agent,User,... */
+    assert_non_null(strstr(csv, "8E3A1F2B4C5D6E7F8091A2B3C4D5E6F7,3,1,1,1,WindowsMail,"
+                                "MSFT-WIN-3/10.0.19045,alice1,"));
+    assert_non_null(strstr(csv, "ANDROIDC1,1,0,1,0,Android,"));
+    free(csv);
+    o.device = "8e3a1f2b4c5d6e7f8091a2b3c4d5e6f7";
+    csv = run(&o, "logs/iis-ex2016-base64-query-windowsmail.log", ET_REPORT_CSV, &t);
+    assert_int_equal(t.eas, 3);
+    assert_null(strstr(csv, "ANDROIDC1"));
+    free(csv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_report_hits_base64_queries_decoded),
         cmocka_unit_test(test_hits_csv_columns_and_hand_counts),
         cmocka_unit_test(test_hits_http_and_error_columns),
         cmocka_unit_test(test_hits_filters_minimum_top_date_device_hourly),

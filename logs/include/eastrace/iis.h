@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "eastrace/arena.h"
 #include "eastrace/common.h"
 #include "eastrace/source.h"
 
@@ -116,13 +117,22 @@ enum et_iis_stem et_iis_stem_classify(const char *s, size_t n);
 /* ---- EAS query ----------------------------------------------------------------------- */
 
 /* The EAS parameters of a plain cs-uri-query, as borrowed slices (URL-encoded as logged).
- * A base64-encoded query (MS-ASHTTP 2.2.1.1.1.1) is not decoded here: base64 is set and the
- * whole query is in raw. */
+ * A base64-encoded query (MS-ASHTTP 2.2.1.1.1.1) is not decoded here: base64 is set, raw is
+ * the base64 item (without a following "&Log=...", which still fills log), and
+ * et_iis_query_decode_base64() fills cmd/user/device_id/device_type from it. */
 struct et_iis_query {
     struct et_slice cmd, user, device_id, device_type, log, raw;
     int base64;
 };
 void et_iis_query_scan(const char *q, size_t n, struct et_iis_query *out);
+/*
+ * Decodes the base64 form of a scanned query (q->base64) with the decoder's
+ * et_eas_query_parse and points q's cmd, user, device_id and device_type at the decoded
+ * text, which lives in arena a (binary device ids as uppercase hex). Returns 0, ET_EINVAL
+ * when q is not base64, or the parser's ET_EPARSE / ET_ETRUNC / ET_ENOMEM (q then keeps what
+ * was decoded before the error).
+ */
+int et_iis_query_decode_base64(struct et_iis_query *q, struct et_arena *a);
 
 /* Command index for counting (ET_EAS_CMD_*) from a Cmd value; ET_EAS_CMD_OTHER when unknown,
  * ET_EAS_CMD_NONE when empty (OPTIONS has no Cmd). */

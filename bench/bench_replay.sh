@@ -11,6 +11,12 @@
 #          SIZE as bench_replay takes it (1G, 512M, ...); BUILD_DIR defaults to build-bench
 #          (configured and built here when it has no eastrace yet). Generated files live in
 #          BUILD_DIR/bench-replay/ and are deleted at the end.
+#
+# Measured (RelWithDebInfo, 2 shared cores, 1 GiB = 106,961 exchanges, mean of 3 runs):
+#   timeline 820 MB/s wall (825 MB/s per CPU second), JSON 607 MB/s (679 per CPU second);
+#   cat 7239 MB/s from the page cache. Peak RSS 7.4 / 7.2 MiB (timeline, full / quarter),
+#   7.0 / 7.0 MiB (JSON). Profile (perf, JSON): no single hot spot; kernel copy from the page
+#   cache 8%, capture CRC32C 5%, page faults 5%, memmove/memset/memchr 3% each.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)

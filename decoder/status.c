@@ -427,7 +427,7 @@ static const struct status_entry provision_status[] = {
 /* [MS-ASPROV] 2.2.2.54.1 Policy (server to client values). */
 static const struct status_entry provision_policy_status[] = {
     E(1, OK, "Success", "The policy was returned or acknowledged."),
-    E(2, ER, "NoPolicy", "There is no policy for this device."),
+    E(2, OK, "NoPolicy", "There is no policy for this device: it syncs without one."),
     E(3, ER, "UnknownPolicyType", "The PolicyType is unknown (expected "
              "MS-EAS-Provisioning-WBXML)."),
     E(4, ER, "PolicyCorrupt", "The policy data on the server is corrupt (possibly tampered "

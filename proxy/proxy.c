@@ -888,6 +888,12 @@ static void conn_fail(struct conn *c, int code, enum et_stage stage, int status,
     }
     conn_finish(c);
     up_close(c);
+    if (c->res != NULL) {
+        /* A pending lookup must not start anything for a failed connection. */
+        c->res->conn = NULL;
+        uv_cancel((uv_req_t *)&c->res->req);
+        c->res = NULL;
+    }
     c->mode = M_CLOSING;
     c->cl.close_after_flush = 1;
 }

@@ -234,6 +234,10 @@ static void *origin_conn_main(void *arg)
             usleep((useconds_t)(ms ? atol(ms + 3) : 100) * 1000u);
             static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nheld";
             oc_write(c, r, sizeof(r) - 1);
+        } else if (strcmp(path, "/badchunk") == 0) {
+            static const char r[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                    "5\rhello\r\n0\r\n\r\n";
+            oc_write(c, r, sizeof(r) - 1);
         } else if (strcmp(path, "/badresp") == 0) {
             static const char r[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n"
                                     "Content-Length: 6\r\n\r\nhello!";
@@ -353,7 +357,7 @@ static void *proxy_main(void *arg)
 }
 
 static struct et_certs *g_certs;
-static struct origin *g_tls, *g_plain, *g_expired, *g_wrongname;
+static struct origin *g_tls, *g_plain, *g_plain2, *g_expired, *g_wrongname;
 static const char *const g_allow_targets[] = {"localhost", "127.0.0.1"};
 
 static uint64_t scale_1000(enum et_proxy_timer which, uint64_t ms, void *ud)
@@ -511,6 +515,7 @@ static int group_setup(void **state)
     deflateEnd(&z);
     g_tls = origin_start("origin-localhost");
     g_plain = origin_start(NULL);
+    g_plain2 = origin_start(NULL);
     g_expired = origin_start("origin-expired");
     g_wrongname = origin_start("origin-wrong-name");
     return 0;
@@ -521,6 +526,7 @@ static int group_teardown(void **state)
     (void)state;
     origin_stop(g_tls);
     origin_stop(g_plain);
+    origin_stop(g_plain2);
     origin_stop(g_expired);
     origin_stop(g_wrongname);
     et_certs_free(g_certs);
@@ -1043,6 +1049,42 @@ static void test_malformed_response_gives_502(void **state)
     assert_int_equal(x->err.stage, ET_STAGE_RESPONSE);
 }
 
+static void test_bad_chunk_framing_in_response_is_an_error(void **state)
+{
+    struct tproxy *t = *state;
+    char *out = run(CURL "--cacert %s -o /dev/null https://localhost:%d/badchunk 2>&1; echo rc=$?",
+                    et_proxy_port(t->p), fx("mitm-ca.pem"), g_tls->port);
+    assert_null(strstr(out, "rc=0")); /* the phone sees a cut response, never a smuggled one */
+    free(out);
+    assert_int_equal(wait_exchanges(t, 1), 1);
+    struct et_exchange *x = last_exchange(t);
+    assert_int_equal(x->err.code, ET_EPARSE);
+    assert_int_equal(x->err.stage, ET_STAGE_RESPONSE);
+}
+
+static void test_plain_keepalive_switches_upstream(void **state)
+{
+    struct tproxy *t = *state;
+    int c1 = atomic_load(&g_plain->conns), c2 = atomic_load(&g_plain2->conns);
+    char *out = run(CURL "http://127.0.0.1:%d/echo -d one --next -x http://127.0.0.1:%d "
+                         "http://127.0.0.1:%d/echo -d two --next -x http://127.0.0.1:%d "
+                         "http://127.0.0.1:%d/echo -d three",
+                    et_proxy_port(t->p), g_plain->port, et_proxy_port(t->p), g_plain2->port,
+                    et_proxy_port(t->p), g_plain2->port);
+    assert_string_equal(out, "onetwothree");
+    free(out);
+    assert_int_equal(wait_exchanges(t, 3), 3);
+    struct et_proxy_stats st;
+    et_proxy_get_stats(t->p, &st);
+    assert_int_equal(st.connections, 1);
+    assert_int_equal(atomic_load(&g_plain->conns) - c1, 1);
+    assert_int_equal(atomic_load(&g_plain2->conns) - c2, 1); /* reused for the third */
+    char want[64];
+    snprintf(want, sizeof(want), "http://127.0.0.1:%d/echo", g_plain2->port);
+    assert_string_equal(t->x[2]->req.target, want);
+    assert_string_equal(t->x[2]->scheme, "http");
+}
+
 static void test_close_delimited_response_is_rechunked(void **state)
 {
     struct tproxy *t = *state;
@@ -1250,6 +1292,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_smuggling_payloads_get_400_and_reach_nobody,
                                         setup_proxy, teardown_proxy),
         cmocka_unit_test_setup_teardown(test_malformed_response_gives_502, setup_proxy,
+                                        teardown_proxy),
+        cmocka_unit_test_setup_teardown(test_bad_chunk_framing_in_response_is_an_error,
+                                        setup_proxy, teardown_proxy),
+        cmocka_unit_test_setup_teardown(test_plain_keepalive_switches_upstream, setup_proxy,
                                         teardown_proxy),
         cmocka_unit_test_setup_teardown(test_close_delimited_response_is_rechunked, setup_proxy,
                                         teardown_proxy),

@@ -1225,7 +1225,7 @@ static int step_sync(struct probe *pr)
                           "<Collections><Collection><SyncKey>%s</SyncKey>"
                           "<CollectionId>%s</CollectionId><DeletesAsMoves>1</DeletesAsMoves>"
                           "<GetChanges>1</GetChanges><WindowSize>%d</WindowSize><Options>"
-                          "<airsyncbase:BodyPreference><airsyncbase:Type>1</airsyncbase:Type>"
+                          "<FilterType>0</FilterType><airsyncbase:BodyPreference><airsyncbase:Type>1</airsyncbase:Type>"
                           "<airsyncbase:TruncationSize>1024</airsyncbase:TruncationSize>"
                           "</airsyncbase:BodyPreference></Options></Collection></Collections>"
                           "</Sync>",

@@ -262,15 +262,17 @@ int et__probe_check_chain(STACK_OF(X509) *sent, X509_STORE *store, const char *h
         if (n == 1 && !is_self_signed(leaf)) {
             et__probe_set(s, a, ET_PROBE_FAILED,
                           et_arena_printf(a, "incomplete chain: the server sent only its own "
-                                             "certificate, not the intermediate CA certificate "
-                                             "that links it to a trusted root (issuer %s; "
-                                             "OpenSSL: %s)",
+                                             "certificate, and its issuer (%s) is neither sent "
+                                             "nor trusted: the intermediate CA certificate is "
+                                             "missing, or the CA is not trusted here (OpenSSL: "
+                                             "%s)",
                                           iss, X509_verify_cert_error_string(verr)),
                           "Install the intermediate certificate(s) on the server so that it "
                           "sends the whole chain (IIS: import them into the computer's "
                           "Intermediate Certification Authorities store; nginx: append them to "
                           "the certificate file). Browsers hide this by fetching intermediates "
-                          "themselves; phones do not.");
+                          "themselves; phones do not. If the issuer is a private root CA instead, "
+                          "install it on the devices and pass it to eastrace with --ca FILE.");
         } else {
             et__probe_set(s, a, ET_PROBE_FAILED,
                           et_arena_printf(a, "the chain does not lead to a trusted root "

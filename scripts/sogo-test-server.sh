@@ -23,20 +23,22 @@ die() { echo "sogo-test-server: $*" >&2; exit 1; }
 
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 
-# A TCP port on 127.0.0.1 that nothing listens on (bash /dev/tcp: a refused connect).
-free_port() {
+# pick_port VAR: a TCP port on 127.0.0.1 that nothing listens on (a refused connect through
+# bash's /dev/tcp) and that this run has not handed out yet. No subshell: $RANDOM and the list
+# of ports given out must persist between calls.
+USED_PORTS=" "
+pick_port() {
     local p i
     for i in $(seq 1 200); do
         p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+        case "$USED_PORTS" in *" $p "*) continue ;; esac
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            # Not taken by an earlier call of this script run either.
-            case " ${USED_PORTS:-} " in *" $p "*) continue ;; esac
-            USED_PORTS="${USED_PORTS:-} $p"
-            echo "$p"
+            USED_PORTS="$USED_PORTS$p "
+            printf -v "$1" '%s' "$p"
             return 0
         fi
     done
-    return 1
+    fail "no free port on 127.0.0.1"
 }
 
 # Runs a command as user $1 (when root) or as ourselves.
@@ -86,8 +88,12 @@ stop_all() {
         for i in $(seq 1 15); do kill -0 "$sp" 2>/dev/null || break; sleep 0.2; done
         kill -9 "$sp" $kids 2>/dev/null
     done
-    if [ -s "$dir/dovecot/run/master.pid" ]; then
-        kill "$(cat "$dir/dovecot/run/master.pid")" 2>/dev/null
+    if [ -f "$dir/dovecot/dovecot.conf" ]; then
+        local dp=""
+        [ -s "$dir/dovecot/run/master.pid" ] && dp=$(cat "$dir/dovecot/run/master.pid")
+        /usr/sbin/dovecot -c "$dir/dovecot/dovecot.conf" stop >/dev/null 2>&1 || \
+            { [ -n "$dp" ] && kill "$dp" 2>/dev/null; }
+        for i in $(seq 1 25); do [ -n "$dp" ] && kill -0 "$dp" 2>/dev/null || break; sleep 0.2; done
     fi
     if [ -f "$dir/pg/data/postmaster.pid" ]; then
         as_user "$PGUSER_RUN" "$PGBIN/pg_ctl" -D "$dir/pg/data" -m immediate -w stop >/dev/null 2>&1
@@ -115,19 +121,24 @@ need "$PGBIN/initdb" "$PGBIN/pg_ctl" "$PGBIN/psql" /usr/sbin/sogod /usr/bin/memc
 
 mkdir -p "$DIR" || die "cannot create $DIR"
 chmod 755 "$DIR"
+# The daemons run as postgres and sogo: every parent of DIR must let them through.
+if [ "$(id -u)" = 0 ] && ! runuser -u postgres -- test -x "$DIR"; then
+    rmdir "$DIR" 2>/dev/null
+    die "$DIR is not reachable by the postgres user (a parent directory is private: chmod 755 it)"
+fi
 fail() {
     echo "sogo-test-server: $*" >&2
     echo "sogo-test-server: start failed; last log lines:" >&2
-    tail -n 25 "$DIR"/sogo/sogo.log "$DIR"/sogo/sogo.out "$DIR"/nginx/error.log "$DIR"/pg/log \
-        "$DIR"/dovecot/dovecot.log "$DIR"/memcached.log 2>/dev/null >&2
+    tail -n 25 "$DIR"/sogo/sogo.log "$DIR"/sogo/sogo.out "$DIR"/nginx/error.log "$DIR"/pg/log "$DIR"/pg/initdb.log \
+        "$DIR"/dovecot/dovecot.log "$DIR"/memcached.log >&2 2>/dev/null
     # SOGO_KEEP_ON_FAIL=1 leaves DIR and the daemons for a post-mortem (then run stop).
     [ "${SOGO_KEEP_ON_FAIL:-0}" = 1 ] || stop_all "$DIR"
     exit 1
 }
 trap 'fail "interrupted"' INT TERM
 
-PG_PORT=$(free_port); MC_PORT=$(free_port); IMAP_PORT=$(free_port); SOGO_PORT=$(free_port)
-HTTPS_PORT=$(free_port); WRONG_PORT=$(free_port)
+pick_port PG_PORT; pick_port MC_PORT; pick_port IMAP_PORT; pick_port SOGO_PORT
+pick_port HTTPS_PORT; pick_port WRONG_PORT
 
 # ---- PostgreSQL: a private cluster, trust auth on loopback --------------------------------
 mkdir -p "$DIR/pg"
@@ -153,7 +164,7 @@ SQL
 
 # ---- memcached ----------------------------------------------------------------------------
 MC_USER=(); [ "$(id -u)" = 0 ] && MC_USER=(-u memcache)
-/usr/bin/memcached "${MC_USER[@]}" -l 127.0.0.1 -p "$MC_PORT" -U 0 -m 32 -P "$DIR/memcached.pid.tmp" \
+/usr/bin/memcached "${MC_USER[@]}" -l 127.0.0.1 -p "$MC_PORT" -U 0 -m 32 \
     >"$DIR/memcached.log" 2>&1 &
 echo $! >"$DIR/memcached.pid"
 wait_tcp "$MC_PORT" 10 || fail "memcached did not start (see $DIR/memcached.log)"
@@ -270,14 +281,14 @@ done
 P="$DIR/pki"; mkdir -p "$P"; chmod 700 "$P"
 ( set -e
   cd "$P"
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3 \
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
       -subj "/CN=eastrace SOGo test CA" -keyout ca.key -out ca.pem \
       -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
   for n in good wrong; do
       if [ $n = good ]; then cn=localhost; san="DNS:localhost,IP:127.0.0.1"; else cn=wrong.example.test; san="DNS:wrong.example.test"; fi
       openssl req -newkey rsa:2048 -nodes -subj "/CN=$cn" -keyout $n.key -out $n.csr 2>/dev/null
       printf 'subjectAltName=%s\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nkeyUsage=digitalSignature,keyEncipherment\n' "$san" >$n.ext
-      openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -sha256 \
+      openssl x509 -req -in $n.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 90 -sha256 \
           -extfile $n.ext -out $n.pem 2>/dev/null
   done
   chmod 600 ./*.key

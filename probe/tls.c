@@ -92,9 +92,13 @@ static const char *key_type(const EVP_PKEY *pk)
     }
 }
 
+/* Issued by itself with its own key (key usage ignored: a self-signed leaf has no
+ * keyCertSign, and X509_check_issued would say "not issued"). */
 static int is_self_signed(X509 *c)
 {
-    return X509_check_issued(c, c) == X509_V_OK;
+    int r = X509_self_signed(c, 1);
+    ERR_clear_error();
+    return r == 1;
 }
 
 /* The DNS and IP names of the leaf's SAN, comma-separated, into out. */

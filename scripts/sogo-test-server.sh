@@ -26,11 +26,15 @@ PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 # pick_port VAR: a TCP port on 127.0.0.1 that nothing listens on (a refused connect through
 # bash's /dev/tcp) and that this run has not handed out yet. No subshell: $RANDOM and the list
 # of ports given out must persist between calls.
+# Ports come from below the kernel's ephemeral range: a busy machine's outgoing connections
+# hold ephemeral ports that a connect test cannot see but that make bind() fail.
 USED_PORTS=" "
+EPH_LOW=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
+[ "${EPH_LOW:-0}" -gt 12000 ] 2>/dev/null || EPH_LOW=32768
 pick_port() {
     local p i
     for i in $(seq 1 200); do
-        p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+        p=$(( 10000 + (RANDOM * 32768 + RANDOM) % (EPH_LOW - 10000) ))
         case "$USED_PORTS" in *" $p "*) continue ;; esac
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
             USED_PORTS="$USED_PORTS$p "

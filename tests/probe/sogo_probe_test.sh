@@ -123,7 +123,7 @@ say "probe through eastrace proxy"
 "$ET" ca --dir "$W/ca" --export-pem "$W/proxy-ca.pem" >/dev/null 2>&1 || bad "eastrace ca failed"
 PPORT=""
 for i in $(seq 1 50); do
-    p=$(( 20000 + (RANDOM * 32768 + RANDOM) % 40000 ))
+    p=$(( 10000 + (RANDOM * 32768 + RANDOM) % 20000 ))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then PPORT=$p; break; fi
 done
 "$ET" proxy --listen "127.0.0.1:$PPORT" --allow-target 127.0.0.1 --allow-target localhost \

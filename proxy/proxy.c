@@ -22,6 +22,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
@@ -794,6 +795,11 @@ static int leg_tls_pump(struct leg *l, unsigned long *sslerr)
         }
     }
     for (;;) {
+        /* Only read when OpenSSL has something to work on: an SSL_read that finds no input
+         * allocates a 16 KiB record buffer and keeps it (RELEASE_BUFFERS frees it only after
+         * a record is consumed), which would cost every idle connection 17 KiB per leg. */
+        if ((l->cin == NULL || l->cin->len == 0) && !SSL_has_pending(l->ssl))
+            break;
         struct chunk *c = leg_in_space(l);
         if (c == NULL)
             return ET_ENOMEM;
@@ -817,6 +823,11 @@ static int leg_tls_pump(struct leg *l, unsigned long *sslerr)
         chunk_put(l->p, l->in);
         l->in = NULL;
     }
+    /* RELEASE_BUFFERS does not release the record buffer after post-handshake messages (the
+     * server's TLS 1.3 session tickets), so a held upstream would keep 17 KiB: drop the
+     * buffers explicitly once nothing is pending (SSL_free_buffers refuses otherwise). */
+    if (l->hs_done && (l->cin == NULL || l->cin->len == 0) && !SSL_has_pending(l->ssl))
+        SSL_free_buffers(l->ssl);
     return rv;
 }
 
@@ -2458,6 +2469,12 @@ static void on_connection(uv_stream_t *server, int status)
 static void on_trim(uv_timer_t *t)
 {
     struct et_proxy *p = t->data;
+    if (getenv("ET_PROXY_DEBUG_MEM") != NULL) {
+        struct mallinfo2 mi = mallinfo2();
+        fprintf(stderr, "mem: active %llu in-use %zu KiB (%zu B/conn), heap %zu KiB\n",
+                (unsigned long long)p->st.active, mi.uordblks / 1024,
+                p->st.active ? mi.uordblks / (size_t)p->st.active : 0, mi.arena / 1024);
+    }
     if (p->st.connections != p->trim_seen) {
         p->trim_seen = p->st.connections;
         malloc_trim(0);

@@ -1480,6 +1480,23 @@ static int split_authority(const char *s, size_t n, int defport, char **host, in
     return 0;
 }
 
+/* 1 when host:port is this proxy (a phone that browses to the proxy's address with the
+ * proxy configured sends absolute-form): served locally instead of refused as a loop. */
+static int is_self(const struct et_proxy *p, const char *host, int port)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (port != p->port)
+        return 0;
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)(void *)&ss) != 0 &&
+        uv_ip6_addr(host, port, (struct sockaddr_in6 *)(void *)&ss) != 0)
+        return et_strcaseeq(host, "localhost");
+    for (size_t i = 0; i < p->n_own; i++)
+        if (et__addr_same_ip((const struct sockaddr *)&p->own[i], (const struct sockaddr *)&ss))
+            return 1;
+    return 0;
+}
+
 /* Serves the CA install page and downloads. */
 static void serve_local(struct conn *c, const char *path)
 {
@@ -1615,7 +1632,7 @@ static void handle_request(struct conn *c, const struct et__head *h)
             x->port = port;
             x->scheme = "http";
             c->target_tls = 0;
-            if (et_strcaseeq(host, ET_CERTS_INSTALL_HOST))
+            if (et_strcaseeq(host, ET_CERTS_INSTALL_HOST) || is_self(p, host, port))
                 c->local = 1;
         } else if (h->target_len > 0 && h->target[0] == '/') {
             /* Origin-form to an explicit proxy: addressed to the proxy itself. */

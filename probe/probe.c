@@ -1451,20 +1451,20 @@ int et_probe_run(const struct et_probe_opts *o, struct et_probe_report **out,
     if (step_connect_tls(&pr) != 0) {
         skip_rest(&pr, ET_PROBE_STEP_TLS,
                   r->steps[ET_PROBE_STEP_CONNECT].result == ET_PROBE_FAILED
-                      ? "skipped: DNS and TCP failed"
-                      : "skipped: TLS failed (--insecure goes on after a certificate failure)");
+                      ? "DNS and TCP failed"
+                      : "TLS failed (--insecure goes on after a certificate failure)");
         goto done;
     }
     if (step_options(&pr) != 0) {
-        skip_rest(&pr, ET_PROBE_STEP_PROVISION, "skipped: OPTIONS failed");
+        skip_rest(&pr, ET_PROBE_STEP_PROVISION, "OPTIONS failed");
         goto done;
     }
     if (step_provision(&pr) != 0) {
-        skip_rest(&pr, ET_PROBE_STEP_FOLDERSYNC, "skipped: Provision failed");
+        skip_rest(&pr, ET_PROBE_STEP_FOLDERSYNC, "Provision failed");
         goto done;
     }
     if (step_foldersync(&pr) != 0 || !pr.inbox_id[0]) {
-        skip_rest(&pr, ET_PROBE_STEP_SYNC, "skipped: no Inbox from FolderSync");
+        skip_rest(&pr, ET_PROBE_STEP_SYNC, "no Inbox from FolderSync");
         goto done;
     }
     if (o->do_sync)

@@ -139,7 +139,7 @@ for n in 2 3 4 5 6 7; do expect_step "$W/via.out" $n passed; done
 sleep 0.5
 kill "$PROXY_PID" 2>/dev/null; wait "$PROXY_PID" 2>/dev/null; PROXY_PID=""
 # The same exchanges on both sides: the sequence of (command, HTTP status).
-seq_of() { "$ET" replay --no-findings --no-color "$1" 2>/dev/null | awk '$1 ~ /^[0-9]+$/ {print $5, $6}'; }
+seq_of() { "$ET" replay --no-findings --no-color "$1" 2>/dev/null | awk '$1 ~ /^[0-9]+$/ && $2 ~ /^[0-9][0-9]-[0-9][0-9]$/ {print $5, $6, $7}'; }
 seq_of "$W/via.cap" >"$W/via.seq"
 seq_of "$W/proxy.cap" >"$W/proxy.seq"
 echo "probe's capture:"; cat "$W/via.seq"

@@ -7,7 +7,9 @@ level=${1:-build}
 pkgs_build=(build-essential cmake pkg-config libssl-dev openssl libuv1-dev zlib1g-dev libzip-dev
             node-llhttp libjansson-dev)
 pkgs_test=(libcmocka-dev clang libclang-rt-14-dev curl libwbxml2-dev libwbxml2-utils unzip
-           python3)
+           python3
+           # the real EAS server of the `sogo` test group (tests/probe, scripts/sogo-test-server.sh)
+           sogo sogo-activesync postgresql memcached dovecot-imapd nginx-light)
 pkgs_bench=(nginx libnginx-mod-http-echo mitmproxy squid-openssl tinyproxy gawk)
 
 want=("${pkgs_build[@]}")

@@ -1755,6 +1755,14 @@ static void handle_request(struct conn *c, const struct et__head *h)
     et_free(host);
 }
 
+/* "HTTP/1.1 NNN reason\r\n" (the reason may be long: written as it is, never truncated). */
+static void write_status_line(struct leg *l, const struct et__head *h)
+{
+    leg_printf(l, "HTTP/1.1 %03d ", h->status);
+    leg_write(l, h->reason, h->reason_len);
+    leg_write(l, "\r\n", 2);
+}
+
 /* The response head from upstream is in up->in. */
 static void handle_response(struct conn *c, const struct et__head *h)
 {
@@ -1766,8 +1774,8 @@ static void handle_response(struct conn *c, const struct et__head *h)
             return;
         }
         /* Interim response (100 Continue): relay it, wait for the final one. */
-        leg_printf(&c->cl, "HTTP/1.1 %d %.*s\r\n\r\n", h->status, (int)h->reason_len,
-                   h->reason);
+        write_status_line(&c->cl, h);
+        leg_write(&c->cl, "\r\n", 2);
         leg_in_consume(u, h->head_len);
         return;
     }
@@ -1805,7 +1813,7 @@ static void handle_response(struct conn *c, const struct et__head *h)
         c->client_close = 1; /* early answer: the rest of the request cannot be trusted */
 
     struct leg *cl = &c->cl;
-    leg_printf(cl, "HTTP/1.1 %d %.*s\r\n", h->status, (int)h->reason_len, h->reason);
+    write_status_line(cl, h);
     write_fields(cl, h, 0);
     if (c->respf.out_kind == ET__BODY_CHUNKED && !c->req_is_head && h->status != 204 &&
         h->status != 304)

@@ -439,6 +439,9 @@ static void rule_http_status(struct emit *em)
 
     if (st == 0 || st == 200 || st == 100)
         return;
+    /* When the exchange failed (the proxy answered 502/504 itself), exchange-error says why. */
+    if (x->err.code != 0 && x->source != ET_SRC_SAZ && x->source != ET_SRC_HAR)
+        return;
     if (!v->is_eas) {
         /* Other traffic through the proxy: only say something about server errors. */
         if (st >= 500)

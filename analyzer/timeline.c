@@ -87,7 +87,8 @@ static void status_cell(const struct et_view *v, char *out, size_t len)
 
 int et_timeline_header(unsigned flags, struct et_buf *out)
 {
-    (void)flags;
+    if (flags & ET_RENDER_ADDRS)
+        et_buf_printf(out, "%-21s %-24s", "client", "host (~ tunnelled)");
     return et_buf_printf(out, "%6s %-18s %-16s %-16s %4s %-22s %15s %8s\n", "#", "time (UTC)",
                          "device/client", "command", "HTTP", "EAS status", "req/resp",
                          "time");
@@ -141,9 +142,21 @@ int et_timeline_line(const struct et_exchange *x, const struct et_view *v,
             c_off = C_RESET;
         }
     }
-    rc = et_buf_printf(out, "%s%6llu %-18s %-16s %-16s %4s %-22s %15s %8s%s%s\n", c_on,
+    if (flags & ET_RENDER_ADDRS) {
+        /* Live view: who asked which server, before the usual columns. */
+        char client[48], host[48];
+        snprintf(client, sizeof(client), "%s", x->client_addr ? x->client_addr : "-");
+        snprintf(host, sizeof(host), "%s%s", x->tls.present && !x->tls.intercepted ? "~" : "",
+                 x->host ? x->host : "-");
+        for (char *c = host; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
+        et_buf_printf(out, "%s%-21s %-24s%s", c_on, client, host, c_off);
+    }
+    rc = et_buf_printf(out, "%s%6llu %-18s %-16s %-16s %4s %-22s %15s %8s%s%s%s\n", c_on,
                        (unsigned long long)x->id, tm, dev, cmd, http, st, sizes, dur,
-                       sev == ET_SEV_ERROR ? "  !" : sev == ET_SEV_WARNING ? "  ?" : "", c_off);
+                       sev == ET_SEV_ERROR ? "  !" : sev == ET_SEV_WARNING ? "  ?" : "",
+                       x->tls.insecure ? "  [upstream not verified]" : "", c_off);
     if (rc != 0 || !(flags & ET_RENDER_FINDINGS))
         return rc;
     for (; f != NULL; f = f->next)

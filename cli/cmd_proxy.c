@@ -5,6 +5,7 @@
  */
 #include "cli.h"
 
+#include "eastrace/analyzer.h"
 #include "eastrace/capfile.h"
 #include "eastrace/certs.h"
 #include "eastrace/common.h"
@@ -34,72 +35,43 @@ struct run_ctx {
     struct et_capfile_writer *cap;
     uint64_t cap_failures;
     int cap_error_reported;
+    struct et_analyzer *an; /* findings as they happen; the summary at the end */
+    int header_done;
+    uint64_t n_err, n_warn;
 };
 
-/* "Cmd=Sync" from an EAS query string, else NULL. */
-static const char *eas_cmd(const char *target, char *buf, size_t len)
-{
-    const char *q = target ? strchr(target, '?') : NULL;
-    for (const char *p = q; p != NULL; p = strchr(p + 1, '&')) {
-        if (strncmp(p + 1, "Cmd=", 4) == 0) {
-            size_t n = strcspn(p + 5, "&");
-            snprintf(buf, len, "%.*s", (int)(n < 40 ? n : 40), p + 5);
-            return buf;
-        }
-    }
-    return NULL;
-}
-
 /*
- * One line per exchange: time, client, host, method + path (or EAS command), status, sizes,
- * duration; errors in red with their stage. The integrator may swap this for the shared
- * timeline renderer: it is the only place that formats an exchange.
+ * The live view: each finished exchange goes through the same decoding and analyzer as
+ * `eastrace replay`, printed as one timeline line (with client and host) and its findings
+ * as they happen.
  */
-static void print_exchange_line(FILE *f, const struct et_exchange *x, int color)
+static void print_exchange(struct run_ctx *r, struct et_exchange *x)
 {
-    char ts[32] = "--:--:--.---", cmd[64];
-    int64_t t = x->t.req_begin ? x->t.req_begin : x->t.connect;
-    if (t > 0) {
-        time_t s = (time_t)(t / 1000000);
-        struct tm tm;
-        localtime_r(&s, &tm);
-        snprintf(ts, sizeof(ts), "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec,
-                 (int)((t / 1000) % 1000));
+    struct et_view v;
+    struct et_finding *f = NULL;
+    struct et_buf b;
+    unsigned flags = ET_RENDER_FINDINGS | ET_RENDER_ADDRS | (r->color ? ET_RENDER_COLOR : 0);
+
+    if (et_view_build(x, x->arena, &v) != 0 || et_analyzer_feed(r->an, x, &v, x->arena, &f) != 0)
+        return; /* out of memory: the exchange is still recorded */
+    for (const struct et_finding *g = f; g != NULL; g = g->next) {
+        if (g->severity == ET_SEV_ERROR)
+            r->n_err++;
+        else if (g->severity == ET_SEV_WARNING)
+            r->n_warn++;
     }
-    const char *what = eas_cmd(x->req.target, cmd, sizeof(cmd));
-    char path[96];
-    if (what == NULL) {
-        snprintf(path, sizeof(path), "%s", x->req.target ? x->req.target : "-");
-        char *q = strchr(path, '?');
-        if (q != NULL && strlen(path) > 60)
-            *q = '\0';
-        what = path;
+    if (!r->quiet) {
+        et_buf_init(&b, 0);
+        if (!r->header_done) {
+            et_timeline_header(ET_RENDER_ADDRS, &b);
+            r->header_done = 1;
+        }
+        et_timeline_line(x, &v, f, flags, &b);
+        fwrite(b.data, 1, b.len, r->out);
+        fflush(r->out);
+        et_buf_free(&b);
     }
-    int64_t dur = et_exchange_duration_us(x);
-    char durs[32] = "-";
-    if (dur >= 0)
-        snprintf(durs, sizeof(durs), "%.1fms", (double)dur / 1000.0);
-    const char *red = color ? "\033[31m" : "", *dim = color ? "\033[2m" : "",
-               *off = color ? "\033[0m" : "";
-    int bad = x->err.code != 0 || x->resp.status >= 400;
-    char host[300];
-    if (x->port != 0 && x->port != 443 && x->port != 80)
-        snprintf(host, sizeof(host), "%s%s:%d", x->tls.present && !x->tls.intercepted
-                 ? "(tunnel) " : "", x->host ? x->host : "-", x->port);
-    else
-        snprintf(host, sizeof(host), "%s%s", x->tls.present && !x->tls.intercepted
-                 ? "(tunnel) " : "", x->host ? x->host : "-");
-    fprintf(f, "%s %s%-21s%s %-28s %-7s %-24s %s%3d%s %7llu/%-8llu %s", ts, dim,
-            x->client_addr ? x->client_addr : "-", off, host,
-            x->req.method ? x->req.method : "-", what, bad ? red : "", x->resp.status, off,
-            (unsigned long long)x->req.body.wire_len, (unsigned long long)x->resp.body.wire_len,
-            durs);
-    if (x->err.code != 0)
-        fprintf(f, "  %sERROR %s: %s%s", red, et_stage_name(x->err.stage),
-                x->err.message ? x->err.message : et_strerror(x->err.code), off);
-    if (x->tls.insecure)
-        fprintf(f, "  %s[upstream not verified]%s", red, off);
-    fputc('\n', f);
+    et_view_reset(&v);
 }
 
 static void on_exchange(struct et_exchange *x, void *ud)
@@ -120,10 +92,7 @@ static void on_exchange(struct et_exchange *x, void *ud)
                 et_proxy_stop(g_proxy);
         }
     }
-    if (!r->quiet) {
-        print_exchange_line(r->out, x, r->color);
-        fflush(r->out);
-    }
+    print_exchange(r, x);
     et_exchange_free(x);
 }
 
@@ -278,6 +247,11 @@ int et_cmd_proxy(int argc, char **argv)
     }
     r.out = stdout;
     r.color = et_cli_use_color(stdout);
+    r.an = et_analyzer_new(NULL);
+    if (r.an == NULL) {
+        et_cli_err("out of memory");
+        goto out;
+    }
     po.certs = certs;
     po.on_exchange = on_exchange;
     po.ud = &r;
@@ -308,6 +282,8 @@ int et_cmd_proxy(int argc, char **argv)
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* A capture file that reaches a size limit must give a write error, not kill us. */
+    signal(SIGXFSZ, SIG_IGN);
 
     et_proxy_run(g_proxy);
 
@@ -319,6 +295,27 @@ int et_cmd_proxy(int argc, char **argv)
             (unsigned long long)st.connections, (unsigned long long)st.exchanges,
             (unsigned long long)st.errors, (unsigned long long)st.tunnels,
             (unsigned long long)st.denied);
+    {
+        /* The analyzer's view of the whole session: findings across it, then per device. */
+        struct et_finding *sf = NULL;
+        const struct et_device_stats *ds;
+        size_t nd;
+        struct et_buf b;
+        et_buf_init(&b, 0);
+        if (et_analyzer_finish(r.an, &sf) == 0)
+            for (const struct et_finding *g = sf; g != NULL; g = g->next)
+                et_finding_text(g, r.color ? ET_RENDER_COLOR : 0, "  ", &b);
+        nd = et_analyzer_devices(r.an, &ds);
+        for (size_t i = 0; i < nd; i++)
+            et_buf_printf(&b, "  device %-24s %-16s %6llu requests, %llu errors, %llu warnings\n",
+                          ds[i].device, ds[i].device_type ? ds[i].device_type : "-",
+                          (unsigned long long)ds[i].requests, (unsigned long long)ds[i].errors,
+                          (unsigned long long)ds[i].warnings);
+        et_buf_printf(&b, "findings: %llu error(s), %llu warning(s)\n",
+                      (unsigned long long)r.n_err, (unsigned long long)r.n_warn);
+        fwrite(b.data, 1, b.len, stderr);
+        et_buf_free(&b);
+    }
     rc = ET_EXIT_OK;
     if (r.cap != NULL) {
         struct et_capfile_stats cs;
@@ -340,6 +337,7 @@ out:
         et_proxy_free(p);
     }
     et_certs_free(certs);
+    et_analyzer_free(r.an);
     free(allow);
     free(allow_t);
     free(icpt);

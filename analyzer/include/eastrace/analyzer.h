@@ -156,6 +156,7 @@ int et_findings_max_severity(const struct et_finding *f);
 enum et_render_flags {
     ET_RENDER_COLOR = 1 << 0,     /* ANSI colours */
     ET_RENDER_FINDINGS = 1 << 1,  /* print each finding under its exchange line */
+    ET_RENDER_ADDRS = 1 << 2,     /* add the client address and target host (live view) */
 };
 
 /* One timeline line: "  12 08:14:03.120 Nine45069E… Sync 200 1=Success 0.4K/2.1K 120ms". */

@@ -258,8 +258,18 @@ static void agg_free(struct agg *g)
     memset(g, 0, sizeof(*g));
 }
 
+struct extra_table {
+    const char *name;
+    const char **cols;
+    int ncols;
+    const char **cells;
+    size_t nrows;
+};
+
 struct et_iis_report {
     struct et_iis_report_opts o;
+    struct extra_table extra[4]; /* the caller's tables (findings), strings in arena */
+    int nextra;
     char date[11];          /* normalized YYYY-MM-DD, "" for all */
     char *device;
     struct agg side[2];     /* 0 front end (or everything), 1 back end */
@@ -1295,7 +1305,7 @@ struct grid {
 };
 
 struct out {
-    struct grid g[4];
+    struct grid g[8];
     int ng;
     struct et_arena *a;
     int oom;
@@ -1937,6 +1947,30 @@ static void render_html(FILE *f, struct et_iis_report *r, const struct out *o,
     fputs("</body></html>\n", f);
 }
 
+int et_iis_report_add_table(struct et_iis_report *r, const char *name, const char *const *cols,
+                            int ncols, const char *const *cells, size_t nrows)
+{
+    struct extra_table *t;
+    if (r->nextra == (int)ET_ARRAY_SIZE(r->extra) || ncols <= 0 || ncols > GRID_MAX_COLS)
+        return ET_ETOOBIG;
+    t = &r->extra[r->nextra];
+    t->name = et_arena_strdup(r->arena, name);
+    t->cols = et_arena_alloc(r->arena, (size_t)ncols * sizeof(*t->cols));
+    t->cells = et_arena_alloc(r->arena, (nrows ? nrows : 1) * (size_t)ncols * sizeof(*t->cells));
+    if (t->name == NULL || t->cols == NULL || t->cells == NULL)
+        return ET_ENOMEM;
+    for (int i = 0; i < ncols; i++)
+        if ((t->cols[i] = et_arena_strdup(r->arena, cols[i] ? cols[i] : "")) == NULL)
+            return ET_ENOMEM;
+    for (size_t i = 0; i < nrows * (size_t)ncols; i++)
+        if ((t->cells[i] = et_arena_strdup(r->arena, cells[i] ? cells[i] : "")) == NULL)
+            return ET_ENOMEM;
+    t->ncols = ncols;
+    t->nrows = nrows;
+    r->nextra++;
+    return 0;
+}
+
 int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format fmt,
                         struct et_error *e)
 {
@@ -1960,6 +1994,20 @@ int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format 
     case ET_IIS_REPORT_SYNCS_BY_SYNCKEY: build_keyed(r, &o, g); break;
     case ET_IIS_REPORT_TOP: build_top(r, &o, g); break;
     default: build_recs(r, &o, g); break;
+    }
+    /* The caller's tables (findings) follow the report's own; the grid borrows their cells. */
+    for (int k = 0; k < r->nextra && o.ng < (int)ET_ARRAY_SIZE(o.g); k++) {
+        const struct extra_table *t = &r->extra[k];
+        struct grid *gr = grid_new(&o, t->name);
+        for (int c = 0; c < t->ncols; c++)
+            grid_col(gr, t->cols[c]);
+        for (size_t i = 0; i < t->nrows; i++) {
+            const char **row = grid_row(&o, gr);
+            if (row == NULL)
+                break;
+            for (int c = 0; c < t->ncols; c++)
+                row[c] = t->cells[i * (size_t)t->ncols + (size_t)c];
+        }
     }
     if (o.oom) {
         et_error_set(e, ET_ENOMEM, "report output");

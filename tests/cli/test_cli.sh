@@ -162,6 +162,22 @@ check "filtered export replays clean" 0 "$E" replay "$tmp/good.har"
 check "export --include-secrets" 0 "$E" export "$tmp/scenario.har" --include-secrets --har "$tmp/secret.har"
 contains "secrets kept when asked" "$tmp/secret.har" "YWxpY2U6c2VjcmV0cHc="
 
+# ---- iis: the analyzer's findings in the report ----
+iislog=$FX/logs/iis-ex2010-sync-ping-errors.log
+check "iis report" 0 "$E" iis "$iislog"
+contains "iis report has a findings table" "$tmp/out" "== findings"
+contains "iis findings: SendMail 120" "$tmp/out" "SendMail Status 120"
+contains "iis findings: throttling" "$tmp/out" "throttling"
+check "iis --no-findings" 0 "$E" iis --no-findings "$iislog"
+lacks "no findings table when asked" "$tmp/out" "== findings"
+check "iis --csv" 0 "$E" iis --csv "$iislog"
+lacks "CSV stays the script's one table" "$tmp/out" "sendmail-status"
+contains "CSV columns as the script's" "$tmp/out" "DeviceID,Hits,Ping,Sync,FolderSync,DeviceType,User-Agent"
+check "iis --json" 0 "$E" iis --json "$iislog"
+if python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert any(t.get('name')=='findings' for t in d['tables'])" "$tmp/out"; then ok "iis --json has findings"; else bad "iis --json has findings"; fi
+check "replay an IIS log" 1 "$E" replay "$iislog"
+contains "replay of IIS: Sync Status 12 named" "$tmp/out" "12=FolderHierarchyC"
+
 # ---- real samples (skipped when the shared corpus is absent) ----
 if [ -d "$CORPUS" ]; then
   sogo=$CORPUS/generated-sogo-loopback/eas-sogo-mitmproxy.har

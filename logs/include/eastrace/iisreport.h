@@ -55,6 +55,15 @@ struct et_iis_report_opts {
 
 struct et_iis_report;
 
+/*
+ * Adds a table of the caller's own (the CLI puts the analyzer's findings here) that every
+ * output format except CSV renders after the report's tables. cols and cells (nrows * ncols,
+ * row by row) are copied. At most 4 extra tables. Returns 0, ET_ENOMEM or ET_ETOOBIG.
+ */
+struct et_iis_report;
+int et_iis_report_add_table(struct et_iis_report *r, const char *name, const char *const *cols,
+                            int ncols, const char *const *cells, size_t nrows);
+
 /* o is copied (date and device strings too). NULL on ENOMEM or bad date. */
 struct et_iis_report *et_iis_report_new(const struct et_iis_report_opts *o);
 void et_iis_report_free(struct et_iis_report *r);

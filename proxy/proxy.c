@@ -1123,6 +1123,15 @@ static void resolve_target(struct conn *c)
         on_target_resolved(c);
         return;
     }
+    {
+        /* RFC 6761: names under .invalid never resolve; answer without asking DNS. */
+        size_t hl = strlen(h);
+        if ((hl >= 8 && et_strcaseeq(h + hl - 8, ".invalid")) || et_strcaseeq(h, "invalid")) {
+            conn_fail(c, ET_EDNS, ET_STAGE_DNS, 502,
+                      "cannot resolve %s: the .invalid domain never resolves (RFC 6761)", h);
+            return;
+        }
+    }
     struct dns_entry *d = dns_lookup(p, h);
     if (d != NULL) {
         memcpy(c->addrs, d->a, sizeof(d->a[0]) * (size_t)d->naddr);

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the shared EAS capture-proxy bench (/work/shared/bench-harness, read-only) against
+# Runs the shared EAS capture-proxy bench (../shared/bench-harness beside the checkout) against
 # `eastrace proxy`, in ratio mode against a peer (default squid ssl-bump). The harness is
 # copied into the build directory because it writes results, certificates and a build there.
 #
@@ -18,7 +18,7 @@ build=${1:-build-proxy}
 [ "$#" -gt 0 ] && shift
 [ "${1:-}" = "--" ] && shift
 case "$build" in /*) ;; *) build="$root/$build" ;; esac
-src=${ET_BENCH_HARNESS:-/work/shared/bench-harness}
+src=${ET_BENCH_HARNESS:-$(cd "$(dirname "$0")/../.." && pwd)/shared/bench-harness}
 bin="$build/cli/eastrace"
 [ -x "$bin" ] || { echo "no $bin: build the eastrace target first" >&2; exit 1; }
 dst="$build/bench-harness"

@@ -188,8 +188,12 @@ static long elided(const char *s, size_t n)
         return -1;
     long v = 0;
     size_t i = 1;
-    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++)
+    for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
+        /* A body is never anywhere near this big: more digits than that is not a count. */
+        if (v > 100000000000L)
+            return -1;
         v = v * 10 + (s[i] - '0');
+    }
     if (i == 1 || i + 7 != n || memcmp(s + i, " bytes", 6) != 0)
         return -1;
     return v;

@@ -216,9 +216,34 @@ static void test_mailboxlog_fuzz_regression_entry_number_at_end(void **state)
     free(d);
 }
 
+/* Fuzz finding: a "[N bytes]" body placeholder with more digits than a long holds overflowed
+ * (signed overflow, UB). Such a value is not a byte count; the body is kept as text. */
+static void test_mailboxlog_fuzz_regression_elided_count_overflow(void **state)
+{
+    (void)state;
+    size_t len = 0;
+    unsigned char *d = et_test_read_file(
+        et_fixture("logs/fuzz/mailboxlog-elided-byte-count-overflows-long.txt"), &len);
+    assert_non_null(d);
+    struct et_source *s;
+    struct et_error e;
+    et_error_clear(&e);
+    assert_int_equal(et_mailboxlog_open_mem(d, len, "crash", &s, &e), 0);
+    for (int k = 0; k < 100; k++) {
+        struct et_exchange *x = NULL;
+        int rc = et_source_next(s, &x, &e);
+        et_exchange_free(x);
+        if (rc <= 0)
+            break;
+    }
+    et_source_close(s);
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_mailboxlog_fuzz_regression_elided_count_overflow),
         cmocka_unit_test(test_mailboxlog_entries_fields_and_dedup),
         cmocka_unit_test(test_mailboxlog_truncated_last_entry_names_the_line),
         cmocka_unit_test(test_mailboxlog_reports),

@@ -23,7 +23,9 @@ for bin in "$dir"/tests/fuzz/fuzz_*; do
   [ -x "$bin" ] || continue
   name=$(basename "$bin"); name=${name#fuzz_}
   work=$(mktemp -d)
-  args=(-max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536
+  # A fixed seed makes the run reproducible: a slower machine runs a prefix of the same
+  # sequence. ET_FUZZ_SEED=0 lets libFuzzer pick one (exploration).
+  args=(-seed="${ET_FUZZ_SEED:-1}" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 -max_len=65536
         -artifact_prefix="$dir/findings/$name-" -print_final_stats=1)
   [ -f "tests/fuzz/$name.dict" ] && args+=(-dict="tests/fuzz/$name.dict")
   seed_dirs=()

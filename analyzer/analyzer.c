@@ -286,9 +286,7 @@ static void add(struct emit *em, const char *rule, enum et_severity sev, const c
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     /* Messages quote recorded values (device ids, server errors): keep them printable. */
-    for (char *c = msg; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            *c = '?';
+    et_str_printable(msg);
     f->rule = rule;
     f->severity = sev;
     f->message = et_arena_strdup(em->a, msg);

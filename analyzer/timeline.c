@@ -116,12 +116,8 @@ int et_timeline_line(const struct et_exchange *x, const struct et_view *v,
     if (strlen(cmd) > 16)
         memcpy(cmd + 13, "...", 4);
     /* Recorded values must not drive the terminal. */
-    for (char *c = dev; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            *c = '?';
-    for (char *c = cmd; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            *c = '?';
+    et_str_printable(dev);
+    et_str_printable(cmd);
     status_cell(v, st, sizeof(st));
     if (strlen(st) > 22)
         memcpy(st + 19, "...", 4);
@@ -148,9 +144,7 @@ int et_timeline_line(const struct et_exchange *x, const struct et_view *v,
         snprintf(client, sizeof(client), "%s", x->client_addr ? x->client_addr : "-");
         snprintf(host, sizeof(host), "%s%s", x->tls.present && !x->tls.intercepted ? "~" : "",
                  x->host ? x->host : "-");
-        for (char *c = host; *c; c++)
-            if ((unsigned char)*c < 0x20 || *c == 0x7f)
-                *c = '?';
+        et_str_printable(host);
         et_buf_printf(out, "%s%-21s %-24s%s", c_on, client, host, c_off);
     }
     rc = et_buf_printf(out, "%s%6llu %-18s %-16s %-16s %4s %-22s %15s %8s%s%s%s\n", c_on,

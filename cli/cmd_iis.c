@@ -363,18 +363,6 @@ static int cmp_fkey(const void *a, const void *b)
     return strcmp(x->rule, y->rule);
 }
 
-/* "2011-05-06" from "2011-05-06" or "05-06-2011"; "" when absent or bad. */
-static void norm_date(const char *in, char out[11])
-{
-    out[0] = '\0';
-    if (in == NULL)
-        return;
-    if (strlen(in) == 10 && in[4] == '-')
-        snprintf(out, 11, "%s", in);
-    else if (strlen(in) == 10 && in[2] == '-' && in[5] == '-')
-        snprintf(out, 11, "%.4s-%.2s-%.2s", in + 6, in, in + 3);
-}
-
 /*
  * Runs the analyzer over the logs (the same rules replay applies: HTTP and Status values,
  * SyncKey 0 loops, storms, throttling, ...) and adds its findings, one row per rule and
@@ -392,7 +380,9 @@ static int add_findings(struct et_iis_report *r, char **paths, int npaths,
     if (an == NULL)
         return ET_ENOMEM;
     io.site = o->site;
-    norm_date(o->date, date);
+    /* The report has already refused a bad --date. */
+    if (o->date == NULL || et_iis_date_normalize(o->date, date) != 0)
+        date[0] = '\0';
     for (int i = 0; i < npaths && rc == 0; i++) {
         struct et_source *s = NULL;
         struct et_error e;

@@ -530,15 +530,9 @@ static void summary(struct replay *r, unsigned long long damaged)
         snprintf(dev, sizeof(dev), "%s", ds[i].device);
         snprintf(user, sizeof(user), "%s", ds[i].user ? ds[i].user : "-");
         snprintf(type, sizeof(type), "%s", ds[i].device_type ? ds[i].device_type : "-");
-        for (char *c = dev; *c; c++)
-            if ((unsigned char)*c < 0x20)
-                *c = '?';
-        for (char *c = user; *c; c++)
-            if ((unsigned char)*c < 0x20)
-                *c = '?';
-        for (char *c = type; *c; c++)
-            if ((unsigned char)*c < 0x20)
-                *c = '?';
+        et_str_printable(dev);
+        et_str_printable(user);
+        et_str_printable(type);
         printf("  %-24s %-20s %-14s %8llu %6llu %6llu %7u\n", dev, user, type,
                (unsigned long long)ds[i].requests, (unsigned long long)ds[i].errors,
                (unsigned long long)ds[i].warnings, ds[i].max_per_minute);

@@ -121,16 +121,6 @@ static int eas_path(const char *p, size_t n)
 
 /* ---- helpers ----------------------------------------------------------------------------- */
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Percent-decodes s[0..n) into the arena. base is the offset of s in the target, for errors.
  * Returns NULL with e set on a bad escape or ENOMEM; *outlen gets the decoded length. */
@@ -149,8 +139,8 @@ static char *pct_decode(struct et_arena *a, const char *s, size_t n, size_t base
             d[j++] = s[i];
             continue;
         }
-        int hi = i + 1 < n ? hexval((unsigned char)s[i + 1]) : -1;
-        int lo = i + 2 < n ? hexval((unsigned char)s[i + 2]) : -1;
+        int hi = i + 1 < n ? et_hex_digit((unsigned char)s[i + 1]) : -1;
+        int lo = i + 2 < n ? et_hex_digit((unsigned char)s[i + 2]) : -1;
         if (hi < 0 || lo < 0) {
             et_error_set_at(e, ET_EPARSE, base + i, "bad percent escape in the query");
             return NULL;

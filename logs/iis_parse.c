@@ -472,16 +472,6 @@ void et_eas_log_parse(const char *s, size_t n, struct et_eas_log *o)
     }
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 size_t et_iis_url_decode(const char *s, size_t n, char *out, size_t outlen)
 {
@@ -489,8 +479,10 @@ size_t et_iis_url_decode(const char *s, size_t n, char *out, size_t outlen)
     if (outlen == 0)
         return 0;
     for (size_t i = 0; i < n && o + 1 < outlen; i++) {
-        if (s[i] == '%' && i + 2 < n + 0 && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
+        int hi = i + 2 < n ? et_hex_digit((unsigned char)s[i + 1]) : -1;
+        int lo = i + 2 < n ? et_hex_digit((unsigned char)s[i + 2]) : -1;
+        if (s[i] == '%' && hi >= 0 && lo >= 0) {
+            out[o++] = (char)(hi * 16 + lo);
             i += 2;
         } else {
             out[o++] = s[i];
@@ -584,4 +576,23 @@ int et_iis_query_decode_base64(struct et_iis_query *q, struct et_arena *a)
     set_slice(&q->device_id, req.device_id);
     set_slice(&q->device_type, req.device_type);
     return rc;
+}
+
+int et_iis_date_normalize(const char *d, char out[11])
+{
+    if (strlen(d) != 10)
+        return ET_EPARSE;
+    if (d[4] == '-' && d[7] == '-') {
+        memcpy(out, d, 10);
+    } else if (d[2] == '-' && d[5] == '-') {
+        memcpy(out, d + 6, 4);
+        out[4] = '-';
+        memcpy(out + 5, d, 2);
+        out[7] = '-';
+        memcpy(out + 8, d + 3, 2);
+    } else {
+        return ET_EPARSE;
+    }
+    out[10] = '\0';
+    return 0;
 }

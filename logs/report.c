@@ -949,22 +949,9 @@ struct et_iis_report *et_iis_report_new(const struct et_iis_report_opts *o)
         r->o.rpc_latency_min = 1000;
     if (r->o.kind == ET_IIS_REPORT_TOP && r->o.top <= 0)
         r->o.top = 20;
-    if (o != NULL && o->date != NULL && o->date[0]) {
-        const char *d = o->date;
-        if (strlen(d) != 10)
-            goto fail;
-        if (d[4] == '-' && d[7] == '-')
-            memcpy(r->date, d, 10);
-        else if (d[2] == '-' && d[5] == '-') { /* MM-DD-YYYY, as the script takes it */
-            memcpy(r->date, d + 6, 4);
-            r->date[4] = '-';
-            memcpy(r->date + 5, d, 2);
-            r->date[7] = '-';
-            memcpy(r->date + 8, d + 3, 2);
-        } else
-            goto fail;
-        r->date[10] = '\0';
-    }
+    if (o != NULL && o->date != NULL && o->date[0] &&
+        et_iis_date_normalize(o->date, r->date) != 0)
+        goto fail;
     if (o != NULL && o->device != NULL && o->device[0] &&
         (r->device = et_strdup(o->device)) == NULL)
         goto fail;

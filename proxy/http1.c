@@ -315,15 +315,6 @@ void et__chunked_init(struct et__chunked *c)
     memset(c, 0, sizeof(*c));
 }
 
-static int hexval(uint8_t c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    c = (uint8_t)lower(c);
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
 
 int et__chunked_feed(struct et__chunked *c, const uint8_t *p, size_t len, size_t *consumed,
                      const uint8_t **data, size_t *dlen, struct et_error *e)
@@ -333,7 +324,7 @@ int et__chunked_feed(struct et__chunked *c, const uint8_t *p, size_t len, size_t
         uint8_t b = p[i];
         switch (c->state) {
         case CK_SIZE: {
-            int v = hexval(b);
+            int v = et_hex_digit(b);
             if (v >= 0) {
                 if (c->ndigits >= 15)
                     goto bad_size;

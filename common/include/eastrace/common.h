@@ -127,6 +127,13 @@ int et_base64_decode(struct et_buf *out, const char *s, size_t n, struct et_erro
 /* Validates UTF-8 (no overlongs, no surrogates, max U+10FFFF). Returns 1 when valid. */
 int et_utf8_valid(const uint8_t *p, size_t n);
 
+/* Replaces C0 control characters and DEL in s with '?' so recorded values cannot drive a
+ * terminal. Returns s. */
+char *et_str_printable(char *s);
+
+/* Value of a hexadecimal digit, or -1. */
+int et_hex_digit(int c);
+
 /* Case-insensitive ASCII comparisons. */
 int et_strcaseeq(const char *a, const char *b);
 int et_strncaseeq(const char *a, const char *b, size_t n);

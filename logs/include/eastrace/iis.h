@@ -203,6 +203,10 @@ void et_eas_log_parse(const char *s, size_t n, struct et_eas_log *out);
  * bytes). Returns the length written. */
 size_t et_iis_url_decode(const char *s, size_t n, char *out, size_t outlen);
 
+/* A --date value ("2011-05-06", or "05-06-2011" as ActiveSyncReport.ps1 takes it) as
+ * "YYYY-MM-DD" in out (11 bytes). Returns 0 or ET_EPARSE. */
+int et_iis_date_normalize(const char *in, char out[11]);
+
 /* "2011-05-06" + "11:29:50" -> microseconds since the epoch (UTC). Returns 0 or ET_EPARSE. */
 int et_iis_time_parse(const char *date, size_t dn, const char *time, size_t tn, int64_t *us);
 

@@ -292,11 +292,17 @@ int et_view_build(const struct et_exchange *x, struct et_arena *a, struct et_vie
     }
     if (x->source == ET_SRC_IIS)
         read_iis_meta(v, x, a);
-    exc = et_headers_get(&x->meta, "ResponseException");
-    if (exc == NULL)
-        exc = et_headers_get(&x->meta, "Exception");
-    if (exc != NULL && v->server_error == NULL)
-        v->server_error = exc;
+    /* Mailbox logs name each exception as a field "<Type>_Exception" (other sources never
+     * carry them); its first line is "<Type>: <message>". */
+    for (size_t i = 0; x->source == ET_SRC_MAILBOX && v->server_error == NULL &&
+                       i < x->meta.n; i++) {
+        const char *nm = x->meta.v[i].name;
+        size_t nl = strlen(nm);
+        if (nl <= 10 || strcmp(nm + nl - 10, "_Exception") != 0)
+            continue;
+        exc = x->meta.v[i].value;
+        v->server_error = et_arena_strndup(a, exc, ET_MIN(strcspn(exc, "\r\n"), 300));
+    }
     return 0;
 }
 

@@ -50,7 +50,9 @@ count_is "merged lines use the capture's bodies" "$tmp/text" '^cap iis mbx .* 20
 count_is "one not-in-server-log note" "$tmp/text" 'info \[not-in-server-log\]' 1
 contains "note is about the 10:00:20 Sync" "$tmp/text" "#5 Sync"
 count_is "SendMail 500 reported once" "$tmp/text" 'error \[http-status\] HTTP 500' 1
-contains "summary: 7 exchanges" "$tmp/text" "7 exchange(s); 1 error(s), 0 warning(s), 1 note(s)"
+contains "summary: 7 exchanges" "$tmp/text" "7 exchange(s); 1 error(s), 1 warning(s), 1 note(s)"
+# The mailbox log's SendMail entry carries a StoragePermanentException_Exception field.
+contains "mailbox-log exception reaches the analyzer" "$tmp/text" "[server-error] Exchange logged an error for SendMail: Microsoft.Exchange.Data.Storage.StoragePermanentException: submission failed"
 count_is "per-device requests counted once" "$tmp/text" '^  APPL1 +alice +iPhone +6 ' 1
 contains "seen-by summary: all three" "$tmp/text" "cap iis mbx  3"
 contains "seen-by summary: capture only" "$tmp/text" "cap          1 (only)"

@@ -43,7 +43,7 @@ struct run_ctx {
 /*
  * The live view: each finished exchange goes through the same decoding and analyzer as
  * `eastrace replay`, printed as one timeline line (with client and host) and its findings
- * as they happen.
+ * as they happen. Runs on the proxy's worker thread (on_exchange_worker), off the relay.
  */
 static void print_exchange(struct run_ctx *r, struct et_exchange *x)
 {
@@ -67,13 +67,13 @@ static void print_exchange(struct run_ctx *r, struct et_exchange *x)
             r->header_done = 1;
         }
         et_timeline_line(x, &v, f, flags, &b);
-        fwrite(b.data, 1, b.len, r->out);
-        fflush(r->out);
+        fwrite(b.data, 1, b.len, r->out); /* flushed when the worker goes idle */
         et_buf_free(&b);
     }
     et_view_reset(&v);
 }
 
+/* Loop thread, borrows x: the capture record is written before the next exchange. */
 static void on_exchange(struct et_exchange *x, void *ud)
 {
     struct run_ctx *r = ud;
@@ -91,6 +91,16 @@ static void on_exchange(struct et_exchange *x, void *ud)
             if (r->stop_on_capture_error && g_proxy != NULL)
                 et_proxy_stop(g_proxy);
         }
+    }
+}
+
+/* Worker thread, owns x (NULL: nothing queued for now). */
+static void on_exchange_worker(struct et_exchange *x, void *ud)
+{
+    struct run_ctx *r = ud;
+    if (x == NULL) {
+        fflush(r->out);
+        return;
     }
     print_exchange(r, x);
     et_exchange_free(x);
@@ -255,6 +265,8 @@ int et_cmd_proxy(int argc, char **argv)
     po.certs = certs;
     po.on_exchange = on_exchange;
     po.ud = &r;
+    po.on_exchange_worker = on_exchange_worker;
+    po.worker_ud = &r;
     if (et_proxy_new(&po, &g_proxy, &e) != 0) {
         et_cli_err("cannot start the proxy: %s", e.msg);
         goto out;

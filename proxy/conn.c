@@ -36,7 +36,9 @@ static int mode_change_allowed(enum et__mode from, enum et__mode to)
 
 void et__conn_set_mode(struct et__conn *c, enum et__mode to)
 {
-    assert(mode_change_allowed(c->mode, to));
+    int allowed = mode_change_allowed(c->mode, to);
+    assert(allowed);
+    (void)allowed;
     c->mode = to;
     switch (to) {
     case ET__M_TLS_HS:
@@ -399,6 +401,9 @@ void et__conn_update_io(struct et__conn *c)
         read_cl = c->mode != ET__M_CLOSING && cl->in == NULL;
     if ((c->mode == ET__M_HTTP || c->mode == ET__M_MITM) && c->rq == ET__RQ_DONE && cl->in != NULL)
         read_cl = 0; /* pipelined request waits for this response */
+    if ((c->mode == ET__M_HTTP || c->mode == ET__M_MITM) && c->rq == ET__RQ_HEAD &&
+        c->rs == ET__RS_NONE && c->p->worker.paused)
+        read_cl = 0; /* the worker is behind: no new request until it catches up (worker.c) */
     if (cl->queued > ET__HIGH_WATER)
         read_up = 0;
     if (u != NULL) {

@@ -301,6 +301,24 @@ struct et__dns_entry {
     uint64_t expires;
 };
 
+/* One queued exchange and the bytes it holds (worker.c). */
+struct et__wq_item {
+    struct et_exchange *x;
+    size_t bytes;
+};
+
+/* The worker thread and its queue; mu guards every field below it. */
+struct et__worker {
+    uv_thread_t thread;
+    uv_async_t resume;       /* worker -> loop: the queue drained below the low mark */
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    struct et__wq_item *q;   /* ring of cap items, n of them from head */
+    size_t cap, head, n, bytes;
+    unsigned started : 1, stop : 1, async_open : 1;
+    unsigned paused : 1;     /* written on the loop (under mu); read there without it */
+};
+
 struct et_proxy {
     uv_loop_t loop;
     uv_tcp_t listener;
@@ -329,6 +347,7 @@ struct et_proxy {
     unsigned dns_next;
     char listen_str[64];
     int port;
+    struct et__worker worker; /* used when o.on_exchange_worker is set */
     unsigned stopping : 1, running : 1, handles_closed : 1;
 };
 
@@ -454,6 +473,19 @@ int et__pump_body(struct et__conn *c, struct et__leg *src, struct et__leg *dst,
 void et__send_simple(struct et__conn *c, int status, const char *ctype, const void *body,
                      size_t blen, int close);
 const char *et__reason_of(int status);
+
+/* ---------------------------------------------------------------- worker.c */
+
+/* Starts the worker thread when o.on_exchange_worker is set (else does nothing). 0 or ET_E*. */
+int et__worker_start(struct et_proxy *p);
+/* Queues x for the worker (takes it); pauses new requests above the high mark. */
+void et__worker_push(struct et_proxy *p, struct et_exchange *x);
+/* Closes the worker's loop handle (the proxy is stopping). */
+void et__worker_close(struct et_proxy *p);
+/* Lets the worker drain the queue, then joins it. Idempotent. */
+void et__worker_stop(struct et_proxy *p);
+/* Stops the worker and frees the queue. */
+void et__worker_free(struct et_proxy *p);
 
 /* ---------------------------------------------------------------- conn.c */
 

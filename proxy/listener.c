@@ -92,6 +92,7 @@ static void on_async(uv_async_t *a)
         uv_close((uv_handle_t *)&p->listener, NULL);
         uv_close((uv_handle_t *)&p->async, NULL);
         uv_close((uv_handle_t *)&p->trim, NULL);
+        uv_close((uv_handle_t *)&p->flusher, NULL);
         et__worker_close(p);
     }
     while (p->conns != NULL)
@@ -147,6 +148,10 @@ int et_proxy_new(const struct et_proxy_opts *o, struct et_proxy **out, struct et
     p->trim.data = p;
     uv_timer_start(&p->trim, on_trim, 2000, 2000);
     uv_unref((uv_handle_t *)&p->trim);
+    uv_check_init(&p->loop, &p->flusher);
+    p->flusher.data = p;
+    uv_check_start(&p->flusher, et__conn_on_check);
+    uv_unref((uv_handle_t *)&p->flusher);
 
     if ((rc = et__tls_setup(p, e)) != 0)
         goto fail_loop;

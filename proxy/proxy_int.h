@@ -265,6 +265,7 @@ struct et__conn {
     struct et__leg *up;
     struct et_proxy *p;
     struct et__conn *prev, *next;
+    struct et__conn *flush_next; /* in p->flush_head while flush_pending */
     uv_timer_t timer;
     int handles;              /* open handles (client tcp, timer); freed at 0 */
     enum et__mode mode;       /* written by et__conn_set_mode() only */
@@ -281,7 +282,7 @@ struct et__conn {
     char *target_host;        /* current request's target */
     int target_port;
     unsigned target_tls : 1, req_is_head : 1, client_close : 1, resp_started : 1,
-        local : 1, up_ready : 1, resolved : 1, intercept : 1, tunnel : 1;
+        local : 1, up_ready : 1, resolved : 1, intercept : 1, tunnel : 1, flush_pending : 1;
     int naddr;
     struct sockaddr_storage addrs[ET__MAX_ADDRS];
     int addr_i;
@@ -324,6 +325,8 @@ struct et_proxy {
     uv_tcp_t listener;
     uv_async_t async;
     uv_timer_t trim;      /* gives freed heap back after connection churn */
+    uv_check_t flusher;   /* after each poll phase: flushes the connections that advanced */
+    struct et__conn *flush_head;
     uint64_t trim_seen;   /* st.connections at the last trim */
     struct et_proxy_opts o;
     SSL_CTX *sctx, *cctx, *cctx_insecure;
@@ -495,6 +498,9 @@ void et__conn_set_mode(struct et__conn *c, enum et__mode to);
 void et__conn_advance(struct et__conn *c);
 /* Decides what to read next and arms the deadline that applies. */
 void et__conn_update_io(struct et__conn *c);
+/* uv_check callback: writes what the connections that advanced in this loop iteration
+ * staged, one write per leg however many reads it took (conn.c). */
+void et__conn_on_check(uv_check_t *h);
 /* Arms (or extends) the connection's deadline of the given kind. */
 void et__conn_deadline(struct et__conn *c, enum et_proxy_timer kind);
 /* Records a failure (answering status when possible, 0: no answer), finishes the exchange,

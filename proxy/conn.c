@@ -520,7 +520,7 @@ void et__conn_advance(struct et__conn *c)
         }
     }
 
-    /* The writes wait for the end of this loop iteration (et__conn_on_check): a 100 KB
+    /* The writes wait for the end of this loop phase (et__conn_flush_all): a 100 KB
      * response read in seven 16 KiB reads then leaves in one writev, not seven writes. */
     if (!c->flush_pending) {
         c->flush_pending = 1;
@@ -540,9 +540,8 @@ void et__conn_advance(struct et__conn *c)
     et__conn_update_io(c);
 }
 
-void et__conn_on_check(uv_check_t *h)
+void et__conn_flush_all(struct et_proxy *p)
 {
-    struct et_proxy *p = h->data;
     struct et__conn *c = p->flush_head;
     p->flush_head = NULL;
     while (c != NULL) {

@@ -83,6 +83,18 @@ static void on_trim(uv_timer_t *t)
     }
 }
 
+/* Staged writes leave after the poll phase (what reads produced) and before it (what timers
+ * and write callbacks produced), so a poll never waits with bytes staged. */
+static void on_check(uv_check_t *h)
+{
+    et__conn_flush_all(h->data);
+}
+
+static void on_prepare(uv_prepare_t *h)
+{
+    et__conn_flush_all(h->data);
+}
+
 static void on_async(uv_async_t *a)
 {
     struct et_proxy *p = a->data;
@@ -93,6 +105,7 @@ static void on_async(uv_async_t *a)
         uv_close((uv_handle_t *)&p->async, NULL);
         uv_close((uv_handle_t *)&p->trim, NULL);
         uv_close((uv_handle_t *)&p->flusher, NULL);
+        uv_close((uv_handle_t *)&p->flusher_pre, NULL);
         et__worker_close(p);
     }
     while (p->conns != NULL)
@@ -150,8 +163,12 @@ int et_proxy_new(const struct et_proxy_opts *o, struct et_proxy **out, struct et
     uv_unref((uv_handle_t *)&p->trim);
     uv_check_init(&p->loop, &p->flusher);
     p->flusher.data = p;
-    uv_check_start(&p->flusher, et__conn_on_check);
+    uv_check_start(&p->flusher, on_check);
     uv_unref((uv_handle_t *)&p->flusher);
+    uv_prepare_init(&p->loop, &p->flusher_pre);
+    p->flusher_pre.data = p;
+    uv_prepare_start(&p->flusher_pre, on_prepare);
+    uv_unref((uv_handle_t *)&p->flusher_pre);
 
     if ((rc = et__tls_setup(p, e)) != 0)
         goto fail_loop;

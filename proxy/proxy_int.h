@@ -317,6 +317,8 @@ struct et__worker {
     struct et__wq_item *q;   /* ring of cap items, n of them from head */
     size_t cap, head, n, bytes;
     unsigned started : 1, stop : 1, async_open : 1;
+    unsigned busy : 1;       /* the worker took an exchange since it last waited */
+    unsigned sleeping : 1;   /* the worker waits untimed: a push must wake it */
     unsigned paused : 1;     /* written on the loop (under mu); read there without it */
 };
 
@@ -326,6 +328,7 @@ struct et_proxy {
     uv_async_t async;
     uv_timer_t trim;      /* gives freed heap back after connection churn */
     uv_check_t flusher;   /* after each poll phase: flushes the connections that advanced */
+    uv_prepare_t flusher_pre; /* and before it: what timers and write callbacks staged */
     struct et__conn *flush_head;
     uint64_t trim_seen;   /* st.connections at the last trim */
     struct et_proxy_opts o;
@@ -498,9 +501,10 @@ void et__conn_set_mode(struct et__conn *c, enum et__mode to);
 void et__conn_advance(struct et__conn *c);
 /* Decides what to read next and arms the deadline that applies. */
 void et__conn_update_io(struct et__conn *c);
-/* uv_check callback: writes what the connections that advanced in this loop iteration
- * staged, one write per leg however many reads it took (conn.c). */
-void et__conn_on_check(uv_check_t *h);
+/* Writes what the connections that advanced since the last call staged, one write per leg
+ * however many reads it took (conn.c). Runs after the poll phase (uv_check) and before it
+ * (uv_prepare: what timers and write callbacks staged must not wait for the poll). */
+void et__conn_flush_all(struct et_proxy *p);
 /* Arms (or extends) the connection's deadline of the given kind. */
 void et__conn_deadline(struct et__conn *c, enum et_proxy_timer kind);
 /* Records a failure (answering status when possible, 0: no answer), finishes the exchange,

@@ -24,6 +24,10 @@
 #define LOW_N 256
 #define LOW_BYTES ((size_t)16 << 20)
 #define INITIAL_CAP 2048
+/* A busy worker looks for more every NAP_NS instead of being woken for each exchange: a
+ * wake-up per exchange (futex, context switch, an IPI on a VM) cost a fifth of the proxy's
+ * CPU at 12k exchanges/s. Idle, it sleeps until the next exchange wakes it. */
+#define NAP_NS (2 * 1000 * 1000)
 
 static void worker_main(void *arg)
 {
@@ -43,13 +47,21 @@ static void worker_main(void *arg)
             }
             if (w->stop)
                 break;
-            uv_cond_wait(&w->cv, &w->mu);
+            if (w->busy) {
+                w->busy = 0;
+                (void)uv_cond_timedwait(&w->cv, &w->mu, NAP_NS);
+            } else {
+                w->sleeping = 1;
+                uv_cond_wait(&w->cv, &w->mu);
+                w->sleeping = 0;
+            }
             continue;
         }
         struct et__wq_item it = w->q[w->head];
         w->head = (w->head + 1) % w->cap;
         w->n--;
         w->bytes -= it.bytes;
+        w->busy = 1;
         if (w->paused && w->async_open && w->n <= LOW_N && w->bytes <= LOW_BYTES)
             uv_async_send(&w->resume);
         uv_mutex_unlock(&w->mu);
@@ -137,7 +149,8 @@ void et__worker_push(struct et_proxy *p, struct et_exchange *x)
         w->paused = 1;
         p->st.worker_pauses++;
     }
-    uv_cond_signal(&w->cv);
+    if (w->sleeping)
+        uv_cond_signal(&w->cv);
     uv_mutex_unlock(&w->mu);
 }
 

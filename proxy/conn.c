@@ -522,11 +522,7 @@ void et__conn_advance(struct et__conn *c)
 
     /* The writes wait for the end of this loop phase (et__conn_flush_all): a 100 KB
      * response read in seven 16 KiB reads then leaves in one writev, not seven writes. */
-    if (!c->flush_pending) {
-        c->flush_pending = 1;
-        c->flush_next = c->p->flush_head;
-        c->p->flush_head = c;
-    }
+    et__conn_want_flush(c, 0);
     if (c->cl.close_after_flush && c->cl.queued == 0) {
         if (c->cl.failed || c->mode == ET__M_CLOSING || c->mode == ET__M_TUNNEL) {
             et__conn_close(c);
@@ -540,6 +536,19 @@ void et__conn_advance(struct et__conn *c)
     et__conn_update_io(c);
 }
 
+void et__conn_want_flush(struct et__conn *c, int advance)
+{
+    if (c->cl.closing)
+        return;
+    if (advance)
+        c->advance_pending = 1;
+    if (!c->flush_pending) {
+        c->flush_pending = 1;
+        c->flush_next = c->p->flush_head;
+        c->p->flush_head = c;
+    }
+}
+
 void et__conn_flush_all(struct et_proxy *p)
 {
     struct et__conn *c = p->flush_head;
@@ -549,6 +558,11 @@ void et__conn_flush_all(struct et_proxy *p)
         c->flush_pending = 0;
         c->flush_next = NULL;
         /* A connection closed meanwhile is freed only in the closing phase, after this. */
+        if (!c->cl.closing && c->advance_pending) {
+            /* Writes that finished at once (no on_write): react as on_write would. */
+            c->advance_pending = 0;
+            et__conn_advance(c);
+        }
         if (!c->cl.closing) {
             if (c->up != NULL && c->up->handle_open)
                 et__leg_flush(c->up);

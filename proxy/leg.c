@@ -348,16 +348,54 @@ write:
             p->free_wreqs = w;
             break;
         }
-        if (uv_write(&w->req, (uv_stream_t *)&l->tcp, w->b, w->n, on_write) != 0) {
-            for (unsigned i = 0; i < w->n; i++)
-                et__chunk_put(p, w->c[i]);
-            l->queued -= w->bytes;
+        /* Write at once what the socket takes (uv_try_write refuses while a uv_write is
+         * pending, so the order holds): uv_write would make the same write, then queue a
+         * callback and re-arm epoll (libuv 1.44: one epoll_ctl per write). Only the rest
+         * goes through uv_write; the connection advances as on_write would have made it. */
+        int tr = uv_try_write((uv_stream_t *)&l->tcp, w->b, w->n);
+        size_t done = tr > 0 ? (size_t)tr : 0;
+        unsigned k = 0;
+        if (tr < 0 && tr != UV_EAGAIN && tr != UV_ENOSYS)
+            goto failed;
+        while (k < w->n && done >= w->b[k].len) {
+            done -= w->b[k].len;
+            l->queued -= w->b[k].len;
+            w->bytes -= w->b[k].len;
+            et__chunk_put(p, w->c[k]);
+            k++;
+        }
+        if (k < w->n && done > 0) {
+            w->b[k].base += done;
+            w->b[k].len -= done;
+            l->queued -= done;
+            w->bytes -= done;
+        }
+        if (tr > 0 && l->conn != NULL)
+            et__conn_want_flush(l->conn, 1);
+        if (k == w->n) {
             w->next_free = p->free_wreqs;
             p->free_wreqs = w;
-            l->failed = 1;
-            l->eof = 1;
-            return;
+            continue;
         }
+        if (k > 0) {
+            memmove(w->c, w->c + k, (w->n - k) * sizeof(w->c[0]));
+            memmove(w->b, w->b + k, (w->n - k) * sizeof(w->b[0]));
+            w->n -= k;
+        }
+        if (uv_write(&w->req, (uv_stream_t *)&l->tcp, w->b, w->n, on_write) != 0)
+            goto failed;
+        continue;
+    failed:
+        for (unsigned i = k; i < w->n; i++)
+            et__chunk_put(p, w->c[i]);
+        l->queued -= w->bytes;
+        w->next_free = p->free_wreqs;
+        p->free_wreqs = w;
+        l->failed = 1;
+        l->eof = 1;
+        if (l->conn != NULL)
+            et__conn_want_flush(l->conn, 1);
+        return;
     }
 }
 

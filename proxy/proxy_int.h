@@ -282,7 +282,8 @@ struct et__conn {
     char *target_host;        /* current request's target */
     int target_port;
     unsigned target_tls : 1, req_is_head : 1, client_close : 1, resp_started : 1,
-        local : 1, up_ready : 1, resolved : 1, intercept : 1, tunnel : 1, flush_pending : 1;
+        local : 1, up_ready : 1, resolved : 1, intercept : 1, tunnel : 1, flush_pending : 1,
+        advance_pending : 1;
     int naddr;
     struct sockaddr_storage addrs[ET__MAX_ADDRS];
     int addr_i;
@@ -505,6 +506,9 @@ void et__conn_update_io(struct et__conn *c);
  * however many reads it took (conn.c). Runs after the poll phase (uv_check) and before it
  * (uv_prepare: what timers and write callbacks staged must not wait for the poll). */
 void et__conn_flush_all(struct et_proxy *p);
+/* Puts c on the flush list (advance: et__conn_advance it first, as a write completion
+ * would have: a write finished at once, or failed). */
+void et__conn_want_flush(struct et__conn *c, int advance);
 /* Arms (or extends) the connection's deadline of the given kind. */
 void et__conn_deadline(struct et__conn *c, enum et_proxy_timer kind);
 /* Records a failure (answering status when possible, 0: no answer), finishes the exchange,

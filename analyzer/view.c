@@ -282,6 +282,32 @@ int et_view_build(const struct et_exchange *x, struct et_arena *a, struct et_vie
     return 0;
 }
 
+long et_view_status(const struct et_view *v, const char **rootp, const char **parentp)
+{
+    const char *root = v->resp_root ? v->resp_root : v->cmd;
+    const char *parent = NULL;
+    long show = -1;
+
+    *rootp = root;
+    *parentp = NULL;
+    if (root == NULL || v->nstatus == 0)
+        return -1;
+    for (size_t i = 0; i < v->nstatus; i++) {
+        int sev = et_eas_status_severity(root, v->status_parent[i], (int)v->statuses[i]);
+        if (sev != ET_EAS_SEV_SUCCESS) {
+            show = v->statuses[i];
+            parent = v->status_parent[i];
+            break;
+        }
+    }
+    if (show < 0) {
+        show = v->top_status >= 0 ? v->top_status : v->statuses[0];
+        parent = v->top_status >= 0 ? root : v->status_parent[0];
+    }
+    *parentp = parent;
+    return show;
+}
+
 void et_view_reset(struct et_view *v)
 {
     et_wbxml_doc_free(v->req_doc);

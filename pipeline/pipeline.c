@@ -50,6 +50,7 @@ struct group {
     int64_t last_end;      /* latest end (or start) of any member */
     int64_t key;           /* sort key: start, else the clock when it came */
     unsigned eas : 1;
+    unsigned borrowed : 1; /* et_pipe_judge(): the caller owns the exchange */
     struct group *prev, *next;
 };
 
@@ -129,7 +130,8 @@ void et_pipe_set_sink(struct et_pipe *p, const struct et_pipe_sink *sink)
 static void free_group(struct group *g)
 {
     for (int k = 0; k < KIND_N; k++)
-        et_exchange_free(g->x[k]);
+        if (!g->borrowed)
+            et_exchange_free(g->x[k]);
     et_free(g);
 }
 
@@ -772,6 +774,28 @@ int et_pipe_push(struct et_pipe *p, struct et_exchange *x)
     rc = take(p, x);
     if (rc != 0)
         return rc;
+    return p->stopped ? p->sink_rc : 0;
+}
+
+int et_pipe_judge(struct et_pipe *p, struct et_exchange *x)
+{
+    struct group *g;
+    int64_t st = et_exchange_time(x);
+
+    if (p->stopped)
+        return p->sink_rc;
+    g = et_calloc(1, sizeof(*g));
+    if (g == NULL)
+        return ET_ENOMEM;
+    g->x[kind_index(et_pipe_seen_of(x->source))] = x;
+    g->borrowed = 1;
+    g->start = st;
+    g->end = x->t.resp_end;
+    g->last_end = et_exchange_end_time(x);
+    g->key = st;
+    if (st > p->clock)
+        p->clock = st;
+    deliver(p, g);
     return p->stopped ? p->sink_rc : 0;
 }
 

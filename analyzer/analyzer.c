@@ -32,6 +32,8 @@ struct coll_state {
     unsigned repeat_reported;
     unsigned fives_before_zero; /* HTTP 5xx answers to this device since its last SyncKey 0 */
     unsigned fives_total;  /* 5xx answers that came right before a SyncKey 0 */
+    unsigned issued;       /* the server issued a key since the last SyncKey 0 (or the device
+                              sent a non-zero one, which the server issued before) */
     char *pending_new_key; /* the SyncKey the server answered last time */
     long last_status;
 };
@@ -57,6 +59,7 @@ struct dev {
     unsigned fives_since_reset; /* 5xx since the last SyncKey 0 of any collection */
     unsigned heartbeat_reported;
     long server_hb;          /* HeartbeatInterval the server answered (Ping 5), -1 */
+    long hb_refused_req;     /* the heartbeat the server last refused (Status 5), -1 none */
     struct day_count days[DEV_MAX_DAYS];
     unsigned ndays;
 };
@@ -227,6 +230,7 @@ static struct dev *get_dev(struct et_analyzer *an, const char *device)
     d->ring_len = an->o.storm_per_minute + 1;
     d->ring = et_calloc(d->ring_len, sizeof(*d->ring));
     d->server_hb = -1;
+    d->hb_refused_req = -1;
     if (d->st.device == NULL || d->ring == NULL) {
         et_free(d->ring);
         et_free(d);
@@ -388,9 +392,11 @@ static void rule_exchange_error(struct emit *em)
 
     if (x->err.code == 0)
         return;
-    if (x->source == ET_SRC_SAZ || x->source == ET_SRC_HAR || x->source == ET_SRC_MAILBOX ||
-        x->source == ET_SRC_IIS || x->err.stage == ET_STAGE_DECODE) {
-        /* A file that another tool wrote: what is wrong is the record, not the traffic. */
+    if (x->err.stage == ET_STAGE_DECODE || x->err.stage == ET_STAGE_NONE ||
+        x->source == ET_SRC_MAILBOX || x->source == ET_SRC_IIS) {
+        /* What is wrong is the record, not the traffic. A HAR or .saz failure that names a
+         * step (a HAR "_error": DNS, connect, TLS, a cut response) is the traffic's and is
+         * judged below like the proxy's own. */
         add(em, "exchange-error", em->v->is_eas ? ET_SEV_WARNING : ET_SEV_INFO,
             "The recording tool kept this message incomplete (a body limit, a cut file, or "
             "a session that was still running); the parts that were kept are shown.",
@@ -554,6 +560,18 @@ static void status_finding(struct emit *em, const char *root, const char *parent
 
     if (tsev == ET_EAS_SEV_SUCCESS)
         return;
+    if (strcmp(root, "Sync") != 0) {
+        /* The protocol document of this command, not Sync's. */
+        next = et_arena_printf(em->a,
+                               "Look up the Status in MS-ASCMD %s (the %s command response); "
+                               "find the request that caused it (eastrace show FILE N) and the "
+                               "device's requests before it (eastrace replay --device ID).",
+                               root, root);
+        if (next == NULL) {
+            em->failed = 1;
+            return;
+        }
+    }
     if (strcmp(rule, "sendmail-status") == 0) {
         if (code == 120 || code == 129)
             next = NEXT_SENDMAIL_BLOCKED;
@@ -566,8 +584,10 @@ static void status_finding(struct emit *em, const char *root, const char *parent
         if (code == 5) {
             snprintf(where, sizeof(where), " (device asked %ld s; server allows %ld s)",
                      v->heartbeat_req, v->heartbeat_resp);
-            next = "Set the device's heartbeat within the server's range (the server's answer "
-                   "gives the limit); check firewall and load balancer idle timeouts.";
+            next = "Normal once: the server gave its limit and the device should send its next "
+                   "Ping within it (heartbeat-range warns when it does not). If it repeats, "
+                   "set the device's heartbeat within the server's range and check firewall "
+                   "and load balancer idle timeouts.";
         } else if (code == 6) {
             snprintf(where, sizeof(where), " (device asked %ld folders; server allows %ld)",
                      v->ping_folders, v->max_folders);
@@ -586,6 +606,10 @@ static void status_finding(struct emit *em, const char *root, const char *parent
         }
         if (sev < ET_SEV_WARNING)
             sev = ET_SEV_WARNING;
+        /* Status 5 is the server telling the device its limit: a device that obeys it is
+         * healthy, so the exchange itself is information. */
+        if (code == 5)
+            sev = ET_SEV_INFO;
     } else if (strcmp(rule, "provision-status") == 0 || (code >= 142 && code <= 144)) {
         next = NEXT_PROVISION;
     } else if (strcmp(rule, "sync-status") == 0) {
@@ -720,6 +744,17 @@ static int key_is_zero(const char *k)
     return k != NULL && strcmp(k, "0") == 0;
 }
 
+/* The answer gave the device a key for this collection: HTTP 200 with a non-zero SyncKey
+ * and a success Status, or (IIS lines carry no keys) Status 1 logged for it. */
+static int key_issued(const struct et_view *v, const struct et_view_collection *vc)
+{
+    if (v->http_status != 200)
+        return 0;
+    if (vc->new_sync_key != NULL)
+        return !key_is_zero(vc->new_sync_key) && vc->status <= 1;
+    return !v->has_resp_body && vc->status == 1;
+}
+
 static void pattern_synckeys(struct emit *em, struct et_analyzer *an)
 {
     const struct et_view *v = em->v;
@@ -734,8 +769,13 @@ static void pattern_synckeys(struct emit *em, struct et_analyzer *an)
         if (c == NULL)
             continue; /* more collections than tracked per device: those go unwatched */
         if (key_is_zero(vc->sync_key)) {
-            c->zero_count++;
-            c->fives_total += d->fives_since_reset;
+            /* A SyncKey 0 is a reset only when the server had issued a key: the device's
+             * retries of a first sync answered 449, 401, 404 or 5xx never got one. */
+            if (c->issued) {
+                c->zero_count++;
+                c->fives_total += d->fives_since_reset;
+            }
+            c->issued = 0;
             if (c->zero_count >= an->o.synckey0_repeat && !c->zero_reported) {
                 c->zero_reported = 1;
                 add(em, "synckey-reset-loop", ET_SEV_ERROR, NEXT_RESET_LOOP,
@@ -776,6 +816,10 @@ static void pattern_synckeys(struct emit *em, struct et_analyzer *an)
             c->repeat = 0;
             c->repeat_reported = 0;
         }
+        if (!key_is_zero(vc->sync_key))
+            c->issued = 1;
+        if (key_issued(v, vc))
+            c->issued = 1;
         et_free(c->pending_new_key);
         c->pending_new_key = vc->new_sync_key ? et_strdup(vc->new_sync_key) : NULL;
         c->last_status = vc->status;
@@ -842,21 +886,72 @@ static void pattern_auth(struct emit *em, struct et_analyzer *an)
     }
 }
 
+/* The server's verdict on the heartbeat a Ping (or Sync Wait) asked for: 1 accepted (Ping
+ * Status 1 or 2, a Sync answered without Status 14), -1 refused (Ping Status 5, Sync Status
+ * 14), 0 unknown (no answer, or no Status to read). */
+static int heartbeat_verdict(const struct et_view *v)
+{
+    int ping = v->cmd != NULL && strcmp(v->cmd, "Ping") == 0;
+
+    if (v->http_status != 200)
+        return 0;
+    if (ping) {
+        if (v->top_status == 5)
+            return -1;
+        return v->top_status == 1 || v->top_status == 2 ? 1 : 0;
+    }
+    /* A Sync with Wait: answered 200 with changes or, empty, with none. */
+    return v->top_status == 14 ? -1 : 1;
+}
+
 static void pattern_heartbeat(struct emit *em, struct et_analyzer *an)
 {
     const struct et_view *v = em->v;
     struct dev *d = em->d;
     long lo = an->o.heartbeat_min, hi = an->o.heartbeat_max;
+    int verdict;
 
-    if (v->cmd != NULL && strcmp(v->cmd, "Ping") == 0 && v->top_status == 5 &&
-        v->heartbeat_resp > 0)
-        d->server_hb = v->heartbeat_resp;
-    if (v->heartbeat_req < 0 || d->heartbeat_reported)
+    if (v->heartbeat_req < 0)
+        return;
+    verdict = heartbeat_verdict(v);
+    if (d->hb_refused_req >= 0) {
+        /* The previous heartbeat was refused with the server's limit: this one should keep
+         * to it. Asking the same or further out again means the device ignores the server. */
+        long limit = d->server_hb, prev = d->hb_refused_req;
+        int ignored = verdict < 0 ||
+                      (limit > 0 && prev > limit && v->heartbeat_req > limit) ||
+                      (limit > 0 && prev < limit && v->heartbeat_req < limit);
+        d->hb_refused_req = -1;
+        if (ignored && !d->heartbeat_reported) {
+            d->heartbeat_reported = 1;
+            if (limit > 0)
+                add(em, "heartbeat-range", ET_SEV_WARNING, NEXT_HEARTBEAT,
+                    "device %s asked for a heartbeat of %ld s after the server refused %ld s "
+                    "and gave its limit of %ld s (Status 5): it does not keep to the server's "
+                    "range",
+                    d->st.device, v->heartbeat_req, prev, limit);
+            else
+                add(em, "heartbeat-range", ET_SEV_WARNING, NEXT_HEARTBEAT,
+                    "device %s asked for a heartbeat of %ld s after the server refused %ld s: "
+                    "it does not keep to the server's range",
+                    d->st.device, v->heartbeat_req, prev);
+            return;
+        }
+    }
+    if (verdict < 0) {
+        if (v->heartbeat_resp > 0)
+            d->server_hb = v->heartbeat_resp;
+        d->hb_refused_req = v->heartbeat_req;
+        return;
+    }
+    /* The server accepted it: its own range is what counts, not the usual 60-3540 s. */
+    if (verdict > 0 || d->heartbeat_reported)
         return;
     if (v->heartbeat_req < lo || v->heartbeat_req > hi) {
         d->heartbeat_reported = 1;
         add(em, "heartbeat-range", ET_SEV_WARNING, NEXT_HEARTBEAT,
-            "device %s asked for a heartbeat of %ld s, outside the server's range %ld-%ld s",
+            "device %s asked for a heartbeat of %ld s, outside the usual server range %ld-%ld s "
+            "(the server's answer does not say whether it accepted it)",
             d->st.device, v->heartbeat_req, lo, hi);
     }
 }

@@ -150,8 +150,10 @@ int et_cmd_export(int argc, char **argv)
     }
     if (et_pipe_stats(p)->inputs_failed > 0)
         status = ET_EXIT_INPUT;
-    fprintf(stderr, "eastrace: exported %zu exchange(s) to %s%s\n", c.written, saz ? saz : har,
-            include_secrets ? " (credentials included)" : " (credentials redacted)");
+    if (c.written > 0 || status == ET_EXIT_OK) /* else the input's message said why */
+        fprintf(stderr, "eastrace: exported %zu exchange(s) to %s%s\n", c.written,
+                saz ? saz : har,
+                include_secrets ? " (credentials included)" : " (credentials redacted)");
     et_pipe_free(p);
     et_free(files);
     return status;

@@ -743,8 +743,10 @@ static int take(struct et_pipe *p, struct et_exchange *x)
 
     et_error_clear(&e);
     memset(&q, 0, sizeof(q));
-    if (x->req.target != NULL && et_eas_query_parse(x->req.target, x->arena, &q, &e) == 0 &&
-        q.is_eas) {
+    /* The match keys, only when correlating (the view parses the query again later; this is
+     * before any reordering, so it cannot wait for it). */
+    if (p->st.correlating && x->req.target != NULL &&
+        et_eas_query_parse(x->req.target, x->arena, &q, &e) == 0 && q.is_eas) {
         eas = 1;
         dev = q.device_id ? q.device_id : q.user;
         cmd = q.cmd ? q.cmd : x->req.method;
@@ -753,7 +755,7 @@ static int take(struct et_pipe *p, struct et_exchange *x)
         p->clock = st;
     if (k == 1)
         cover(p, x);
-    if (p->st.correlating && eas && dev != NULL && st != 0) {
+    if (eas && dev != NULL && st != 0) {
         for (g = p->tail; g != NULL; g = g->prev) {
             if (g->x[k] != NULL || !g->eas || g->dev == NULL || !et_strcaseeq(g->dev, dev) ||
                 !same_text(g->cmd, cmd) || (status && g->status && status != g->status))

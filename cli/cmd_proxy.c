@@ -152,7 +152,11 @@ static void usage(FILE *f)
             "  --rsa                     RSA-2048 leaf certificates (old devices)\n"
             "  -w FILE                   append every exchange to the capture FILE\n"
             "  --on-capture-error continue|stop   what a capture write error does\n"
-            "  --quiet                   no line per exchange\n");
+            "  --quiet                   no line per exchange\n"
+            "\n"
+            "The live view numbers each exchange as its record in the capture FILE (appending\n"
+            "goes on from the file's last record): the number `eastrace replay FILE` and\n"
+            "`eastrace show FILE N` use.\n");
 }
 
 /* Splits "ADDR:PORT" / "[v6]:PORT" / "PORT". */

@@ -56,6 +56,7 @@ static void usage(FILE *f)
             "  --no-findings        timeline only\n"
             "  --storm-per-minute N requests per device in 60 s that make a storm (60)\n"
             "  --high-usage N       requests per device per day that are high usage (1000)\n"
+            "%s"
             "  --no-color           no colours (also when NO_COLOR is set or not a terminal)\n"
             "  --match-tolerance S  seconds two sources' times of one request may differ (3)\n"
             "  --no-correlate       list every source's exchanges separately\n"
@@ -64,7 +65,7 @@ static void usage(FILE *f)
             "\n"
             "Exit status: 0 nothing at or above --fail-on, 1 findings at or above it,\n"
             "2 an input could not be read.\n",
-            et_cli_filter_help);
+            et_analyzer_opts_help(), et_cli_filter_help);
 }
 
 struct replay {
@@ -675,6 +676,14 @@ int et_cmd_replay(int argc, char **argv)
                 if (ao.very_high_per_day < ao.high_usage_per_day)
                     ao.very_high_per_day = ao.high_usage_per_day + ao.high_usage_per_day / 2;
             }
+        } else if ((fr = et_analyzer_opt_parse(&ao, a, i + 1 < argc ? argv[i + 1] : NULL)) !=
+                   0) {
+            if (fr < 0) {
+                et_cli_err("%s takes a positive number", a);
+                et_free(files);
+                return ET_EXIT_INPUT;
+            }
+            i++;
         } else if ((fr = et_cli_filter_arg(&r.flt, argc, argv, &i)) != 0) {
             if (fr < 0) {
                 et_free(files);

@@ -457,10 +457,13 @@ static void rule_exchange_error(struct emit *em)
     if (x->err.code == 0)
         return;
     if (x->err.stage == ET_STAGE_DECODE || x->err.stage == ET_STAGE_NONE ||
-        x->source == ET_SRC_MAILBOX || x->source == ET_SRC_IIS) {
-        /* What is wrong is the record, not the traffic. A HAR or .saz failure that names a
-         * step (a HAR "_error": DNS, connect, TLS, a cut response) is the traffic's and is
-         * judged below like the proxy's own. */
+        x->source == ET_SRC_MAILBOX || x->source == ET_SRC_IIS ||
+        ((x->source == ET_SRC_SAZ || x->source == ET_SRC_HAR) &&
+         (x->err.code == ET_ETRUNC || x->err.code == ET_EPARSE || x->err.code == ET_ETOOBIG))) {
+        /* What is wrong is the record, not the traffic: a message another tool stored cut or
+         * malformed. A failure a HAR or .saz names as the traffic's (a HAR "_error": DNS,
+         * connect, TLS, a reset; our own writers' recorded failures) is judged below like
+         * the proxy's own. */
         add(em, "exchange-error", em->v->is_eas ? ET_SEV_WARNING : ET_SEV_INFO,
             "The recording tool kept this message incomplete (a body limit, a cut file, or "
             "a session that was still running); the parts that were kept are shown.",

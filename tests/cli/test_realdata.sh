@@ -236,6 +236,16 @@ contains "DNS failure named" "$tmp/out" "dns failed: net::ERR_NAME_NOT_RESOLVED"
 contains "connect failure named" "$tmp/out" "upstream-connect failed"
 contains "TLS failure named" "$tmp/out" "upstream-tls failed"
 contains "DNS/TCP next step" "$tmp/out" "resolves and port 443 is reachable"
+# ... while a message another tool stored cut is still an incomplete recording, not a failure.
+python3 - "$tmp/cut.saz" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    z.writestr("raw/1_c.txt", b"GET https://mail.example.com/owa/ HTTP/1.1\r\nHost: mail.example.com\r\n\r\n")
+    z.writestr("raw/1_s.txt", b"HTTP/1.1 200 OK\r\nContent-Length: 45\r\n\r\n" + b"x" * 38)
+    z.writestr("raw/1_m.xml", b'<Session SID="1"><SessionTimers ClientBeginRequest="2024-05-01T10:00:00.0000000+00:00" /></Session>')
+PY
+check "a .saz body cut by its recorder" 0 "$E" replay --no-color "$tmp/cut.saz"
+contains "is an incomplete recording" "$tmp/out" "recorded exchange is incomplete: body ends early: 38 of 45 bytes"
 check "Search Status 6" 1 "$E" replay --no-color "$AF/search-status-errors.har"
 contains "its next step names Search" "$tmp/out" "MS-ASCMD Search"
 lacks "not Sync" "$tmp/out" "MS-ASCMD Sync"

@@ -1227,6 +1227,8 @@ static const char *non_exchange_answer(const struct et_exchange *x, const struct
     const struct et_headers *h = &x->resp.headers;
     if (!x->has_response || v->http_status == 0)
         return x->err.code != 0 ? "the connection was cut (no answer)" : NULL;
+    if (x->err.code != 0)
+        return "the connection to the server was cut (eastrace answered for it)";
     if (v->http_status == 504 || v->http_status == 502)
         return v->http_status == 504 ? "HTTP 504 from a proxy" : "HTTP 502 from a proxy";
     if (v->http_status == 200 && x->resp.body.len == 0 && !x->resp.body.absent) {

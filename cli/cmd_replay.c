@@ -621,6 +621,16 @@ int et_cmd_replay(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int fr;
+        /* The analyzer's own thresholds (--slow-ms, --longpoll-cut, --foldersync-grace). */
+        if ((fr = et_analyzer_opt_parse(&ao, a, i + 1 < argc ? argv[i + 1] : NULL)) != 0) {
+            if (fr < 0) {
+                et_cli_err("%s takes a positive number", a);
+                et_free(files);
+                return ET_EXIT_INPUT;
+            }
+            i++;
+            continue;
+        }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             et_free(files);
@@ -676,14 +686,6 @@ int et_cmd_replay(int argc, char **argv)
                 if (ao.very_high_per_day < ao.high_usage_per_day)
                     ao.very_high_per_day = ao.high_usage_per_day + ao.high_usage_per_day / 2;
             }
-        } else if ((fr = et_analyzer_opt_parse(&ao, a, i + 1 < argc ? argv[i + 1] : NULL)) !=
-                   0) {
-            if (fr < 0) {
-                et_cli_err("%s takes a positive number", a);
-                et_free(files);
-                return ET_EXIT_INPUT;
-            }
-            i++;
         } else if ((fr = et_cli_filter_arg(&r.flt, argc, argv, &i)) != 0) {
             if (fr < 0) {
                 et_free(files);

@@ -292,6 +292,9 @@ enum et_stage et__har_error_stage(const char *s, size_t n, int has_response, int
                                       "no address associated", "name resolution", NULL};
     static const char *const tls[] = {"cert", "ssl", "tls", "handshake", NULL};
     static const char *const refused[] = {"refused", NULL};
+    /* The connection existed and was then lost: the request went out, the answer was cut. */
+    static const char *const lost[] = {"reset", "closed", "killed", "aborted", "eof",
+                                       "empty_response", NULL};
     static const char *const timeout[] = {"timed_out", "timed out", "timeout", NULL};
     static const char *const connect[] = {"connect", "unreachable", "disconnected",
                                           "no route", "network is down", NULL};
@@ -309,7 +312,7 @@ enum et_stage et__har_error_stage(const char *s, size_t n, int has_response, int
         *code = has_word(low, (const char *const[]){"cert", NULL}) ? ET_ECERT : ET_ETLS;
         return ET_STAGE_UPSTREAM_TLS;
     }
-    if (has_response) {
+    if (has_response || (has_word(low, lost) && !has_word(low, refused))) {
         *code = has_word(low, timeout) ? ET_ETIMEDOUT : ET_ECONNRESET;
         return ET_STAGE_RESPONSE;
     }

@@ -551,6 +551,9 @@ static void test_har_error_names_the_failed_step(void **state)
         {"net::ERR_CERT_AUTHORITY_INVALID", 0, ET_STAGE_UPSTREAM_TLS, ET_ECERT},
         {"TLS handshake failed", 0, ET_STAGE_UPSTREAM_TLS, ET_ETLS},
         {"Connection killed", 200, ET_STAGE_RESPONSE, ET_ECONNRESET},
+        {"Connection reset by peer", 0, ET_STAGE_RESPONSE, ET_ECONNRESET},
+        {"net::ERR_EMPTY_RESPONSE", 0, ET_STAGE_RESPONSE, ET_ECONNRESET},
+        {"net::ERR_CONNECTION_FAILED", 0, ET_STAGE_UPSTREAM_CONNECT, ET_ECONNREFUSED},
         {"something else", 0, ET_STAGE_UPSTREAM_CONNECT, ET_ECONNRESET},
     };
     (void)state;

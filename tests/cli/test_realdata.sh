@@ -236,9 +236,92 @@ contains "DNS failure named" "$tmp/out" "dns failed: net::ERR_NAME_NOT_RESOLVED"
 contains "connect failure named" "$tmp/out" "upstream-connect failed"
 contains "TLS failure named" "$tmp/out" "upstream-tls failed"
 contains "DNS/TCP next step" "$tmp/out" "resolves and port 443 is reachable"
+# ... while a message another tool stored cut is still an incomplete recording, not a failure.
+python3 - "$tmp/cut.saz" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    z.writestr("raw/1_c.txt", b"GET https://mail.example.com/owa/ HTTP/1.1\r\nHost: mail.example.com\r\n\r\n")
+    z.writestr("raw/1_s.txt", b"HTTP/1.1 200 OK\r\nContent-Length: 45\r\n\r\n" + b"x" * 38)
+    z.writestr("raw/1_m.xml", b'<Session SID="1"><SessionTimers ClientBeginRequest="2024-05-01T10:00:00.0000000+00:00" /></Session>')
+PY
+check "a .saz body cut by its recorder" 0 "$E" replay --no-color "$tmp/cut.saz"
+contains "is an incomplete recording" "$tmp/out" "recorded exchange is incomplete: body ends early: 38 of 45 bytes"
 check "Search Status 6" 1 "$E" replay --no-color "$AF/search-status-errors.har"
 contains "its next step names Search" "$tmp/out" "MS-ASCMD Search"
 lacks "not Sync" "$tmp/out" "MS-ASCMD Sync"
+
+# ---- issue 13: Exchange's explanations -----------------------------------------------------------
+X=$AF/exchange-diagnostics-cas-errors.har
+check "cas-error fixture" 1 "$E" replay --no-color "$X"
+contains "cas-error names the code and status" "$tmp/out" "X-CasErrorCode MailboxGuidWithDomainNotFound (HTTP 404)"
+contains "cas-error: the front end failed" "$tmp/out" "the front end CAS01 could not hand the request to a mailbox server; it chose mbx01.contoso.com"
+contains "cas-error: X-FailureContext decoded" "$tmp/out" "X-FailureContext: MailboxGuidWithDomain:3f1e1c7a"
+contains "cas-error: mailbox not found next step" "$tmp/out" "moved to Exchange Online"
+contains "cas-error: the back end failed" "$tmp/out" "the back end MBX07 failed the request the front end CAS02 passed on"
+contains "HTTP 456 explained" "$tmp/out" "HTTP 456 Blocked"
+contains "HTTP 457 explained" "$tmp/out" "HTTP 457 Expired Password"
+check "cas-error in JSON" 1 "$E" replay --json "$X"
+contains "JSON exchange_diagnostics" "$tmp/out" '"exchange_diagnostics":{"cas_error":"MailboxGuidWithDomainNotFound","failure_context":"MailboxGuidWithDomain:3f1e1c7a'
+contains "JSON servers" "$tmp/out" '"fe_server":"CAS02","be_server":"MBX07"'
+contains "JSON request-id" "$tmp/out" '"request_id":"5d2f3c1a-7e4b-4c55-9a8e-0b1c2d3e4f50"'
+contains "JSON X-MS-Diagnostics" "$tmp/out" '"ms_diagnostics":"2000006;reason=\"mailbox database offline\""'
+check "show of a cas-error" 0 "$E" show "$X" 1
+contains "show: Exchange diagnostics section" "$tmp/out" "Exchange diagnostics"
+contains "show: X-FailureContext decoded" "$tmp/out" "not found in AD (moved to Exchange Online?)"
+contains "show: X-CalculatedBETarget" "$tmp/out" "mbx01.contoso.com"
+check "healthy answer with server names" 0 "$E" replay --fail-on info --no-color "$AF/exchange-diagnostics-healthy.har"
+check "healthy answer: servers in JSON" 0 "$E" replay --json "$AF/exchange-diagnostics-healthy.har"
+contains "healthy answer: X-BEServer shown" "$tmp/out" '"be_server":"MBX01"'
+
+check "longpoll-cut (the 504s are errors too)" 1 "$E" replay --no-color "$AF/longpoll-cut-60s.har"
+contains "longpoll-cut says the measured duration" "$tmp/out" "keep ending after about 60 s (3 times) although the heartbeat is 900 s"
+contains "longpoll-cut next step" "$tmp/out" "idle timeout above the"
+contains "a reset after the request went out is a cut response" "$tmp/out" "response failed: Connection reset by peer"
+check "long polls answered by Exchange" 0 "$E" replay --fail-on info --no-color "$AF/longpoll-healthy.har"
+check "longpoll-cut threshold option" 1 "$E" replay --longpoll-cut 4 --no-color "$AF/longpoll-cut-60s.har"
+lacks "--longpoll-cut 4: three cuts are not enough" "$tmp/out" "[longpoll-cut]"
+check "bad threshold value exits 2" 2 "$E" replay --longpoll-cut x "$AF/longpoll-cut-60s.har"
+
+check "retry-after-ignored" 0 "$E" replay --fail-on error --no-color "$AF/retry-after-ignored.har"
+contains "retry-after-ignored says how early" "$tmp/out" "device THR1 sent Sync 55.0 s before the server's Retry-After of 60 s allowed it"
+lacks "the patient device is not named" "$tmp/out" "device THR2 sent"
+
+check "slow-response" 0 "$E" replay --fail-on error --no-color "$AF/slow-response.har"
+contains "slow FolderSync" "$tmp/out" "FolderSync took 15.0 s (more than 10.0 s"
+test "$(grep -c '\[slow-response\]' "$tmp/out")" = 1 && ok "long polls are not slow" || bad "long polls reported as slow"
+check "slow-response threshold option" 0 "$E" replay --slow-ms 20000 --fail-on warning --no-color "$AF/slow-response.har"
+check "slow-response lower threshold" 1 "$E" replay --slow-ms 500 --fail-on warning --no-color "$AF/slow-response.har"
+contains "800 ms Sync slow at 500 ms" "$tmp/out" "Sync took 0.8 s (more than 0.5 s"
+
+check "foldersync-ignored" 0 "$E" replay --fail-on error --no-color "$AF/foldersync-ignored.har"
+contains "foldersync-ignored fires" "$tmp/out" "device FSI1 sent 2 requests (this Ping the last) after Ping Status 7 (exchange 1) without a FolderSync"
+lacks "a device that sent FolderSync is fine" "$tmp/out" "device FSI2 sent"
+check "--foldersync-grace 3" 0 "$E" replay --foldersync-grace 3 --fail-on error --no-color "$AF/foldersync-ignored.har"
+lacks "grace 3: not yet" "$tmp/out" "[foldersync-ignored]"
+
+check "device-blocked from IIS" 1 "$E" replay --no-color "$AF/iis-device-blocked-quarantined.log"
+contains "blocked (As:BlockedP)" "$tmp/out" "device ApplBLK1 is blocked or quarantined by Exchange: access state BlockedP"
+contains "quarantined" "$tmp/out" "device androidq1 is blocked or quarantined by Exchange: access state Quarantined"
+contains "DeviceNotProvisioned with an access state" "$tmp/out" "access state DeviceDiscovery; error DeviceNotProvisioned"
+contains "next step: device access rules" "$tmp/out" "Get-ActiveSyncDeviceAccessRule"
+contains "next step: AllowNonProvisionableDevices" "$tmp/out" "AllowNonProvisionableDevices"
+lacks "an allowed device is not blocked" "$tmp/out" "device ApplOK1 is blocked"
+test "$(grep -c 'device ApplBLK1 is blocked' "$tmp/out")" = 1 && ok "once per device and state" || bad "device-blocked repeated"
+check "device-blocked from a mailbox log" 1 "$E" replay --no-color "$FX/logs/mailboxlog-sync-ping-sendmail.txt"
+contains "mailbox log access state and rule" "$tmp/out" "access state Blocked (DeviceRule), rule Block iPhone (DeviceModel)"
+
+# Folder names from the trace's FolderSync.
+F=$AF/folder-names.har
+check "folder names" 1 "$E" replay --no-color "$F"
+contains "timeline: names with ids" "$tmp/out" "Inbox (5), Projects <2024> (9), 44"
+contains "timeline: renamed folder" "$tmp/out" "Sent (6)"
+contains "finding names the folder" "$tmp/out" "for collection Sent (6) (SyncKey sent 0)"
+contains "an unnamed collection stays its id" "$tmp/out" "for collection 44 (SyncKey sent 0)"
+check "folder names in JSON" 1 "$E" replay --json "$F"
+contains "JSON collection name" "$tmp/out" '{"id":"9","name":"Projects <2024>","sync_key":"0","new_sync_key":"1","status":1}'
+contains "JSON unnamed collection" "$tmp/out" '{"id":"44","name":null'
+check "folder names in the gzip HAR" 0 "$E" replay --fail-on never --no-color "$AF/har-gzip-header-decoded-content.har"
+contains "sync-status of Inbox (5)" "$tmp/out" "for collection Inbox (5)"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -118,7 +118,8 @@ int et_cmd_replay(int argc, char **argv)
         const char *a = argv[i];
         int fr;
         /* The analyzer's own thresholds (--slow-ms, --longpoll-cut, --foldersync-grace). */
-        if ((fr = et_analyzer_opt_parse(&ao, a, i + 1 < argc ? argv[i + 1] : NULL)) != 0) {
+        fr = et_analyzer_opt_parse(&po.analyzer, a, i + 1 < argc ? argv[i + 1] : NULL);
+        if (fr != 0) {
             if (fr < 0) {
                 et_cli_err("%s takes a positive number", a);
                 et_free(files);

@@ -1430,6 +1430,8 @@ static void rule_device_blocked(struct emit *em, struct et_analyzer *an)
         reason = et_headers_get(&x->meta, "AccessStateReason");
         rule = et_headers_get(&x->meta, "DeviceAccessControlRule");
     }
+    if (state == NULL)
+        state = x->facts.access_state; /* typed: also carried over from a correlated log */
     if (state != NULL && *state == '\0')
         state = NULL;
     if (state != NULL && (et_strncaseeq(state, "Blocked", 7) ||

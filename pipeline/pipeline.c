@@ -7,8 +7,9 @@
  *   held (doubly linked, sorted by key = start time, ties in arrival order)
  *     head                                                     tail
  *     [g start 10:00:01] <-> [g 10:00:02] <-> ... <-> [g 10:00:07]  <- new groups enter
- *      ^ released when the clock (newest start seen) is past its last end + window, or past
- *        its start + window_max, or more than ET_PIPE_MAX_HELD groups are held
+ *      ^ released when the clock (newest start seen) is past its last end + window (done),
+ *        or when more than ET_PIPE_MAX_HELD groups are held; a group that is not done stops
+ *        the ones after it only for window_max past its own start (see release())
  *
  * A new exchange first looks for a held group of another kind of source that is the same
  * request (correlation); either way it enters near the tail, so insertion is O(1) for a stream
@@ -696,17 +697,32 @@ static void unlink_group(struct et_pipe *p, struct group *g)
     p->nheld--;
 }
 
-/* Releases held groups from the head in start order (all of them when all is set). */
+/* A group is done once the stream's clock is past its end by the window: no other source's
+ * record of the same request can still come. */
+static int done(const struct et_pipe *p, const struct group *g)
+{
+    return g->key == 0 || g->last_end + p->o.window_us + p->o.tolerance_us < p->clock;
+}
+
+/*
+ * Releases held groups in start order (all of them when all is set). A group that is not done
+ * keeps the ones after it waiting, for window_max of stream time past its start; past that (a
+ * long poll recorded when it ended, held for its partners) it stops blocking: the done groups
+ * after it go, and it goes when it is done, where it was recorded.
+ */
 static void release(struct et_pipe *p, int all)
 {
-    while (p->head != NULL && !p->stopped) {
-        struct group *g = p->head;
-        if (!(all || p->o.window_us == 0 || g->key == 0 || p->nheld > ET_PIPE_MAX_HELD ||
-              g->last_end + p->o.window_us + p->o.tolerance_us < p->clock ||
-              g->key + p->o.window_max_us < p->clock))
-            break;
-        unlink_group(p, g);
-        deliver(p, g);
+    struct group *g = p->head;
+    while (g != NULL && !p->stopped) {
+        struct group *next = g->next;
+        if (all || p->o.window_us == 0 || done(p, g) ||
+            (p->nheld > ET_PIPE_MAX_HELD && g == p->head)) {
+            unlink_group(p, g);
+            deliver(p, g);
+        } else if (g->key + p->o.window_max_us >= p->clock) {
+            break; /* keep the order */
+        }
+        g = next;
     }
 }
 

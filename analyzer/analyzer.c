@@ -664,15 +664,19 @@ static void status_finding(struct emit *em, const char *root, const char *parent
         sev = ET_SEV_ERROR;
     } else if (strcmp(rule, "ping-status") == 0) {
         if (code == 5) {
-            snprintf(where, sizeof(where), " (device asked %ld s; server allows %ld s)",
-                     v->heartbeat_req, v->heartbeat_resp);
+            if (v->heartbeat_req >= 0 && v->heartbeat_resp > 0)
+                snprintf(where, sizeof(where), " (device asked %ld s; server allows %ld s)",
+                         v->heartbeat_req, v->heartbeat_resp);
+            else if (v->heartbeat_req >= 0)
+                snprintf(where, sizeof(where), " (device asked %ld s)", v->heartbeat_req);
             next = "Normal once: the server gave its limit and the device should send its next "
                    "Ping within it (heartbeat-range warns when it does not). If it repeats, "
                    "set the device's heartbeat within the server's range and check firewall "
                    "and load balancer idle timeouts.";
         } else if (code == 6) {
-            snprintf(where, sizeof(where), " (device asked %ld folders; server allows %ld)",
-                     v->ping_folders, v->max_folders);
+            if (v->ping_folders >= 0 && v->max_folders >= 0)
+                snprintf(where, sizeof(where), " (device asked %ld folders; server allows %ld)",
+                         v->ping_folders, v->max_folders);
             next = "The device monitors more folders than the server allows (MaxFolders): "
                    "reduce the folders pushed on the device or raise the limit.";
         } else if (code == 7) {

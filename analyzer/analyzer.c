@@ -42,8 +42,8 @@ struct coll_state {
 #define DEV_MAX_FOLDERS 2048
 
 struct folder {
-    const char *id;   /* ServerId */
-    const char *name; /* DisplayName */
+    char *id;   /* ServerId (owned: et_malloc) */
+    char *name; /* DisplayName (owned), replaced on a rename */
 };
 
 struct day_count {
@@ -95,6 +95,7 @@ struct et_analyzer {
 };
 
 static const char *coll_label(struct dev *d, const char *id, char *buf, size_t len);
+static void folders_clear(struct dev *d);
 
 const char *et_severity_name(enum et_severity s)
 {
@@ -235,6 +236,7 @@ void et_analyzer_free(struct et_analyzer *an)
             et_free(d->colls[k].pending_new_key);
         }
         et_free(d->ring);
+        folders_clear(d);
         et_free(d->folders);
         et_free(d);
     }
@@ -664,15 +666,19 @@ static void status_finding(struct emit *em, const char *root, const char *parent
         sev = ET_SEV_ERROR;
     } else if (strcmp(rule, "ping-status") == 0) {
         if (code == 5) {
-            snprintf(where, sizeof(where), " (device asked %ld s; server allows %ld s)",
-                     v->heartbeat_req, v->heartbeat_resp);
+            if (v->heartbeat_req >= 0 && v->heartbeat_resp > 0)
+                snprintf(where, sizeof(where), " (device asked %ld s; server allows %ld s)",
+                         v->heartbeat_req, v->heartbeat_resp);
+            else if (v->heartbeat_req >= 0)
+                snprintf(where, sizeof(where), " (device asked %ld s)", v->heartbeat_req);
             next = "Normal once: the server gave its limit and the device should send its next "
                    "Ping within it (heartbeat-range warns when it does not). If it repeats, "
                    "set the device's heartbeat within the server's range and check firewall "
                    "and load balancer idle timeouts.";
         } else if (code == 6) {
-            snprintf(where, sizeof(where), " (device asked %ld folders; server allows %ld)",
-                     v->ping_folders, v->max_folders);
+            if (v->ping_folders >= 0 && v->max_folders >= 0)
+                snprintf(where, sizeof(where), " (device asked %ld folders; server allows %ld)",
+                         v->ping_folders, v->max_folders);
             next = "The device monitors more folders than the server allows (MaxFolders): "
                    "reduce the folders pushed on the device or raise the limit.";
         } else if (code == 7) {
@@ -1052,19 +1058,31 @@ static struct folder *find_folder(struct dev *d, const char *id)
     return NULL;
 }
 
-static const char *node_text(struct et_arena *a, const struct et_wbxml_node *n)
+/* The text of n, at most 255 bytes, NUL-terminated in buf; NULL when n is absent or empty. */
+static const char *node_text(const struct et_wbxml_node *n, char *buf, size_t len)
 {
-    size_t len;
+    size_t tl;
     const char *t;
-    if (n == NULL)
+    if (n == NULL || (t = et_wbxml_node_text(n, &tl)) == NULL || tl == 0)
         return NULL;
-    t = et_wbxml_node_text(n, &len);
-    return t != NULL ? et_arena_strndup(a, t, ET_MIN(len, 256)) : NULL;
+    tl = ET_MIN(tl, len - 1);
+    memcpy(buf, t, tl);
+    buf[tl] = '\0';
+    return buf;
+}
+
+static void folders_clear(struct dev *d)
+{
+    for (unsigned i = 0; i < d->nfolders; i++) {
+        et_free(d->folders[i].id);
+        et_free(d->folders[i].name);
+    }
+    d->nfolders = 0;
 }
 
 /* Learns the hierarchy from a successful FolderSync answer: Add and Update name a ServerId,
  * Delete forgets it; an answer to SyncKey 0 is the whole hierarchy again. */
-static void learn_folders(struct emit *em, struct et_analyzer *an)
+static void learn_folders(struct emit *em)
 {
     const struct et_view *v = em->v;
     struct dev *d = em->d;
@@ -1078,45 +1096,65 @@ static void learn_folders(struct emit *em, struct et_analyzer *an)
         if (v->colls[i].collection_id != NULL &&
             strcmp(v->colls[i].collection_id, "FolderSync") == 0 &&
             key_is_zero(v->colls[i].sync_key))
-            d->nfolders = 0;
+            folders_clear(d);
     for (int k = 0; k < 3; k++) {
         struct et_wbxml_iter it;
         const struct et_wbxml_node *n;
         et_wbxml_iter_init(&it, root, kinds[k]);
         while ((n = et_wbxml_iter_next(&it)) != NULL) {
-            const char *id = node_text(an->arena, et_wbxml_find(n, "ServerId"));
-            const char *name = k < 2 ? node_text(an->arena, et_wbxml_find(n, "DisplayName"))
+            char idb[256], nameb[256];
+            const char *id = node_text(et_wbxml_find(n, "ServerId"), idb, sizeof(idb));
+            const char *name = k < 2 ? node_text(et_wbxml_find(n, "DisplayName"), nameb,
+                                                 sizeof(nameb))
                                      : NULL;
             struct folder *f;
-            if (id == NULL || *id == '\0')
+            char *nm;
+            if (id == NULL)
                 continue;
             f = find_folder(d, id);
             if (k == 2) {
-                if (f != NULL)
+                if (f != NULL) {
+                    et_free(f->id);
+                    et_free(f->name);
                     *f = d->folders[--d->nfolders];
+                }
                 continue;
             }
-            if (name == NULL)
+            /* Names are copied only when new or changed: a device that repeats FolderSync
+             * costs nothing, and memory follows the hierarchy, not the input. */
+            if (name == NULL || (f != NULL && strcmp(f->name, name) == 0))
                 continue;
+            if ((nm = et_strdup(name)) == NULL) {
+                em->failed = 1;
+                return;
+            }
             if (f != NULL) {
-                f->name = name;
+                et_free(f->name);
+                f->name = nm;
                 continue;
             }
             if (d->nfolders == d->capfolders) {
                 unsigned nc = d->capfolders ? d->capfolders * 2 : 32;
                 struct folder *nf;
-                if (nc > DEV_MAX_FOLDERS)
+                if (nc > DEV_MAX_FOLDERS) {
+                    et_free(nm);
                     continue; /* a hierarchy this large goes partly unnamed */
+                }
                 nf = et_realloc(d->folders, nc * sizeof(*nf));
                 if (nf == NULL) {
+                    et_free(nm);
                     em->failed = 1;
                     return;
                 }
                 d->folders = nf;
                 d->capfolders = nc;
             }
-            d->folders[d->nfolders].id = id;
-            d->folders[d->nfolders].name = name;
+            if ((d->folders[d->nfolders].id = et_strdup(id)) == NULL) {
+                et_free(nm);
+                em->failed = 1;
+                return;
+            }
+            d->folders[d->nfolders].name = nm;
             d->nfolders++;
         }
     }
@@ -1124,15 +1162,18 @@ static void learn_folders(struct emit *em, struct et_analyzer *an)
 
 /* Names the view's collections (the one field of the view the analyzer writes, as
  * et_analyzer_feed() documents). */
-static void name_collections(struct dev *d, const struct et_view *cv)
+static void name_collections(struct emit *em, struct dev *d, const struct et_view *cv)
 {
     struct et_view *v = (struct et_view *)(uintptr_t)cv;
     for (size_t i = 0; i < v->ncolls; i++) {
         const struct folder *f;
-        if (v->colls[i].collection_id == NULL)
+        v->colls[i].folder_name = NULL;
+        if (v->colls[i].collection_id == NULL ||
+            (f = find_folder(d, v->colls[i].collection_id)) == NULL)
             continue;
-        f = find_folder(d, v->colls[i].collection_id);
-        v->colls[i].folder_name = f != NULL ? f->name : NULL;
+        /* Copied into the exchange's arena: a later rename does not touch this view. */
+        if ((v->colls[i].folder_name = et_arena_strdup(em->a, f->name)) == NULL)
+            em->failed = 1;
     }
 }
 
@@ -1493,7 +1534,7 @@ int et_analyzer_feed(struct et_analyzer *an, const struct et_exchange *x,
     if (v->http_status != 200)
         d->st.http_errors++;
 
-    name_collections(d, v);
+    name_collections(&em, d, v);
     rule_exchange_error(&em);
     rule_http_status(&em);
     rule_cas_error(&em);
@@ -1505,7 +1546,7 @@ int et_analyzer_feed(struct et_analyzer *an, const struct et_exchange *x,
         rule_slow(&em, an);
         pattern_longpoll_cut(&em, an);
         pattern_foldersync(&em, an);
-        learn_folders(&em, an);
+        learn_folders(&em);
         if (v->throttled && v->http_status != 503 && v->server_error == NULL)
             add(&em, "throttling", ET_SEV_WARNING, NEXT_THROTTLE,
                 "the server is throttling the device: %s", v->throttle);

@@ -180,12 +180,19 @@ static void read_request(struct et_view *v, struct et_arena *a)
             vc->sync_key = node_text_dup(et_wbxml_find(root, "SyncKey"), a);
     } else if (strcmp(root->name, "Ping") == 0) {
         struct et_wbxml_iter it;
+        const struct et_wbxml_node *fo;
         long count = 0;
         if (et_wbxml_find_int(root, "HeartbeatInterval", &n) == 0)
             v->heartbeat_req = (long)n;
         et_wbxml_iter_init(&it, root, "Folders/Folder");
-        while (et_wbxml_iter_next(&it) != NULL)
+        while ((fo = et_wbxml_iter_next(&it)) != NULL) {
+            /* The watched folders, so they are named like Sync collections (past
+             * ET_VIEW_MAX_COLLECTIONS they go unnamed, still counted). */
+            const char *id = node_text_dup(et_wbxml_find(fo, "Id"), a);
+            if (id != NULL)
+                (void)find_coll(v, id);
             count++;
+        }
         if (et_wbxml_find(root, "Folders") != NULL)
             v->ping_folders = count;
     }

@@ -298,6 +298,7 @@ contains "foldersync-ignored fires" "$tmp/out" "device FSI1 sent 2 requests (thi
 lacks "a device that sent FolderSync is fine" "$tmp/out" "device FSI2 sent"
 check "--foldersync-grace 3" 0 "$E" replay --foldersync-grace 3 --fail-on error --no-color "$AF/foldersync-ignored.har"
 lacks "grace 3: not yet" "$tmp/out" "[foldersync-ignored]"
+grep -E "FSI2 +Ping .*Inbox \(5\)$" "$tmp/out" >/dev/null && ok "a Ping's watched folder is named" || bad "the Ping's folder is not named"
 
 check "device-blocked from IIS" 1 "$E" replay --no-color "$AF/iis-device-blocked-quarantined.log"
 contains "blocked (As:BlockedP)" "$tmp/out" "device ApplBLK1 is blocked or quarantined by Exchange: access state BlockedP"

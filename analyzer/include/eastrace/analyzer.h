@@ -52,7 +52,8 @@ struct et_view_collection {
     const char *new_sync_key;  /* the SyncKey the server answered */
     long status;               /* the server's Status for this collection; -1 unknown */
     const char *folder_name;   /* its DisplayName from the device's FolderSync answers, set by
-                                  et_analyzer_feed(); NULL when not known */
+                                  et_analyzer_feed() (in the arena it was given); NULL when
+                                  not known */
 };
 
 #define ET_VIEW_MAX_STATUS 32
@@ -171,8 +172,7 @@ void et_analyzer_free(struct et_analyzer *an);
  * from `a` (pass x->arena, so they go when the exchange goes). Exchanges should come in time
  * order per device. It also names the view's collections: v->colls[i].folder_name is set from
  * the folder hierarchy the device's earlier FolderSync answers gave (the only field of the
- * view it writes; names live in the analyzer, valid until et_analyzer_free). Returns 0 or
- * ET_ENOMEM.
+ * view it writes; the names are copied into `a`). Returns 0 or ET_ENOMEM.
  */
 int et_analyzer_feed(struct et_analyzer *an, const struct et_exchange *x,
                      const struct et_view *v, struct et_arena *a, struct et_finding **out);

@@ -39,5 +39,5 @@ exec ./run.sh \
   --proxy-cmd "mkdir -p run && install -m 600 certs/mitm-ca.key run/eastrace-ca-{port}.key && \
 exec $bin proxy --listen 127.0.0.1:{port} --ca-cert certs/mitm-ca.pem \
 --ca-key run/eastrace-ca-{port}.key --upstream-ca certs/origin-ca.pem --allow-target localhost \
---allow-target 127.0.0.1 --allow-target ::1 --quiet" \
+--allow-target 127.0.0.1 --allow-target ::1 --quiet --no-record" \
   --ca certs/mitm-ca.pem --name eastrace --version-cmd "$bin --version" "${args[@]}"

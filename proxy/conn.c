@@ -457,6 +457,8 @@ void et__conn_update_io(struct et__conn *c)
                                                                  : ET_PROXY_T_IDLE);
         else if (c->up != NULL && !c->up_ready)
             et__conn_deadline(c, ET_PROXY_T_CONNECT);
+        else if (c->rq == ET__RQ_BODY && (u == NULL || u->queued <= ET__HIGH_WATER))
+            et__conn_deadline(c, ET_PROXY_T_IDLE); /* the client owes body bytes */
         else
             et__conn_deadline(c, ET_PROXY_T_LONGPOLL);
         break;
@@ -567,6 +569,12 @@ static void on_timer(uv_timer_t *t)
     }
     switch (c->tkind) {
     case ET_PROXY_T_IDLE:
+        if ((c->mode == ET__M_HTTP || c->mode == ET__M_MITM) && c->rq == ET__RQ_BODY) {
+            /* A client that stopped in the middle of its request body is not held. */
+            et__conn_fail(c, ET_ETIMEDOUT, ET_STAGE_REQUEST, 408,
+                          "the request body stalled (nothing for the idle limit)");
+            break;
+        }
         et__conn_close(c);
         return;
     case ET_PROXY_T_HEADER:

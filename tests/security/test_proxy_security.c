@@ -1128,6 +1128,38 @@ static void test_cap_refuses_when_nothing_idle(void **state)
     tproxy_stop(t);
 }
 
+/* Pass figure: a client that stops in the middle of its request body gets 408 within the
+ * idle limit (120 s, scaled 1.2 s; it used to be held for the long-poll ceiling), recorded as
+ * a request timeout, and the origin saw no request. */
+static void test_stalled_body_cut(void **state)
+{
+    (void)state;
+    struct et_proxy_opts o;
+    default_opts(&o);
+    o.timeout_hook = scale_100;
+    struct tproxy *t = tproxy_start(&o);
+    int before = atomic_load(&g_plain->requests);
+    char req[256], head[512];
+    snprintf(req, sizeof(req), "POST http://127.0.0.1:%d/b HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+             "Content-Length: 100\r\n\r\nabc", g_plain->port, g_plain->port);
+    int fd = cli_connect(t, NULL);
+    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(read_head(fd, head, sizeof(head)), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    print_message("stalled body: %.2f s to '%.12s'\n", secs, head);
+    assert_memory_equal(head, "HTTP/1.1 408", 12);
+    assert_true(secs < 3.0);
+    close(fd);
+    assert_int_equal(wait_exchanges(t, 1), 1);
+    assert_int_equal(last_exchange(t)->err.code, ET_ETIMEDOUT);
+    assert_int_equal(last_exchange(t)->err.stage, ET_STAGE_REQUEST);
+    assert_int_equal(atomic_load(&g_plain->requests), before);
+    tproxy_stop(t);
+}
+
 /* ------------------------------------------------------------------ pinning (issue 10 item 6) */
 
 /* A TLS client that does not trust our CA (as a phone before the CA is installed). */
@@ -1212,6 +1244,7 @@ int main(void)
         cmocka_unit_test(test_connect_then_silent_cut),
         cmocka_unit_test(test_connection_caps_shed_oldest_idle),
         cmocka_unit_test(test_cap_refuses_when_nothing_idle),
+        cmocka_unit_test(test_stalled_body_cut),
         cmocka_unit_test(test_pinning_expires_and_clears),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

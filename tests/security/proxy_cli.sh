@@ -113,7 +113,31 @@ stop
 [ -s "$tmp/chosen.cap" ] && grep -qF "recording to $tmp/chosen.cap" "$tmp/w.err" &&
   ok "-w FILE" "recorded to the chosen file" || bad "-w FILE" "$(head -c 400 "$tmp/w.err")"
 
-# 5. Help lists the new options.
+# 5. A rejected upstream certificate (CN only, no subjectAltName: RFC 6125 allows no CN
+#    fallback) is explained by `show`: SHA-256, subject, issuer, OpenSSL verify code.
+F=$root/tests/fixtures
+chmod 600 "$F/security/origin-cn-only.key" 2>/dev/null
+sport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+openssl s_server -accept "127.0.0.1:$sport" -cert "$F/security/origin-cn-only.pem" \
+  -key "$F/security/origin-cn-only.key" -www -quiet >/dev/null 2>&1 &
+pids+=($!)
+for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$sport") 2>/dev/null && break; sleep 0.05; done
+start cert --listen 127.0.0.1:0 --allow-target localhost --upstream-ca "$F/proxy/origin-ca.pem" \
+  -w "$tmp/cert.cap"
+code=$(curl -s -o /dev/null -w '%{http_code}' -x "http://127.0.0.1:$port" \
+  --cacert "$XDG_DATA_HOME/eastrace/ca.pem" -H 'Authorization: Basic dTpw' "https://localhost:$sport/")
+stop
+want=$(openssl x509 -in "$F/security/origin-cn-only.pem" -noout -fingerprint -sha256 |
+  sed 's/.*=//; s/://g' | tr 'A-F' 'a-f')
+"$E" show "$tmp/cert.cap" 1 >"$tmp/show.txt" 2>&1
+if [ "$code" = 502 ] && grep -q "$want" "$tmp/show.txt" && grep -q "verify code 62" "$tmp/show.txt" &&
+   grep -q "CN=localhost" "$tmp/show.txt" && grep -q "eastrace test origin CA" "$tmp/show.txt"; then
+  ok "show explains a rejected certificate" "502; show has its SHA-256, subject, issuer, verify code 62"
+else
+  bad "show explains a rejected certificate" "code $code: $(grep -i "cert\|sha256\|verify\|FAILED" "$tmp/show.txt" | head -8)"
+fi
+
+# 6. Help lists the new options.
 "$E" proxy --help >"$tmp/help.txt" 2>&1
 miss=
 for opt in --no-record --pin-time --max-conns --max-conns-per-client --header-timeout; do

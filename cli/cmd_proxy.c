@@ -164,11 +164,13 @@ static int default_capture_path(char *out, size_t outlen)
     return 0;
 }
 
-/* 1 for 127.0.0.0/8 and ::1. */
+/* 1 for 127.0.0.0/8, ::1 and "localhost". */
 static int is_loopback_literal(const char *a)
 {
     struct in_addr v4;
     struct in6_addr v6;
+    if (strcmp(a, "localhost") == 0)
+        return 1;
     if (inet_pton(AF_INET, a, &v4) == 1)
         return (ntohl(v4.s_addr) >> 24) == 127;
     if (inet_pton(AF_INET6, a, &v6) == 1)

@@ -177,17 +177,12 @@ void et__conn_on_target(struct et__conn *c)
         et__up_start(c);
         return;
     }
-    /* Intercept: answer 200 now, handshake with the client, connect later. */
+    /* Intercept: answer 200 now, handshake with the client, connect later. The SSL (tens of
+     * KiB in OpenSSL 3) is made when the ClientHello arrives (client_tls_start), so a
+     * CONNECT followed by silence costs little until the header deadline closes it. */
     et__leg_write(&c->cl, "HTTP/1.1 200 Connection established\r\n\r\n", 39);
     et__leg_flush(&c->cl);
-    if (et__leg_tls_new(&c->cl, c->p->sctx) != 0) {
-        et__conn_fail(c, ET_ETLS, ET_STAGE_CLIENT_TLS, 0, "SSL_new failed");
-        return;
-    }
-    SSL_set_app_data(c->cl.ssl, c);
-    /* One TLS 1.3 ticket (not two): phones still resume, handshakes cost less. */
-    SSL_set_num_tickets(c->cl.ssl, 1);
-    SSL_set_accept_state(c->cl.ssl);
+    c->cl.tls = 1; /* reads go to cin from now on */
     /* Bytes already read after the CONNECT head are the ClientHello. */
     if (c->cl.in != NULL) {
         c->cl.cin = c->cl.in;
@@ -222,6 +217,18 @@ void et__conn_up_ready(struct et__conn *c)
 }
 
 /* ---------------------------------------------------------------- client TLS */
+
+/* The first ClientHello bytes are in cin: the server-side SSL is made now. 0 or ET_ETLS. */
+static int client_tls_start(struct et__conn *c)
+{
+    if (et__leg_tls_new(&c->cl, c->p->sctx) != 0)
+        return ET_ETLS;
+    SSL_set_app_data(c->cl.ssl, c);
+    /* One TLS 1.3 ticket (not two): phones still resume, handshakes cost less. */
+    SSL_set_num_tickets(c->cl.ssl, 1);
+    SSL_set_accept_state(c->cl.ssl);
+    return 0;
+}
 
 static void client_tls_failed(struct et__conn *c, unsigned long err)
 {
@@ -481,6 +488,11 @@ void et__conn_advance(struct et__conn *c)
         /* Upstream TLS handshake and decryption. */
         et__up_pump(c);
         /* Client TLS. */
+        if (c->mode == ET__M_TLS_HS && c->cl.ssl == NULL && c->cl.cin != NULL &&
+            c->cl.cin->len > 0 && client_tls_start(c) != 0) {
+            et__conn_fail(c, ET_ETLS, ET_STAGE_CLIENT_TLS, 0, "SSL_new failed");
+            return;
+        }
         if (c->cl.ssl != NULL && c->mode != ET__M_CLOSING) {
             int r = et__leg_tls_pump(&c->cl, &sslerr);
             if (r < 0) {

@@ -359,7 +359,7 @@ int et_cmd_proxy(int argc, char **argv)
                 goto out;
             }
             if (strcmp(a, "--pin-time") == 0)
-                po.pin_ms = n == 0 ? 1 : n * 1000; /* 1 ms: pins expire at once */
+                po.pin_ms = n == 0 ? 1 : n * 1000; /* 1 ms: never pinned (policy.c) */
             else if (strcmp(a, "--max-conns") == 0)
                 po.max_conns = (size_t)n;
             else if (strcmp(a, "--max-conns-per-client") == 0)

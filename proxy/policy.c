@@ -598,6 +598,8 @@ int et__host_insecure_exact(struct et_proxy *p, const char *host)
 void et__policy_pin(struct et_proxy *p, const struct et__conn *c, const char *host)
 {
     uint64_t ms = p->o.pin_ms;
+    if (ms <= 1)
+        return; /* --pin-time 0: never pinned */
     if (p->o.timeout_hook != NULL)
         ms = p->o.timeout_hook(ET_PROXY_T_PIN, ms, p->o.timeout_ud);
     uint64_t until = uv_now(&p->loop) + (ms ? ms : 1);
@@ -639,7 +641,9 @@ size_t et__policy_unpin_client(struct et_proxy *p, const struct et__conn *c)
 void et__pin_time_text(const struct et_proxy *p, char *out, size_t outlen)
 {
     uint64_t ms = p->o.pin_ms;
-    if (ms >= 60000 && ms % 60000 == 0)
+    if (ms <= 1)
+        snprintf(out, outlen, "0 s (--pin-time 0: not pinned)");
+    else if (ms >= 60000 && ms % 60000 == 0)
         snprintf(out, outlen, "%llu min", (unsigned long long)(ms / 60000));
     else
         snprintf(out, outlen, "%llu s", (unsigned long long)((ms + 999) / 1000));

@@ -84,7 +84,8 @@ struct et_proxy_opts {
     void *log_ud;
     size_t max_conns;             /* client connections at once; 0: from RLIMIT_NOFILE */
     size_t max_conns_per_client;  /* per client address; 0: 64 (loopback: no per-client cap) */
-    uint64_t pin_ms;              /* a refused host stays tunnelled for that client; 0: 10 min */
+    uint64_t pin_ms;              /* a refused host stays tunnelled for that client; 0: 10 min;
+                                   * 1: never pinned */
 };
 
 struct et_proxy_stats {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # eastrace's main command: installs what is missing, builds, and runs eastrace.
-#   ./run.sh                 start the capture proxy on 127.0.0.1:8888 (eastrace proxy)
+#   ./run.sh                 start the capture proxy on 127.0.0.1:8888 (eastrace proxy), recording
+#                            to a new file in ~/.local/state/eastrace/captures (path printed)
 #   ./run.sh decode FILE...  any other eastrace command and its options
 set -euo pipefail
 cd "$(dirname "$0")"

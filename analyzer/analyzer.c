@@ -448,7 +448,8 @@ static void add(struct emit *em, const char *rule, enum et_severity sev, const c
 #define NEXT_CLIENT_TLS                                                                        \
     "The device rejected eastrace's certificate: install and trust the eastrace CA on the "    \
     "device (eastrace ca, or browse to http://eastrace.cert/ through the proxy); apps that "   \
-    "pin certificates are tunnelled without interception from now on."
+    "pin certificates are tunnelled without interception for that device for the pin time " \
+    "(--pin-time, 10 min) or until it fetches the install page."
 
 static void rule_exchange_error(struct emit *em)
 {

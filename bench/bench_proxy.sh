@@ -49,7 +49,7 @@ if [ "$record" = 1 ]; then
   mode="-w run/eastrace-{port}.cap"
   name=eastrace-w
 else
-  mode="--quiet"
+  mode="--quiet --no-record" # the peers record nothing either
   name=eastrace
 fi
 cmd="mkdir -p run && install -m 600 certs/mitm-ca.key run/eastrace-ca-{port}.key && \

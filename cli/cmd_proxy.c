@@ -1,7 +1,9 @@
 /*
  * eastrace proxy: the live capture. Opens the interception CA, starts the proxy, tells the
- * user how to point a phone at it, prints one line per finished exchange and a summary on
- * exit, and (with -w) appends every exchange to a capture file.
+ * user how to point a phone at it (the machine's real addresses when listening on all of
+ * them, and which clients are admitted), prints one line per finished exchange and a summary
+ * on exit, and appends every exchange to a capture file: -w FILE, else a new file under the
+ * user's state directory ($XDG_STATE_HOME/eastrace/captures), unless --no-record.
  */
 #include "cli.h"
 
@@ -13,10 +15,15 @@
 #include "eastrace/pipeline.h"
 #include "eastrace/proxy.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static struct et_proxy *g_proxy;
@@ -142,6 +149,119 @@ static void on_exchange_worker(struct et_exchange *x, void *ud)
     et_pipe_push(r->pipe, x); /* takes x; out of memory: the exchange is still recorded */
 }
 
+/* Proxy notices (refusals, pins) on stderr, one line each, scrubbed. */
+static void on_log(const char *line, void *ud)
+{
+    char buf[600];
+    (void)ud;
+    snprintf(buf, sizeof(buf), "%s", line);
+    et_str_printable(buf);
+    fprintf(stderr, "eastrace proxy: %s\n", buf);
+}
+
+/* Makes dir and its missing parents, each new one 0700. 0 or -1 (errno set). */
+static int mkdirs(char *dir)
+{
+    for (char *s = dir + 1;; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(dir, 0700) != 0 && errno != EEXIST) {
+            *s = c;
+            return -1;
+        }
+        *s = c;
+        if (c == '\0')
+            return 0;
+    }
+}
+
+/*
+ * The default capture file: $XDG_STATE_HOME/eastrace/captures/proxy-YYYYMMDD-HHMMSS.etcap
+ * (else ~/.local/state/...; the XDG base directory spec's place for data that should persist
+ * between restarts but is not portable). Written into out; 0 or -1 with a message.
+ */
+static int default_capture_path(char *out, size_t outlen)
+{
+    const char *xdg = getenv("XDG_STATE_HOME");
+    const char *home = getenv("HOME");
+    char dir[4096];
+    if (xdg != NULL && xdg[0] == '/')
+        snprintf(dir, sizeof(dir), "%s/eastrace/captures", xdg);
+    else if (home != NULL && home[0] == '/')
+        snprintf(dir, sizeof(dir), "%s/.local/state/eastrace/captures", home);
+    else {
+        et_cli_err("proxy: no state directory for the capture (set XDG_STATE_HOME or HOME, or "
+                   "use -w FILE or --no-record)");
+        return -1;
+    }
+    if (mkdirs(dir) != 0) {
+        et_cli_err("proxy: cannot create %s: %s (use -w FILE or --no-record)", dir,
+                   strerror(errno));
+        return -1;
+    }
+    time_t now = time(NULL);
+    struct tm tm;
+    char stamp[32];
+    localtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+    snprintf(out, outlen, "%s/proxy-%s.etcap", dir, stamp);
+    return 0;
+}
+
+/* 1 for 127.0.0.0/8, ::1 and "localhost". */
+static int is_loopback_literal(const char *a)
+{
+    struct in_addr v4;
+    struct in6_addr v6;
+    if (strcmp(a, "localhost") == 0)
+        return 1;
+    if (inet_pton(AF_INET, a, &v4) == 1)
+        return (ntohl(v4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, a, &v6) == 1)
+        return IN6_IS_ADDR_LOOPBACK(&v6);
+    return 0;
+}
+
+/*
+ * The addresses a phone can use: for 0.0.0.0 / :: every non-loopback address of the machine
+ * (IPv4 for 0.0.0.0, both for ::), else the listening address; each with its install page
+ * URL. Suggests the --allow CIDR of each interface when no client but loopback is admitted.
+ */
+static void print_addresses(FILE *f, const char *la, int port, int suggest)
+{
+    int any4 = strcmp(la, "0.0.0.0") == 0, any6 = strcmp(la, "::") == 0;
+    struct ifaddrs *ifa = NULL;
+    int n = 0;
+    if ((any4 || any6 || suggest) && getifaddrs(&ifa) == 0) {
+        for (struct ifaddrs *i = ifa; i != NULL; i = i->ifa_next) {
+            char a[INET6_ADDRSTRLEN] = "";
+            int fam = i->ifa_addr ? i->ifa_addr->sa_family : 0;
+            if (fam != AF_INET && (fam != AF_INET6 || !any6))
+                continue;
+            const void *src = fam == AF_INET
+                ? (const void *)&((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr
+                : (const void *)&((const struct sockaddr_in6 *)(const void *)i->ifa_addr)->sin6_addr;
+            inet_ntop(fam, src, a, sizeof(a));
+            if (is_loopback_literal(a) || (fam == AF_INET6 && strncmp(a, "fe80", 4) == 0))
+                continue;
+            if (!(any4 || any6) && strcmp(a, la) != 0)
+                continue;
+            if (n++ == 0)
+                fprintf(f, "  phone: Wi-Fi > HTTP proxy > manual, one of:\n");
+            fprintf(f, "    server %s, port %d (%s); install page http://%s%s%s:%d/\n", a, port,
+                    i->ifa_name, fam == AF_INET6 ? "[" : "", a, fam == AF_INET6 ? "]" : "",
+                    port);
+        }
+        freeifaddrs(ifa);
+    }
+    if (n == 0)
+        fprintf(f, "  phone: Wi-Fi > HTTP proxy > manual: server %s, port %d%s\n", la, port,
+                is_loopback_literal(la) ? " (loopback only: use --listen <LAN address>:8888)"
+                                        : "");
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -151,17 +271,30 @@ static void usage(FILE *f)
             "certificates from the eastrace CA, checks the server's certificate, holds EAS long\n"
             "polls and records every exchange.\n"
             "\n"
-            "  --listen ADDR:PORT        listen address (default 127.0.0.1:8888)\n"
-            "  --allow CIDR              also accept clients from CIDR (repeatable)\n"
-            "  --allow-target HOST|CIDR  allow this loopback/link-local/own target (repeatable)\n"
-            "  --intercept PATTERN       intercept only matching hosts (glob; repeatable)\n"
+            "  --listen ADDR:PORT        listen address (default 127.0.0.1:8888; 0.0.0.0 for\n"
+            "                            every interface: the real addresses are printed)\n"
+            "  --allow CIDR              admit clients from CIDR (repeatable; loopback always;\n"
+            "                            required with a non-loopback --listen)\n"
+            "  --allow-target HOST|CIDR  allow a target on another port than 80/443 or on a\n"
+            "                            loopback/link-local/private/own address (repeatable)\n"
+            "  --intercept PATTERN       intercept only matching hosts (glob; repeatable); a\n"
+            "                            matching host is an allowed target on any port\n"
             "  --insecure-upstream HOST  do not verify HOST's certificate (marked in every\n"
             "                            exchange; repeatable)\n"
             "  --upstream-ca FILE        verify servers against FILE instead of the system store\n"
             "  --ca-cert FILE --ca-key FILE   use this CA instead of the per-user one\n"
             "  --ca-dir DIR              where the per-user CA lives\n"
             "  --rsa                     RSA-2048 leaf certificates (old devices)\n"
-            "  -w FILE                   append every exchange to the capture FILE\n"
+            "  -w FILE                   append every exchange to the capture FILE (default: a\n"
+            "                            new file in $XDG_STATE_HOME/eastrace/captures)\n"
+            "  --no-record               do not write a capture file\n"
+            "  --pin-time SECONDS        a host whose certificate the phone refused is tunnelled\n"
+            "                            for that phone this long (default 600; 0: never pin);\n"
+            "                            fetching the install page clears it\n"
+            "  --max-conns N             client connections at once (default: from the open\n"
+            "                            files limit); at the cap the oldest idle one is shed\n"
+            "  --max-conns-per-client N  per client address (default 64; loopback: no cap)\n"
+            "  --header-timeout SECONDS  for a request head or a silent new connection (10)\n"
             "  --on-capture-error continue|stop   what a capture write error does\n"
             "  --quiet                   no line per exchange\n"
             "\n"
@@ -205,6 +338,8 @@ int et_cmd_proxy(int argc, char **argv)
     struct run_ctx r;
     struct et_error e;
     const char *capfile = NULL;
+    char defcap[4200];
+    int no_record = 0;
     int rc = ET_EXIT_INPUT;
     struct et_certs *certs = NULL;
     const char **allow = calloc((size_t)argc + 1, sizeof(char *));
@@ -234,6 +369,9 @@ int et_cmd_proxy(int argc, char **argv)
         } else if (strcmp(a, "--rsa") == 0) {
             co.leaf_key = ET_CERTS_RSA2048;
             takes = 0;
+        } else if (strcmp(a, "--no-record") == 0) {
+            no_record = 1;
+            takes = 0;
         } else if (v == NULL) {
             et_cli_err("proxy: unknown option or missing value: %s (see --help)", a);
             goto out;
@@ -260,6 +398,27 @@ int et_cmd_proxy(int argc, char **argv)
             co.dir = v;
         } else if (strcmp(a, "-w") == 0) {
             capfile = v;
+        } else if (strcmp(a, "--pin-time") == 0 || strcmp(a, "--max-conns") == 0 ||
+                   strcmp(a, "--max-conns-per-client") == 0 ||
+                   strcmp(a, "--header-timeout") == 0) {
+            char *end = NULL;
+            errno = 0;
+            unsigned long long n = strtoull(v, &end, 10);
+            if (*v == '\0' || *v == '-' || *end != '\0' || errno != 0 || n > 100000000ULL) {
+                et_cli_err("proxy: %s takes a number, not '%s'", a, v);
+                goto out;
+            }
+            if (strcmp(a, "--pin-time") == 0)
+                po.pin_ms = n == 0 ? 1 : n * 1000; /* 1 ms: never pinned (policy.c) */
+            else if (strcmp(a, "--max-conns") == 0)
+                po.max_conns = (size_t)n;
+            else if (strcmp(a, "--max-conns-per-client") == 0)
+                po.max_conns_per_client = (size_t)n;
+            else if (n == 0) {
+                et_cli_err("proxy: --header-timeout must be at least 1 second");
+                goto out;
+            } else
+                po.header_timeout_ms = n * 1000;
         } else if (strcmp(a, "--on-capture-error") == 0) {
             if (strcmp(v, "stop") == 0)
                 r.stop_on_capture_error = 1;
@@ -280,6 +439,23 @@ int et_cmd_proxy(int argc, char **argv)
     if ((co.ca_cert_file == NULL) != (co.ca_key_file == NULL)) {
         et_cli_err("proxy: --ca-cert and --ca-key go together");
         goto out;
+    }
+    if (capfile != NULL && no_record) {
+        et_cli_err("proxy: -w and --no-record contradict each other");
+        goto out;
+    }
+    /* Which clients may use the proxy is said, never guessed from the interface. */
+    if (po.listen_addr != NULL && !is_loopback_literal(po.listen_addr) && po.n_allow == 0) {
+        et_cli_err("proxy: --listen %s admits nobody but this machine: say which clients may use "
+                   "the proxy with --allow (the phone's address, e.g. --allow 192.168.1.23, or "
+                   "its Wi-Fi subnet, e.g. --allow 192.168.1.0/24)",
+                   po.listen_addr);
+        goto out;
+    }
+    if (capfile == NULL && !no_record) {
+        if (default_capture_path(defcap, sizeof(defcap)) != 0)
+            goto out;
+        capfile = defcap;
     }
     if (et_certs_open(&co, &certs, &e) != 0) {
         et_cli_err("cannot open the interception CA: %s", e.msg);
@@ -322,6 +498,7 @@ int et_cmd_proxy(int argc, char **argv)
     po.ud = &r;
     po.on_exchange_worker = on_exchange_worker;
     po.worker_ud = &r;
+    po.on_log = on_log;
     if (et_proxy_new(&po, &g_proxy, &e) != 0) {
         et_cli_err("cannot start the proxy: %s", e.msg);
         goto out;
@@ -330,19 +507,27 @@ int et_cmd_proxy(int argc, char **argv)
     if (et_certs_ca_fingerprint(certs, fp, sizeof(fp)) != 0)
         snprintf(fp, sizeof(fp), "?");
     const char *la = po.listen_addr ? po.listen_addr : "127.0.0.1";
+    int lport = et_proxy_port(g_proxy);
+    int v6 = strchr(la, ':') != NULL;
+    fprintf(stderr, "eastrace proxy listening on %s%s%s:%d\n", v6 ? "[" : "", la, v6 ? "]" : "",
+            lport);
+    print_addresses(stderr, la, lport, 0);
+    fprintf(stderr, "  clients admitted: loopback");
+    for (size_t i = 0; i < po.n_allow; i++)
+        fprintf(stderr, ", %s", po.allow[i]);
+    fprintf(stderr, " (others get 403, counted; --allow CIDR to admit)\n");
     fprintf(stderr,
-            "eastrace proxy listening on %s:%d\n"
-            "  phone: Wi-Fi > HTTP proxy > manual: server %s, port %d%s\n"
-            "  install the CA on the phone: browse to http://%s/ through the proxy\n"
-            "    (or http://%s:%d/), then trust it (iOS: Settings > General > About >\n"
+            "  install the CA on the phone: browse to http://%s/ through the proxy (or the\n"
+            "    install page above), then trust it (iOS: Settings > General > About >\n"
             "    Certificate Trust Settings)\n"
-            "  CA %s%s\n  CA SHA-256 %s\n%s%s%s",
-            la, et_proxy_port(g_proxy), la, et_proxy_port(g_proxy),
-            strcmp(la, "127.0.0.1") == 0 ? " (loopback only: use --listen <LAN address>:8888)"
-                                          : "",
-            ET_CERTS_INSTALL_HOST, la, et_proxy_port(g_proxy), et_certs_ca_path(certs),
-            et_certs_created(certs) ? " (new: install it on the phone)" : "", fp,
-            capfile ? "  capturing to " : "", capfile ? capfile : "", capfile ? "\n" : "");
+            "  CA %s%s\n  CA SHA-256 %s\n",
+            ET_CERTS_INSTALL_HOST, et_certs_ca_path(certs),
+            et_certs_created(certs) ? " (new: install it on the phone)" : "", fp);
+    if (capfile != NULL)
+        fprintf(stderr, "  recording to %s%s\n", capfile,
+                capfile == defcap ? " (--no-record to turn off)" : "");
+    else
+        fprintf(stderr, "  not recording (--no-record): exchanges are only shown\n");
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_signal;
@@ -358,10 +543,12 @@ int et_cmd_proxy(int argc, char **argv)
     et_proxy_get_stats(g_proxy, &st);
     fprintf(stderr,
             "\neastrace proxy: %llu connections, %llu exchanges (%llu errors), %llu tunnelled, "
-            "%llu refused by policy\n",
+            "%llu refused by policy, %llu connections refused at accept, %llu silent ones "
+            "timed out, %llu idle ones shed at the cap\n",
             (unsigned long long)st.connections, (unsigned long long)st.exchanges,
             (unsigned long long)st.errors, (unsigned long long)st.tunnels,
-            (unsigned long long)st.denied);
+            (unsigned long long)st.denied, (unsigned long long)st.refused,
+            (unsigned long long)st.timed_out, (unsigned long long)st.shed);
     et_pipe_finish(r.pipe); /* the session summary (on_live_finish) */
     rc = ET_EXIT_OK;
     if (r.cap != NULL) {

@@ -9,6 +9,8 @@
  */
 #include "proxy_int.h"
 
+#include "eastrace/certs.h"
+
 #include <assert.h>
 #include <openssl/err.h>
 #include <stdarg.h>
@@ -43,12 +45,14 @@ void et__conn_set_mode(struct et__conn *c, enum et__mode to)
     switch (to) {
     case ET__M_TLS_HS:
         c->tkind_set = 0; /* the handshake gets a fresh HEADER deadline */
+        c->quiet = 1;     /* until the ClientHello arrives (cleared below when it did) */
         break;
     case ET__M_MITM:
         /* The first request inside the tunnel; a fresh deadline. */
         c->rq = ET__RQ_HEAD;
         c->rs = ET__RS_NONE;
         c->tkind_set = 0;
+        c->quiet = c->cl.in == NULL;
         break;
     case ET__M_CLOSING:
         c->cl.close_after_flush = 1;
@@ -71,6 +75,7 @@ static uint64_t timeout_ms(struct et_proxy *p, enum et_proxy_timer which)
     case ET_PROXY_T_HEADER: ms = p->o.header_timeout_ms; break;
     case ET_PROXY_T_CONNECT: ms = p->o.connect_timeout_ms; break;
     case ET_PROXY_T_LONGPOLL: ms = p->o.longpoll_timeout_ms; break;
+    case ET_PROXY_T_PIN: ms = p->o.pin_ms; break;
     }
     if (p->o.timeout_hook != NULL)
         ms = p->o.timeout_hook(which, ms, p->o.timeout_ud);
@@ -188,23 +193,19 @@ void et__conn_on_target(struct et__conn *c)
         et__up_start(c);
         return;
     }
-    /* Intercept: answer 200 now, handshake with the client, connect later. */
+    /* Intercept: answer 200 now, handshake with the client, connect later. The SSL (tens of
+     * KiB in OpenSSL 3) is made when the ClientHello arrives (client_tls_start), so a
+     * CONNECT followed by silence costs little until the header deadline closes it. */
     et__leg_write(&c->cl, "HTTP/1.1 200 Connection established\r\n\r\n", 39);
     et__leg_flush(&c->cl);
-    if (et__leg_tls_new(&c->cl, c->p->sctx) != 0) {
-        et__conn_fail(c, ET_ETLS, ET_STAGE_CLIENT_TLS, 0, "SSL_new failed");
-        return;
-    }
-    SSL_set_app_data(c->cl.ssl, c);
-    /* One TLS 1.3 ticket (not two): phones still resume, handshakes cost less. */
-    SSL_set_num_tickets(c->cl.ssl, 1);
-    SSL_set_accept_state(c->cl.ssl);
+    c->cl.tls = 1; /* reads go to cin from now on */
     /* Bytes already read after the CONNECT head are the ClientHello. */
     if (c->cl.in != NULL) {
         c->cl.cin = c->cl.in;
         c->cl.in = NULL;
     }
     et__conn_set_mode(c, ET__M_TLS_HS);
+    c->quiet = c->cl.cin == NULL;
     /* The CONNECT itself is not recorded when intercepted: the requests inside are. */
     et__rec_discard(c);
 }
@@ -233,6 +234,18 @@ void et__conn_up_ready(struct et__conn *c)
 
 /* ---------------------------------------------------------------- client TLS */
 
+/* The first ClientHello bytes are in cin: the server-side SSL is made now. 0 or ET_ETLS. */
+static int client_tls_start(struct et__conn *c)
+{
+    if (et__leg_tls_new(&c->cl, c->p->sctx) != 0)
+        return ET_ETLS;
+    SSL_set_app_data(c->cl.ssl, c);
+    /* One TLS 1.3 ticket (not two): phones still resume, handshakes cost less. */
+    SSL_set_num_tickets(c->cl.ssl, 1);
+    SSL_set_accept_state(c->cl.ssl);
+    return 0;
+}
+
 static void client_tls_failed(struct et__conn *c, unsigned long err)
 {
     char reason[256] = "connection closed during the handshake";
@@ -243,16 +256,20 @@ static void client_tls_failed(struct et__conn *c, unsigned long err)
         alert = ERR_GET_LIB(err) == ERR_LIB_SSL && ERR_GET_REASON(err) >= SSL_AD_REASON_OFFSET;
     }
     const char *host = c->sni ? c->sni : c->connect_host;
+    char pin[240] = "", pt[32];
     if (alert && host != NULL) {
-        et__policy_pin(c->p, c->connect_host);
+        et__policy_pin(c->p, c, c->connect_host);
         if (c->sni)
-            et__policy_pin(c->p, c->sni);
+            et__policy_pin(c->p, c, c->sni);
+        et__pin_time_text(c->p, pt, sizeof(pt));
+        snprintf(pin, sizeof(pin),
+                 " (the client rejected our certificate: CA not installed, or the app pins its "
+                 "server; %s is tunnelled for this client for %s, or until it fetches "
+                 "http://%s/)", host, pt, ET_CERTS_INSTALL_HOST);
     }
     et__rec_connect_attempt(c);
     et__conn_fail(c, ET_ETLS, ET_STAGE_CLIENT_TLS, 0, "client TLS handshake for %s failed: %s%s",
-                  host ? host : "?", reason,
-                  alert ? " (the client rejected our certificate: pinned or CA not installed; "
-                          "this host is tunnelled from now on)" : "");
+                  host ? host : "?", reason, pin);
     c->cl.close_after_flush = 1;
 }
 
@@ -302,6 +319,12 @@ static void advance_http(struct et__conn *c)
                 et__rec_req_end(c);
                 progress = 1;
             }
+            /* A held request goes once complete (or once ET__HOLD_MAX bytes are in). */
+            if (c->hold_req && (c->rq == ET__RQ_DONE || c->reqbody.wire >= ET__HOLD_MAX)) {
+                c->hold_req = 0;
+                if (c->up != NULL && c->up_ready)
+                    et__leg_flush(c->up);
+            }
         }
         /* Upstream side. */
         struct et__leg *u = c->up;
@@ -345,6 +368,11 @@ static void advance_http(struct et__conn *c)
                 c->rs = ET__RS_DONE;
                 et__up_close(c);
                 progress = 1;
+            } else if (c->rs == ET__RS_HEAD && u->cert_asked && u->tls) {
+                /* TLS 1.3: the server refuses our empty certificate after our Finished. */
+                c->client_close = 1;
+                et__up_wants_client_cert(c);
+                return;
             } else if (c->rs == ET__RS_HEAD || c->rs == ET__RS_BODY) {
                 int reset = u->failed || c->rs == ET__RS_BODY;
                 c->client_close = 1;
@@ -448,10 +476,15 @@ void et__conn_update_io(struct et__conn *c)
         break;
     case ET__M_HTTP:
     case ET__M_MITM:
+        /* Before its first request a connection has the header deadline too: a silent
+         * one is not held for the idle limit. */
         if (c->rq == ET__RQ_HEAD && c->rs == ET__RS_NONE)
-            et__conn_deadline(c, cl->in != NULL ? ET_PROXY_T_HEADER : ET_PROXY_T_IDLE);
+            et__conn_deadline(c, cl->in != NULL || c->nreq == 0 ? ET_PROXY_T_HEADER
+                                                                 : ET_PROXY_T_IDLE);
         else if (c->up != NULL && !c->up_ready)
             et__conn_deadline(c, ET_PROXY_T_CONNECT);
+        else if (c->rq == ET__RQ_BODY && (u == NULL || u->queued <= ET__HIGH_WATER))
+            et__conn_deadline(c, ET_PROXY_T_IDLE); /* the client owes body bytes */
         else
             et__conn_deadline(c, ET_PROXY_T_LONGPOLL);
         break;
@@ -474,6 +507,11 @@ void et__conn_advance(struct et__conn *c)
         /* Upstream TLS handshake and decryption. */
         et__up_pump(c);
         /* Client TLS. */
+        if (c->mode == ET__M_TLS_HS && c->cl.ssl == NULL && c->cl.cin != NULL &&
+            c->cl.cin->len > 0 && client_tls_start(c) != 0) {
+            et__conn_fail(c, ET_ETLS, ET_STAGE_CLIENT_TLS, 0, "SSL_new failed");
+            return;
+        }
         if (c->cl.ssl != NULL && c->mode != ET__M_CLOSING) {
             int r = et__leg_tls_pump(&c->cl, &sslerr);
             if (r < 0) {
@@ -578,6 +616,8 @@ void et__conn_flush_all(struct et_proxy *p)
 void et__conn_on_read(struct et__leg *l, ssize_t nread)
 {
     struct et__conn *c = l->conn;
+    if (nread > 0 && !l->is_up)
+        c->quiet = 0;
     if (nread > 0 && l->is_up && c->x == NULL && c->mode != ET__M_TUNNEL &&
         c->rs == ET__RS_NONE && !l->ssl) {
         /* Unsolicited bytes on an idle upstream: drop that connection. */
@@ -599,9 +639,22 @@ static void on_timer(uv_timer_t *t)
     }
     switch (c->tkind) {
     case ET_PROXY_T_IDLE:
+        if ((c->mode == ET__M_HTTP || c->mode == ET__M_MITM) && c->rq == ET__RQ_BODY) {
+            /* A client that stopped in the middle of its request body is not held. */
+            et__conn_fail(c, ET_ETIMEDOUT, ET_STAGE_REQUEST, 408,
+                          "the request body stalled (nothing for the idle limit)");
+            break;
+        }
         et__conn_close(c);
         return;
     case ET_PROXY_T_HEADER:
+        if (c->quiet && c->x == NULL &&
+            (c->mode == ET__M_HTTP || c->mode == ET__M_MITM || c->mode == ET__M_TLS_HS)) {
+            /* Sent nothing: a scan or a dead phone. Counted, not recorded one by one. */
+            c->p->st.timed_out++;
+            et__conn_close(c);
+            return;
+        }
         if (c->mode == ET__M_TLS_HS) {
             client_tls_failed(c, (unsigned long)-1);
             et__conn_close(c);
@@ -627,6 +680,8 @@ static void on_timer(uv_timer_t *t)
         et__conn_fail(c, ET_ETIMEDOUT, ET_STAGE_RESPONSE, 504,
                       "no progress for the long-poll ceiling");
         break;
+    case ET_PROXY_T_PIN:
+        break; /* not a connection deadline */
     }
     et__conn_advance(c);
 }

@@ -176,6 +176,11 @@ static void serve_local(struct et__conn *c, const char *path)
         res = "/eastrace-ca.crt";
     else if (strcmp(res, "/eastrace.mobileconfig") == 0)
         res = "/eastrace-ca.mobileconfig";
+    /* A client fetching the install page is installing the CA: its pins go. */
+    size_t unpinned = et__policy_unpin_client(c->p, c);
+    if (unpinned > 0)
+        et__plog(c->p, "install page fetched by %s: its %zu pinned host(s) are intercepted again",
+                 c->client_addr, unpinned);
     if (c->p->o.certs != NULL)
         rc = et_certs_http_resource(c->p->o.certs, res, c->p->listen_str, &body, &ctype);
     if (rc == 0) {
@@ -205,6 +210,8 @@ void et__handle_request(struct et__conn *c, const struct et__head *h)
     c->resp_started = 0;
     c->local = 0;
     int is_connect = h->method_len == 7 && memcmp(h->method, "CONNECT", 7) == 0;
+    if (!is_connect)
+        c->nreq++;
     const char *path = h->target;
     size_t plen = h->target_len;
     char *host = NULL;
@@ -227,7 +234,15 @@ void et__handle_request(struct et__conn *c, const struct et__head *h)
             et__conn_fail(c, ET_EPARSE, ET_STAGE_REQUEST, 400, "CONNECT with a body");
             return;
         }
-        c->intercept = (unsigned)et__should_intercept(p, host);
+        /* Ports other than 80/443 only for targets the operator named (policy.c). */
+        c->named = (unsigned)et__target_named(p, host);
+        if (!c->named && !et__port_allowed(port) && !et_strcaseeq(host, ET_CERTS_INSTALL_HOST)) {
+            char why[64];
+            snprintf(why, sizeof(why), "port %d is not 80 or 443", port);
+            et__deny_target(c, "CONNECT", host, port, NULL, why);
+            return;
+        }
+        c->intercept = (unsigned)et__should_intercept(p, c, host);
         et__rec_intercepted(c, c->intercept);
         /* eastrace.cert over TLS is served locally; nothing to resolve. */
         if (c->intercept && et_strcaseeq(host, ET_CERTS_INSTALL_HOST)) {
@@ -280,8 +295,18 @@ void et__handle_request(struct et__conn *c, const struct et__head *h)
             plen = sl ? (size_t)(end - sl) : 1;
             et__rec_target(c, "http", host, port);
             c->target_tls = 0;
-            if (et_strcaseeq(host, ET_CERTS_INSTALL_HOST) || is_self(p, host, port))
+            if (et_strcaseeq(host, ET_CERTS_INSTALL_HOST) || is_self(p, host, port)) {
                 c->local = 1;
+            } else {
+                c->named = (unsigned)et__target_named(p, host);
+                if (!c->named && !et__port_allowed(port)) {
+                    char why[64];
+                    snprintf(why, sizeof(why), "port %d is not 80 or 443", port);
+                    et__deny_target(c, "request to", host, port, NULL, why);
+                    et_free(host);
+                    return;
+                }
+            }
         } else if (h->target_len > 0 && h->target[0] == '/') {
             /* Origin-form to an explicit proxy: addressed to the proxy itself. */
             c->local = 1;
@@ -359,6 +384,10 @@ void et__handle_request(struct et__conn *c, const struct et__head *h)
     c->rq = c->reqf.kind == ET__BODY_NONE ? ET__RQ_DONE : ET__RQ_BODY;
     if (c->rq == ET__RQ_DONE)
         et__rec_req_end(c);
+    /* A request with a body reaches the server only once its framing is checked to the end
+     * (or ET__HOLD_MAX bytes of it), so a malformed one gets 400 with 0 bytes upstream however
+     * its bytes are split. Expect: 100-continue waits for the server, so it is not held. */
+    c->hold_req = c->rq == ET__RQ_BODY && !h->expect_continue;
     c->rs = ET__RS_HEAD;
     et__leg_in_consume(&c->cl, h->head_len);
 

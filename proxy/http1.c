@@ -169,7 +169,7 @@ int et__head_scan(const uint8_t *p, size_t len, int is_request, struct et__head 
                   struct et_error *e)
 {
     size_t line = 0, lineno = 0;
-    int seen_te = 0;
+    int seen_te = 0, hosts = 0;
     /* The field array is filled as it goes; everything else starts clean. */
     memset(h, 0, offsetof(struct et__head, f));
     h->content_length = -1;
@@ -210,6 +210,19 @@ int et__head_scan(const uint8_t *p, size_t len, int is_request, struct et__head 
                 }
                 if (seen_te && !h->chunked) {
                     et_error_set_at(e, ET_EPARSE, 0, "unsupported Transfer-Encoding");
+                    return ET_EPARSE;
+                }
+                /* RFC 9112 6.1: Transfer-Encoding in an HTTP/1.0 message means faulty
+                 * framing (a 1.0 recipient would read the body differently). */
+                if (seen_te && h->minor == 0) {
+                    et_error_set_at(e, ET_EPARSE, 0, "Transfer-Encoding in an HTTP/1.0 message");
+                    return ET_EPARSE;
+                }
+                /* RFC 9112 3.2: an HTTP/1.1 request without Host is answered 400 (CONNECT
+                 * names its authority in the target and is let through without one). */
+                if (is_request && h->minor >= 1 && hosts == 0 &&
+                    !(h->method_len == 7 && memcmp(h->method, "CONNECT", 7) == 0)) {
+                    et_error_set_at(e, ET_EPARSE, 0, "HTTP/1.1 request without Host");
                     return ET_EPARSE;
                 }
                 return llhttp_agrees(p, h->head_len, is_request, e);
@@ -280,7 +293,16 @@ int et__head_scan(const uint8_t *p, size_t len, int is_request, struct et__head 
                 } else if (et__field_is(f, "expect")) {
                     if (span_is(f->value, f->vlen, "100-continue"))
                         h->expect_continue = 1;
-                } else if (et__field_is(f, "host")) {
+                } else if (is_request && et__field_is(f, "host")) {
+                    /* RFC 9112 3.2: more than one Host, or an invalid one, is a 400. */
+                    if (++hosts > 1) {
+                        et_error_set_at(e, ET_EPARSE, line, "more than one Host field");
+                        return ET_EPARSE;
+                    }
+                    if (!et__authority_valid(f->value, f->vlen)) {
+                        et_error_set_at(e, ET_EPARSE, line, "invalid Host value");
+                        return ET_EPARSE;
+                    }
                     h->has_host = 1;
                 }
             }
@@ -387,12 +409,14 @@ int et__chunked_feed(struct et__chunked *c, const uint8_t *p, size_t len, size_t
             i++;
             break;
         case CK_TRAILER:
+            /* A trailer line is a field line (RFC 9112 7.1.2): token ":" value. */
             if (b == '\r') {
                 c->state = CK_END_LF;
-            } else if (b == '\n' || b == ' ' || b == '\t' || b == ':') {
-                goto bad_line;
+            } else if (!tchar_tab[b]) {
+                goto bad_trailer;
             } else {
                 c->state = CK_TLINE;
+                c->trailer_name = 1;
             }
             i++;
             break;
@@ -402,10 +426,16 @@ int et__chunked_feed(struct et__chunked *c, const uint8_t *p, size_t len, size_t
                 *consumed = i;
                 return ET_ETOOBIG;
             }
-            if (b == '\r')
+            if (c->trailer_name) {
+                if (b == ':')
+                    c->trailer_name = 0;
+                else if (!tchar_tab[b])
+                    goto bad_trailer;
+            } else if (b == '\r') {
                 c->state = CK_TLINE_LF;
-            else if (b == '\n' || (b < 0x20 && b != '\t') || b == 0x7f)
+            } else if (b == '\n' || (b < 0x20 && b != '\t') || b == 0x7f) {
                 goto bad_line;
+            }
             i++;
             break;
         case CK_TLINE_LF:
@@ -433,6 +463,10 @@ int et__chunked_feed(struct et__chunked *c, const uint8_t *p, size_t len, size_t
     return c->state == CK_DONE ? 0 : ET_EAGAIN;
 bad_size:
     et_error_set_at(e, ET_EPARSE, c->offset + i, "bad chunk size line");
+    *consumed = i;
+    return ET_EPARSE;
+bad_trailer:
+    et_error_set_at(e, ET_EPARSE, c->offset + i, "trailer line is not a valid field line");
     *consumed = i;
     return ET_EPARSE;
 bad_line:

@@ -177,6 +177,7 @@ void et__leg_free_bufs(struct et_proxy *p, struct et__leg *l)
         et_free(i->not_before);
         et_free(i->not_after);
         et_free(i->sha256);
+        et_free(i->verify);
         et_free(i);
         l->info = NULL;
     }
@@ -291,8 +292,10 @@ void et__leg_flush(struct et__leg *l)
     struct et_proxy *p = l->p;
     if (!l->connected || !l->handle_open || l->closing)
         return;
+    /* A request held back until its framing is checked to the end stays staged. */
+    int hold = l->is_up && l->conn != NULL && l->conn->hold_req;
     if (l->ssl != NULL) {
-        if (!l->hs_done && l->out_head != NULL)
+        if ((!l->hs_done || hold) && l->out_head != NULL)
             goto write; /* handshake bytes only */
         while (l->out_head != NULL) {
             struct et__chunk *c = l->out_head;
@@ -309,7 +312,7 @@ void et__leg_flush(struct et__leg *l)
                 l->out_tail = NULL;
             et__chunk_put(p, c);
         }
-    } else if (l->out_head != NULL) {
+    } else if (l->out_head != NULL && !hold) {
         /* Plaintext: staged chunks are the write chunks. */
         if (l->w_tail != NULL)
             l->w_tail->next = l->out_head;
@@ -618,6 +621,7 @@ int et__tls_setup(struct et_proxy *p, struct et_error *e)
         SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
         static const unsigned char alpn[] = "\x08http/1.1";
         SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1);
+        SSL_CTX_set_client_cert_cb(ctx, et__on_client_cert_request);
         if (k == 0) {
             SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
             if (p->o.upstream_ca_file != NULL) {

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static void on_connection(uv_stream_t *server, int status)
 {
@@ -45,18 +46,33 @@ static void on_connection(uv_stream_t *server, int status)
     c->cl.connected = 1;
     c->t_accept = et_now_us();
     uv_tcp_nodelay(&c->cl.tcp, 1);
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    memset(&ss, 0, sizeof(ss));
-    uv_tcp_getpeername(&c->cl.tcp, (struct sockaddr *)&ss, &len);
-    et__addr_format((const struct sockaddr *)&ss, c->client_addr, sizeof(c->client_addr));
-    /* c->mode is ET__M_HTTP (calloc): the first state of the diagram. */
-    if (!et__client_allowed(p, (const struct sockaddr *)&ss)) {
+    const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
+    int len = sizeof(c->peer);
+    uv_tcp_getpeername(&c->cl.tcp, (struct sockaddr *)&c->peer, &len);
+    et__addr_format(sa, c->client_addr, sizeof(c->client_addr));
+    /* c->mode is ET__M_HTTP (calloc): the first state of the diagram. Nothing received. */
+    c->quiet = 1;
+    char ip[64];
+    et__ip_format(sa, ip, sizeof(ip));
+    if (!et__client_allowed(p, sa)) {
+        /* Not admitted: a 403 and a count, no record (a scan must not fill the disk). */
+        static const char body[] = "eastrace proxy: this client is not admitted (--allow)\n";
         p->st.denied++;
-        et__conn_fail(c, ET_EDENIED, ET_STAGE_CLIENT, 403,
-                      "client %s is not on the proxy's subnets (--allow)", c->client_addr);
+        p->st.refused++;
+        et__note_refused(p, sa, "refused client %s: not admitted (--allow %s to admit it)", ip,
+                         ip);
+        et__send_simple(c, 403, "text/plain", body, sizeof(body) - 1, 1);
+        et__conn_set_mode(c, ET__M_CLOSING);
         et__leg_flush(&c->cl);
         et__conn_update_io(c);
+        return;
+    }
+    if (!et__caps_admit(p, c)) {
+        p->st.refused++;
+        et__note_refused(p, sa,
+                         "refused a connection from %s: %llu connections open (cap %zu), none "
+                         "idle", ip, (unsigned long long)p->st.active - 1, p->max_conns);
+        et__conn_close(c);
         return;
     }
     et__conn_update_io(c);
@@ -130,7 +146,17 @@ int et_proxy_new(const struct et_proxy_opts *o, struct et_proxy **out, struct et
     if (p->o.idle_timeout_ms == 0)
         p->o.idle_timeout_ms = 120000;
     if (p->o.header_timeout_ms == 0)
-        p->o.header_timeout_ms = 30000;
+        p->o.header_timeout_ms = 10000;
+    if (p->o.pin_ms == 0)
+        p->o.pin_ms = 600000;
+    p->max_conns = p->o.max_conns;
+    if (p->max_conns == 0) {
+        /* Two descriptors per connection (client and upstream) and some to spare. */
+        struct rlimit rl;
+        p->max_conns = 100000;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+            p->max_conns = rl.rlim_cur > 96 ? (size_t)(rl.rlim_cur - 64) / 2 : 16;
+    }
     if (p->o.connect_timeout_ms == 0)
         p->o.connect_timeout_ms = 30000;
     if (p->o.longpoll_timeout_ms < 3660000)
@@ -185,7 +211,7 @@ int et_proxy_new(const struct et_proxy_opts *o, struct et_proxy **out, struct et
         rc = ET_EINVAL;
         goto fail_loop;
     }
-    et__policy_load_interfaces(p, (const struct sockaddr *)&ss);
+    et__policy_load_interfaces(p);
     rc = uv_tcp_bind(&p->listener, (const struct sockaddr *)&ss, 0);
     if (rc == 0)
         rc = uv_listen((uv_stream_t *)&p->listener, 4096, on_connection);

@@ -93,6 +93,7 @@ struct et__chunked {
     uint64_t remaining;  /* data bytes left in the current chunk */
     unsigned ndigits;
     size_t trailer_bytes;
+    unsigned trailer_name; /* inside a trailer field name (before its colon) */
     uint64_t offset;     /* bytes consumed so far (for error offsets) */
 };
 
@@ -119,6 +120,15 @@ int et__cidr_parse(const char *s, struct et__cidr *out);
 int et__cidr_match(const struct et__cidr *c, const struct sockaddr *sa);
 /* 1 for loopback, link-local, unspecified (also IPv4-mapped), multicast. */
 int et__addr_is_special(const struct sockaddr *sa);
+/* 1 for private and shared ranges: 10/8, 172.16/12, 192.168/16, 100.64/10, 192.0.0/24,
+ * fc00::/7, fec0::/10, and NAT64 / IPv4-compatible IPv6 embedding a special or private
+ * IPv4 address. */
+int et__addr_is_private(const struct sockaddr *sa);
+/* 1 for the ports a phone's ordinary traffic uses (80, 443). */
+int et__port_allowed(int port);
+/* 1 when s[0..n) is a valid Host value: host name or IPv4 (et__host_valid) or [IPv6],
+ * optionally ":port" with 1..65535. No userinfo, spaces, commas or slashes. */
+int et__authority_valid(const char *s, size_t n);
 /* 1 when two addresses are the same IP (ports ignored; IPv4-mapped equal to IPv4). */
 int et__addr_same_ip(const struct sockaddr *a, const struct sockaddr *b);
 /* Glob match with '*' and '?', ASCII case-insensitive. */
@@ -135,6 +145,9 @@ void et__addr_format(const struct sockaddr *sa, char *out, size_t outlen);
 #define ET__HIGH_WATER (256 * 1024)  /* stop reading the other side above this */
 #define ET__DNS_CACHE_SIZE 64
 #define ET__MAX_ADDRS 4
+#define ET__HOLD_MAX (64 * 1024) /* request bytes held back until the request is complete */
+#define ET__MAX_KNOWN 256        /* client addresses that completed an exchange */
+#define ET__MAX_NOTED 64         /* refused client addresses, for the once-a-minute line */
 
 #define et__container_of(ptr, type, member)                                                      \
     ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
@@ -160,6 +173,7 @@ struct et__wreq {
 /* Facts about an upstream TLS session, computed once per connection (upstream.c). */
 struct et__upinfo {
     char *version, *cipher, *alpn, *subject, *issuer, *not_before, *not_after, *sha256;
+    char *verify; /* "verify code N: reason" when the certificate was rejected */
 };
 
 struct et__conn;
@@ -176,7 +190,8 @@ struct et__leg {
     struct et__chunk *w_head, *w_tail;     /* bytes ready for uv_write */
     size_t queued;           /* bytes in out + w + in flight */
     unsigned handle_open : 1, reading : 1, eof : 1, closing : 1, connected : 1, hs_done : 1,
-        is_up : 1, tls : 1, close_after_flush : 1, failed : 1;
+        is_up : 1, tls : 1, close_after_flush : 1, failed : 1,
+        cert_asked : 1; /* upstream: the server sent a CertificateRequest */
     /* Upstream identity (for reuse): host, port, tls, sni. */
     char *host;
     char *sni;
@@ -283,7 +298,12 @@ struct et__conn {
     int target_port;
     unsigned target_tls : 1, req_is_head : 1, client_close : 1, resp_started : 1,
         local : 1, up_ready : 1, resolved : 1, intercept : 1, tunnel : 1, flush_pending : 1,
-        advance_pending : 1;
+        advance_pending : 1,
+quiet : 1,    /* nothing received since accept or since the mode began */
+        hold_req : 1, /* the request is held back from upstream until complete */
+        named : 1;    /* the target is named by --allow-target or --intercept */
+    struct sockaddr_storage peer; /* the client's address */
+    uint64_t nreq;            /* requests handled on this connection (CONNECT excluded) */
     int naddr;
     struct sockaddr_storage addrs[ET__MAX_ADDRS];
     int addr_i;
@@ -294,6 +314,19 @@ struct et__conn {
     int tkind_set;
     uint64_t tun_up, tun_down;
     int64_t tun_begin;
+};
+
+/* A host a client refused our certificate for: tunnelled for that client until `until`. */
+struct et__pin {
+    char *host;
+    struct sockaddr_storage client;
+    uint64_t until; /* uv_now() milliseconds */
+};
+
+/* A refused client address and when it was last logged. */
+struct et__note {
+    struct sockaddr_storage a;
+    uint64_t at;
 };
 
 struct et__dns_entry {
@@ -348,8 +381,13 @@ struct et_proxy {
     size_t n_allow_targets;
     struct sockaddr_storage *own;
     size_t n_own;
-    char **pinned;
-    size_t n_pinned;
+    struct et__pin *pins;
+    size_t n_pins;
+    struct sockaddr_storage known[ET__MAX_KNOWN]; /* clients that completed an exchange */
+    size_t n_known, known_next;
+    struct et__note noted[ET__MAX_NOTED];
+    size_t noted_next;
+    size_t max_conns;     /* o.max_conns, or from RLIMIT_NOFILE */
     struct et__dns_entry dns[ET__DNS_CACHE_SIZE];
     unsigned dns_next;
     char listen_str[64];
@@ -362,22 +400,45 @@ struct et_proxy {
 
 /* Parses o->allow and o->allow_target into p. 0, ET_EINVAL (e set) or ET_ENOMEM. */
 int et__policy_init(struct et_proxy *p, const struct et_proxy_opts *o, struct et_error *e);
-/* Our own addresses, and the listening interface's subnets as allowed clients. */
-void et__policy_load_interfaces(struct et_proxy *p, const struct sockaddr *listen_sa);
+/* Our own addresses (targets refused unless named). Clients are admitted by --allow only. */
+void et__policy_load_interfaces(struct et_proxy *p);
 /* Frees what et__policy_init, et__policy_load_interfaces and et__policy_pin allocated. */
 void et__policy_free(struct et_proxy *p);
-/* 1 when a client at sa may use the proxy (loopback, own subnets, --allow). */
+/* A notice for the operator (et_proxy_opts.on_log), one line. */
+void et__plog(struct et_proxy *p, const char *fmt, ...) ET_PRINTF(2, 3);
+/* The IP of sa without the port ("10.0.0.1", "fd00::1"). */
+void et__ip_format(const struct sockaddr *sa, char *out, size_t outlen);
+/* 1 when a client at sa may use the proxy (loopback, --allow). */
 int et__client_allowed(struct et_proxy *p, const struct sockaddr *sa);
-/* 1 when host, resolved to sa, may be reached (not special, or --allow-target). */
-int et__target_allowed(struct et_proxy *p, const char *host, const struct sockaddr *sa);
-/* 1 when a CONNECT to host is intercepted (certs loaded, not pinned, --intercept match). */
-int et__should_intercept(struct et_proxy *p, const char *host);
+/* Connection caps for a new connection c (counted in st.active already): sheds the oldest
+ * idle connection at a cap (an unknown client's first), 0 when c must be refused. */
+int et__caps_admit(struct et_proxy *p, struct et__conn *c);
+/* A log line about a refused client, at most once a minute per address. */
+void et__note_refused(struct et_proxy *p, const struct sockaddr *sa, const char *fmt, ...)
+    ET_PRINTF(3, 4);
+/* A client that completed an exchange (known clients win at the connection cap). */
+void et__remember_client(struct et_proxy *p, const struct sockaddr *sa);
+/* 1 when the operator named host (--allow-target name or CIDR of an IP literal, or an
+ * --intercept pattern): any port and any address is then allowed. */
+int et__target_named(struct et_proxy *p, const char *host);
+/* Why the resolved address sa of an unnamed target is refused, or NULL when allowed. */
+const char *et__target_refusal(struct et_proxy *p, const struct sockaddr *sa);
+/* Refuses the current request's target: 403, recorded, a log line. addr may be NULL. */
+void et__deny_target(struct et__conn *c, const char *method, const char *host, int port,
+                     const char *addr, const char *why);
+/* 1 when c's CONNECT to host is intercepted (certs loaded, not pinned for this client,
+ * --intercept match). */
+int et__should_intercept(struct et_proxy *p, const struct et__conn *c, const char *host);
 /* 1 when host's upstream certificate is not verified (--insecure-upstream, exact or glob). */
 int et__host_insecure(struct et_proxy *p, const char *host);
 /* 1 when host is on the --insecure-upstream list exactly (what tls.insecure reports). */
 int et__host_insecure_exact(struct et_proxy *p, const char *host);
-/* Adds host to the pinned set (tunnelled from now on); a full set or no memory is ignored. */
-void et__policy_pin(struct et_proxy *p, const char *host);
+/* Pins host for c's client (tunnelled untouched for the pin time); a full set is ignored. */
+void et__policy_pin(struct et_proxy *p, const struct et__conn *c, const char *host);
+/* Drops every pin of c's client (it fetched the install page). Returns how many. */
+size_t et__policy_unpin_client(struct et_proxy *p, const struct et__conn *c);
+/* The configured pin time as text ("10 min", "90 s"). */
+void et__pin_time_text(const struct et_proxy *p, char *out, size_t outlen);
 
 /* ---------------------------------------------------------------- leg.c */
 
@@ -426,8 +487,14 @@ void et__up_start(struct et__conn *c);
 /* Detaches and closes the upstream leg; its close callback frees it. */
 void et__up_close(struct et__conn *c);
 /* Upstream TLS: handshake, verification result, decryption; on completion collects the TLS
- * facts and calls et__conn_up_ready(). Failures go to et__conn_fail(). */
+ * facts and calls et__conn_up_ready(). Failures go to et__conn_fail() (a rejected
+ * certificate with its SHA-256, subject, issuer and OpenSSL verify code). */
 void et__up_pump(struct et__conn *c);
+/* SSL_CTX client-certificate callback of the upstream contexts: notes the request. */
+int et__on_client_cert_request(SSL *ssl, X509 **x509, EVP_PKEY **pkey);
+/* The server asked for a client certificate and refused us: says so, pins the host for
+ * this client, fails the exchange with 502. */
+void et__up_wants_client_cert(struct et__conn *c);
 
 /* ---------------------------------------------------------------- record.c */
 

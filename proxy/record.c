@@ -265,6 +265,7 @@ static void record_upinfo(struct et__conn *c)
     x->tls.upstream_not_before = i->not_before ? et_arena_strdup(x->arena, i->not_before) : NULL;
     x->tls.upstream_not_after = i->not_after ? et_arena_strdup(x->arena, i->not_after) : NULL;
     x->tls.upstream_sha256 = i->sha256 ? et_arena_strdup(x->arena, i->sha256) : NULL;
+    x->tls.verify_error = i->verify ? et_arena_strdup(x->arena, i->verify) : NULL;
     if (x->tls.alpn == NULL && i->alpn)
         x->tls.alpn = et_arena_strdup(x->arena, i->alpn);
 }
@@ -288,6 +289,8 @@ void et__rec_finish(struct et__conn *c)
         x->t.resp_end = et_now_us();
     c->x = NULL;
     c->t_req_begin = 0;
+    if (x->has_response && x->err.code == 0)
+        et__remember_client(c->p, (const struct sockaddr *)&c->peer);
     hand_over(c->p, x);
 }
 

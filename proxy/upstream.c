@@ -62,13 +62,14 @@ void et__target_resolved(struct et__conn *c)
 {
     for (int i = 0; i < c->naddr; i++) {
         set_port(&c->addrs[i], c->target_port);
-        if (!et__target_allowed(c->p, c->target_host, (const struct sockaddr *)&c->addrs[i])) {
+        const char *why =
+            c->named ? NULL : et__target_refusal(c->p, (const struct sockaddr *)&c->addrs[i]);
+        if (why != NULL) {
             char a[64];
-            et__addr_format((const struct sockaddr *)&c->addrs[i], a, sizeof(a));
-            c->p->st.denied++;
-            et__conn_fail(c, ET_EDENIED, ET_STAGE_REQUEST, 403,
-                          "target %s resolves to %s, which is not allowed (--allow-target)",
-                          c->target_host, a);
+            et__ip_format((const struct sockaddr *)&c->addrs[i], a, sizeof(a));
+            et__deny_target(c, c->mode == ET__M_RESOLVING ? "CONNECT" : "request to",
+                            c->target_host, c->target_port,
+                            strcmp(a, c->target_host) == 0 ? NULL : a, why);
             return;
         }
     }
@@ -211,6 +212,8 @@ static char *asn1_time_iso(const ASN1_TIME *t)
 
 static void up_collect_info(struct et__leg *u)
 {
+    if (u->info != NULL || u->ssl == NULL)
+        return;
     struct et__upinfo *i = et_calloc(1, sizeof(*i));
     if (i == NULL)
         return;
@@ -225,6 +228,12 @@ static void up_collect_info(struct et__leg *u)
     if (alen > 0)
         i->alpn = et_strndup((const char *)alpn, alen);
     X509 *cert = SSL_get0_peer_certificate(u->ssl);
+    if (cert == NULL) {
+        /* A rejected certificate never becomes the session's peer; its chain is kept. */
+        STACK_OF(X509) *chain = SSL_get_peer_cert_chain(u->ssl);
+        if (chain != NULL && sk_X509_num(chain) > 0)
+            cert = sk_X509_value(chain, 0);
+    }
     if (cert == NULL)
         return;
     char buf[512];
@@ -346,6 +355,7 @@ static void on_up_connect(uv_connect_t *req, int status)
             return;
         }
         SSL_set_connect_state(u->ssl);
+        SSL_set_app_data(u->ssl, u); /* for et__on_client_cert_request */
         unsigned char tmp[16];
         int is_ip = inet_pton(AF_INET, u->sni, tmp) == 1 || inet_pton(AF_INET6, u->sni, tmp) == 1;
         if (!is_ip)
@@ -356,6 +366,8 @@ static void on_up_connect(uv_connect_t *req, int status)
                 X509_VERIFY_PARAM_set1_ip_asc(vp, u->sni);
             else
                 SSL_set1_host(u->ssl, u->sni);
+            /* RFC 6125 6.4.4: no fallback to the subject CN when there is no DNS name. */
+            SSL_set_hostflags(u->ssl, X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
         }
         /* The first flight: ClientHello into the write queue. */
         unsigned long err;
@@ -379,11 +391,20 @@ void et__up_pump(struct et__conn *c)
     int r = et__leg_tls_pump(u, &sslerr);
     if (r < 0) {
         long vr = SSL_get_verify_result(u->ssl);
-        if (vr != X509_V_OK)
+        up_collect_info(u); /* the rejected certificate's facts go into the record */
+        if (vr != X509_V_OK) {
+            if (u->info != NULL && u->info->verify == NULL) {
+                char v[300];
+                snprintf(v, sizeof(v), "verify code %ld: %s", vr,
+                         X509_verify_cert_error_string(vr));
+                u->info->verify = et_strdup(v);
+            }
             et__conn_fail(c, ET_ECERT, ET_STAGE_UPSTREAM_TLS, 502,
-                          "certificate of %s rejected: %s", u->sni,
-                          X509_verify_cert_error_string(vr));
-        else {
+                          "certificate of %s rejected: %s (OpenSSL verify code %ld)", u->sni,
+                          X509_verify_cert_error_string(vr), vr);
+        } else if (u->cert_asked) {
+            et__up_wants_client_cert(c);
+        } else {
             char buf[256] = "connection closed during the handshake";
             if (sslerr != (unsigned long)-1)
                 ERR_error_string_n(sslerr, buf, sizeof(buf));
@@ -394,10 +415,42 @@ void et__up_pump(struct et__conn *c)
         up_collect_info(u);
         et__conn_up_ready(c);
     } else if (!u->hs_done && u->eof) {
-        et__conn_fail(c, ET_ECONNRESET, ET_STAGE_UPSTREAM_TLS, 502,
-                      "%s closed the connection during the TLS handshake", u->sni);
+        if (u->cert_asked)
+            et__up_wants_client_cert(c);
+        else
+            et__conn_fail(c, ET_ECONNRESET, ET_STAGE_UPSTREAM_TLS, 502,
+                          "%s closed the connection during the TLS handshake", u->sni);
     }
     /* A failure above detached u (closing): the flush then does nothing. */
     if (u->hs_done)
         et__leg_flush(u);
+}
+
+/* OpenSSL asks for a client certificate: there is none to give (the phone's stays on the
+ * phone), so only remember that the server asked, to name it if it then refuses us. */
+int et__on_client_cert_request(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+{
+    struct et__leg *u = SSL_get_app_data(ssl);
+    (void)x509;
+    (void)pkey;
+    if (u != NULL)
+        u->cert_asked = 1;
+    return 0;
+}
+
+void et__up_wants_client_cert(struct et__conn *c)
+{
+    struct et__leg *u = c->up;
+    char pt[32];
+    et__pin_time_text(c->p, pt, sizeof(pt));
+    up_collect_info(u);
+    if (c->connect_host != NULL)
+        et__policy_pin(c->p, c, c->connect_host);
+    et__plog(c->p, "%s asks for a client certificate: tunnelled for %s for %s", u->sni,
+             c->client_addr, pt);
+    et__conn_fail(c, ET_ETLS, ET_STAGE_UPSTREAM_TLS, 502,
+                  "the server %s asks for a client certificate (EAS certificate-based "
+                  "authentication): cannot intercept, the phone's certificate cannot be "
+                  "presented through the proxy; this host is tunnelled for this client for %s "
+                  "(or leave it out of --intercept)", u->sni, pt);
 }

@@ -27,7 +27,8 @@ enum et_proxy_timer {
     ET_PROXY_T_IDLE = 0,      /* keep-alive connection with no request in progress */
     ET_PROXY_T_HEADER = 1,    /* whole request header section / client TLS handshake */
     ET_PROXY_T_CONNECT = 2,   /* upstream DNS + TCP connect + TLS handshake */
-    ET_PROXY_T_LONGPOLL = 3   /* request outstanding (or tunnel) with no progress */
+    ET_PROXY_T_LONGPOLL = 3,  /* request outstanding (or tunnel) with no progress */
+    ET_PROXY_T_PIN = 4        /* how long a host a client refused stays tunnelled for it */
 };
 
 /*
@@ -43,14 +44,23 @@ typedef void (*et_proxy_exchange_cb)(struct et_exchange *x, void *ud);
  */
 typedef uint64_t (*et_proxy_timeout_cb)(enum et_proxy_timer which, uint64_t ms, void *ud);
 
+/*
+ * One line for the operator (no newline), on the loop thread: refusals by policy, clients
+ * not admitted (once a minute per address), pins that expire or are cleared. The line is
+ * plain ASCII (host names and addresses pass et__host_valid or are formatted by us); valid
+ * only during the call.
+ */
+typedef void (*et_proxy_log_cb)(const char *line, void *ud);
+
 struct et_proxy_opts {
     const char *listen_addr;   /* IPv4/IPv6 literal; NULL: "127.0.0.1" */
     int listen_port;           /* 0 picks a free port (see et_proxy_port); -1: 8888 */
-    /* Client CIDRs allowed besides the listening interface's own subnets ("10.0.0.0/8"). */
+    /* Client CIDRs admitted besides loopback ("192.168.1.0/24"); nobody else is. */
     const char *const *allow;
     size_t n_allow;
-    /* Targets allowed although they are loopback/link-local/unspecified/our own address:
-     * host names (exact, case-insensitive), IP literals or CIDRs. */
+    /* Targets allowed although their port is not 80/443 or their address is loopback,
+     * link-local, private, unspecified or our own: host names (exact, case-insensitive), IP
+     * literals or CIDRs. A host matching an intercept pattern is allowed the same way. */
     const char *const *allow_target;
     size_t n_allow_target;
     /* Glob patterns on the CONNECT host ("*.contoso.com"); none: intercept every host. */
@@ -63,7 +73,7 @@ struct et_proxy_opts {
     const char *upstream_ca_file; /* PEM bundle for upstream checks; NULL: system store */
     size_t body_cap;              /* bytes of each body recorded; 0: 1 MiB */
     uint64_t idle_timeout_ms;     /* 0: 120 s */
-    uint64_t header_timeout_ms;   /* 0: 30 s */
+    uint64_t header_timeout_ms;   /* 0: 10 s; also a new connection's first byte */
     uint64_t connect_timeout_ms;  /* 0: 30 s */
     uint64_t longpoll_timeout_ms; /* 0: 3660 s; values below 3660 s are raised to it */
     struct et_certs *certs;       /* borrowed; NULL: CONNECT is tunnelled, never intercepted */
@@ -84,6 +94,12 @@ struct et_proxy_opts {
     void *worker_ud;
     et_proxy_timeout_cb timeout_hook; /* may be NULL */
     void *timeout_ud;
+    et_proxy_log_cb on_log;       /* may be NULL */
+    void *log_ud;
+    size_t max_conns;             /* client connections at once; 0: from RLIMIT_NOFILE */
+    size_t max_conns_per_client;  /* per client address; 0: 64 (loopback: no per-client cap) */
+    uint64_t pin_ms;              /* a refused host stays tunnelled for that client; 0: 10 min;
+                                   * 1: never pinned */
 };
 
 struct et_proxy_stats {
@@ -93,6 +109,9 @@ struct et_proxy_stats {
     uint64_t errors;            /* of those, with err.code != 0 */
     uint64_t tunnels;           /* CONNECTs relayed without interception */
     uint64_t denied;            /* clients or targets refused by policy */
+    uint64_t refused;           /* connections closed at accept (not admitted, over a cap) */
+    uint64_t timed_out;         /* connections closed having sent nothing (counted only) */
+    uint64_t shed;              /* idle connections closed to make room at a cap */
     uint64_t worker_pauses;     /* times new requests waited for on_exchange_worker */
 };
 

@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "eastrace/arena.h"
-#include "logs_int.h"
+#include "eastrace/loglines.h"
 
 const char *const et_iis_known_errors[] = {
     "TooManyJobsQueued", "OverBudget", "InvalidContent", "ServerError", "ServerErrorRetryLater",
@@ -997,9 +997,9 @@ int et_iis_report_add_mem(struct et_iis_report *r, const void *data, size_t len,
 
 static int add_stream(struct et_iis_report *r, const char *path, struct et_error *e)
 {
-    struct et__lines lr;
+    struct et_loglines lr;
     struct worker *wp = et_malloc(sizeof(*wp));
-    int rc = wp ? et__lines_open_file(&lr, path, e) : ET_ENOMEM;
+    int rc = wp ? et_loglines_open_file(&lr, path, e) : ET_ENOMEM;
     if (rc < 0) {
         et_free(wp);
         if (rc == ET_ENOMEM)
@@ -1009,14 +1009,14 @@ static int add_stream(struct et_iis_report *r, const char *path, struct et_error
 #define w (*wp)
     if (worker_init(&w, r) < 0) {
         et_free(wp);
-        et__lines_close(&lr);
+        et_loglines_close(&lr);
         et_error_set(e, ET_ENOMEM, "report worker");
         return ET_ENOMEM;
     }
     for (;;) {
         const char *line;
         size_t len;
-        rc = et__lines_next(&lr, &line, &len, e);
+        rc = et_loglines_next(&lr, &line, &len, e);
         if (rc == ET_ETOOBIG) {
             w.bad++;
             e->code = 0;
@@ -1027,7 +1027,7 @@ static int add_stream(struct et_iis_report *r, const char *path, struct et_error
         worker_line(&w, line, len, lr.line_off);
     }
     r->bytes += lr.off;
-    et__lines_close(&lr);
+    et_loglines_close(&lr);
     if (rc == 0)
         rc = merge_worker(r, &w);
     else {
@@ -1247,12 +1247,12 @@ int et_iis_report_add_path(struct et_iis_report *r, const char *path, struct et_
 {
     char **files;
     size_t n;
-    int rc = et__files_list(path, &files, &n, e);
+    int rc = et_logfiles_list(path, &files, &n, e);
     if (rc < 0)
         return rc;
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = add_file(r, files[i], e);
-    et__files_free(files, n);
+    et_logfiles_free(files, n);
     return rc;
 }
 

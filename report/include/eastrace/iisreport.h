@@ -7,14 +7,15 @@
  *
  *   et_iis_report_new -> et_iis_report_add_path / _add_mem ... -> et_iis_report_write -> _free
  */
-#ifndef ET_LOGS_IISREPORT_H
-#define ET_LOGS_IISREPORT_H
+#ifndef ET_REPORT_IISREPORT_H
+#define ET_REPORT_IISREPORT_H
 
 #include <stdint.h>
 #include <stdio.h>
 
 #include "eastrace/common.h"
 #include "eastrace/iis.h"
+#include "eastrace/iisline.h"
 
 #ifdef __cplusplus
 extern "C" {

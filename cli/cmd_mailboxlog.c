@@ -32,19 +32,14 @@ static int contains(const struct et_exchange *x, const char *t)
     return 0;
 }
 
+/* Through the program's one JSON string writer (valid JSON and UTF-8 whatever the log holds). */
 static void json_str(const char *s, size_t n)
 {
-    putchar('"');
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\')
-            printf("\\%c", c);
-        else if (c < 0x20)
-            printf("\\u%04x", c);
-        else
-            putchar(c);
-    }
-    putchar('"');
+    struct et_buf b;
+    et_buf_init(&b, 0);
+    if (et_buf_put_json_string(&b, s, n) == 0)
+        fwrite(b.data, 1, b.len, stdout);
+    et_buf_free(&b);
 }
 
 static void print_json(const struct et_exchange *x)
@@ -73,8 +68,11 @@ static void print_json(const struct et_exchange *x)
     json_str(x->req.body.data ? (const char *)x->req.body.data : "", x->req.body.len);
     printf(",\"response_body\":");
     json_str(x->resp.body.data ? (const char *)x->resp.body.data : "", x->resp.body.len);
-    if (x->err.code)
-        printf(",\"error\":\"%s\"", x->err.message ? x->err.message : "");
+    if (x->err.code) {
+        const char *m = x->err.message ? x->err.message : "";
+        printf(",\"error\":");
+        json_str(m, strlen(m));
+    }
     printf("}\n");
 }
 

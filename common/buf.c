@@ -216,7 +216,7 @@ int et_buf_put_json_string(struct et_buf *b, const char *s, size_t n)
                 i += l - 1;
                 continue;
             }
-            rep = "\ufffd";
+            rep = "\\ufffd";
         } else if (c == '"')
             rep = "\\\"";
         else if (c == '\\')

@@ -8,12 +8,20 @@
 
 int et_table_is_number(const char *s)
 {
+    int dot = 0, digits = 0;
     if (s == NULL || *s == '\0')
         return 0;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9')
+    for (; *s; s++) {
+        if (*s == '.' && !dot && digits > 0) {
+            dot = 1;
+            digits = 0;
+        } else if (*s >= '0' && *s <= '9') {
+            digits++;
+        } else {
             return 0;
-    return 1;
+        }
+    }
+    return digits > 0;
 }
 
 static const char *cell(const struct et_table *t, size_t r, int c)
@@ -28,7 +36,7 @@ int et_csv_cell(struct et_buf *out, const char *s)
     int formula = s[0] == '=' || s[0] == '+' || s[0] == '-' || s[0] == '@' || s[0] == '\t' ||
                   s[0] == '\r';
     /* A negative number is data, not a formula: keep "-5" as it is. */
-    if (formula && s[0] == '-' && et_table_is_number(s + 1))
+    if (formula && s[0] == '-' && et_table_is_number(s + 1) && strchr(s, '.') == NULL)
         formula = 0;
     if (strpbrk(s, ",\"\r\n") == NULL)
         return formula ? (et_buf_putc(out, '\'') || et_buf_puts(out, s) ? ET_ENOMEM : 0)
@@ -240,7 +248,8 @@ static int render_json(const struct et_table *t, struct et_buf *out)
             if (rc != 0)
                 break;
             /* Up to 15 digits: exact in a double, so every JSON reader keeps the value. */
-            if (et_table_is_number(c) && strlen(c) < 16 && (c[0] != '0' || c[1] == '\0'))
+            if (et_table_is_number(c) && strlen(c) < 16 &&
+                (c[0] != '0' || c[1] == '\0' || c[1] == '.'))
                 rc = et_buf_puts(out, c);
             else
                 rc = json_str(out, c);

@@ -9,7 +9,7 @@
  *   CSV   RFC 4180 (CRLF, quotes doubled), and a cell starting with = + - @ TAB or CR gets a
  *         leading ' so a spreadsheet does not run it as a formula (OWASP CSV injection)
  *   HTML  one <table>, every cell escaped (& < > " ' and controls)
- *   JSON  {"name":..., "columns":[...], "rows":[[...]]}; short all-digit cells as numbers,
+ *   JSON  {"name":..., "columns":[...], "rows":[[...]]}; short numeric cells as numbers,
  *         every string through et_buf_put_json_string (valid UTF-8 out, whatever came in)
  */
 #ifndef ET_COMMON_TABLE_H
@@ -56,7 +56,8 @@ int et_table_write(const struct et_table *t, enum et_table_format fmt, unsigned 
 /* One CSV cell: quoted when it holds , " CR or LF; prefixed with ' when it starts with
  * = + - @ TAB or CR. Every CSV the tool writes goes through here. Returns 0 or ET_ENOMEM. */
 int et_csv_cell(struct et_buf *out, const char *s);
-/* Does the cell look like a number (all digits, not empty)? */
+/* Does the cell look like a number (digits, with at most one '.' between digits)? Numbers are
+ * right-aligned in text, td class="n" in HTML, bare in JSON. */
 int et_table_is_number(const char *s);
 
 #ifdef __cplusplus

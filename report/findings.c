@@ -3,8 +3,8 @@
  *
  * A record holds what the analyzer's rules read of an IIS exchange, exactly as the reader
  * (logs/iis.c) and the view (analyzer/view.c) would give it: the time, the device (DeviceId,
- * else User, else c-ip), the command, sc-status, and Exchange's Log= items S, Error, Hb and
- * Sk. Strings are interned per worker, so a record is a few pointers and numbers. Queries
+ * else User, else c-ip), the command, sc-status, and Exchange's Log= items S, Error, Hb, Sk
+ * (the reader's typed facts) and As (the meta item the device-blocked rule reads). Strings are interned per worker, so a record is a few pointers and numbers. Queries
  * that are plain, short and free of '%', '+' and '#' (nearly all) are read from the scanned
  * slices; any other goes through the decoder's et_eas_query_parse as the view does, so both
  * paths give the view's answer. Findings are grouped as `eastrace iis` shows them: one row
@@ -30,8 +30,12 @@ struct frec {
     const char *error;   /* Log= Error, URL-decoded; NULL when none */
     const char *sk;      /* Log= Sk of a Sync, URL-decoded; NULL when none */
     const char *host;    /* cs-host else s-ip, only for non-EAS 5xx (the only rule using it) */
+    const char *as;      /* Log= As (access state), URL-decoded; NULL when none */
     long status, hb;     /* Log= S and Hb; -1 when absent */
     int http;            /* sc-status 1..999, 0 when none */
+    uint64_t fe_c;       /* front-end exchanges of this worker's input up to this one */
+    uint64_t be_c;       /* back-end exchanges up to this one (with --site auto: those before
+                            the worker's first front-end line) */
     uint8_t is_eas;
     uint8_t backend;     /* a back-end (Proxy) line */
     uint8_t fe_before;   /* a front-end line came before it in this worker's input */
@@ -55,6 +59,9 @@ struct et__fw {
     struct et_arena *arena;   /* interned strings and sync keys */
     struct et_arena *scratch; /* the decoder's output for slow-path queries, reset per line */
     int fe_seen, fe_any;
+    int site;                 /* enum et_iis_site */
+    uint64_t fe_c, be_c;      /* the reader's exchanges so far (see struct frec) */
+    int cand;                 /* the current line is one of them */
     char stem_buf[256];       /* the last stem classified by the decoder's rule, and its answer */
     size_t stem_len;
     int stem_eas;
@@ -123,11 +130,12 @@ static const char *intern(struct et__fw *fw, const char *s, size_t n, int *oom)
     return d;
 }
 
-struct et__fw *et__fw_new(int nshards)
+struct et__fw *et__fw_new(int nshards, enum et_iis_site site)
 {
     struct et__fw *fw = et_calloc(1, sizeof(*fw));
     if (fw == NULL)
         return NULL;
+    fw->site = (int)site;
     fw->nshards = nshards < 1 ? 1 : (nshards > ET__SHARDS_MAX ? ET__SHARDS_MAX : nshards);
     fw->arena = et_arena_new(64 * 1024);
     if (fw->arena == NULL) {
@@ -190,17 +198,6 @@ static long slice_num(struct et_slice s)
         v = v * 10 + (s.ptr[i] - '0');
     }
     return v;
-}
-
-/* analyzer/view.c's reading of a number: strtol, the default when nothing is read. */
-static long view_long(const char *s, long dflt)
-{
-    char *end;
-    long v;
-    if (s == NULL || *s == '\0')
-        return dflt;
-    v = strtol(s, &end, 10);
-    return end == s ? dflt : v;
 }
 
 /* A query the scanned slices answer as the decoder would: short, and nothing to decode
@@ -278,113 +275,23 @@ static const char *log_item(const struct et_eas_log *lg, const char *name, int c
     return NULL;
 }
 
-/* The four items the view reads (S, Error, Hb, Sk): their first occurrences among the items
- * et_eas_log_parse would keep, found in one pass without filling a struct et_eas_log. */
-struct log4 {
-    struct et_slice s, error, hb, sk;
-    unsigned have; /* bits: 1 s, 2 error, 4 hb, 8 sk */
-};
-
-static int is_alpha(uint8_t c)
+int et__fw_candidate(struct et__fw *fw, const struct et_iis_layout *l, const struct et_slice *f,
+                     int n, enum et_iis_stem stem)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
-}
-
-static int upper(uint8_t c)
-{
-    return c >= 'a' && c <= 'z' ? c - 32 : c;
-}
-
-static void log4_item(struct log4 *o, const uint8_t *p, const uint8_t *ie, const uint8_t *colon)
-{
-    const uint8_t *ne, *vs;
-    if (colon != NULL) {
-        ne = colon;
-        vs = colon + 1;
-    } else {
-        ne = p;
-        while (ne < ie && is_alpha(*ne))
-            ne++;
-        vs = ne;
-    }
-    struct et_slice v = {vs, (size_t)(ie - vs)};
-    size_t nl = (size_t)(ne - p);
-    if (nl == 1 && upper(p[0]) == 'S' && !(o->have & 1)) {
-        o->s = v;
-        o->have |= 1;
-    } else if (nl == 5 && !(o->have & 2) && et_strncaseeq((const char *)p, "Error", 5)) {
-        o->error = v;
-        o->have |= 2;
-    } else if (nl == 2 && upper(p[0]) == 'H' && upper(p[1]) == 'B' && !(o->have & 4)) {
-        o->hb = v;
-        o->have |= 4;
-    } else if (nl == 2 && upper(p[0]) == 'S' && upper(p[1]) == 'K' && !(o->have & 8)) {
-        o->sk = v;
-        o->have |= 8;
-    }
-}
-
-/* Returns 0 when the string may be Exchange 2003's packed form (et_eas_log_parse then). Items
- * are cut as et_eas_log_parse cuts them (at '_'; the name is what precedes the item's first
- * ':', else its leading letters; empty items skipped; at most ET_EAS_LOG_MAX_ITEMS kept), in
- * one pass over the bytes. */
-static inline uint64_t byte_eq_mask(uint64_t w, uint64_t c8)
-{
-    uint64_t x = w ^ c8;
-    return ~(((x & 0x7F7F7F7F7F7F7F7FULL) + 0x7F7F7F7F7F7F7F7FULL) | x | 0x7F7F7F7F7F7F7F7FULL);
-}
-
-static int scan_log4(const uint8_t *p, size_t n, struct log4 *o)
-{
-    const uint8_t *s = p, *end = p + n, *start = p, *colon = NULL;
-    size_t items = 0;
-    memset(o, 0, sizeof(*o));
-    if (n >= 4 && p[0] == 'V' && memchr(p, '_', n) == NULL)
+    /* The reader trims trailing spaces and skips lines with fewer fields than #Fields. */
+    while (n > 0 && (f[n - 1].len == 0 || (f[n - 1].ptr[0] == ' ' &&
+                                           strspn((const char *)f[n - 1].ptr, " ") >= f[n - 1].len)))
+        n--;
+    fw->cand = n >= l->n && stem != ET_IIS_STEM_OTHER;
+    if (!fw->cand)
         return 0;
-    /* The separators ('_', ':') eight bytes at a time, then the tail byte by byte. */
-    for (;;) {
-        uint64_t m = 0;
-        size_t step;
-        if (end - s >= 8) {
-            uint64_t w;
-            memcpy(&w, s, 8);
-            m = byte_eq_mask(w, 0x5F5F5F5F5F5F5F5FULL) | byte_eq_mask(w, 0x3A3A3A3A3A3A3A3AULL);
-            step = 8;
-        } else {
-            for (size_t k = 0; k < (size_t)(end - s); k++)
-                if (s[k] == '_' || s[k] == ':')
-                    m |= 0x80ULL << (8 * k);
-            step = (size_t)(end - s);
-        }
-        while (m != 0) {
-            const uint8_t *c = s + (__builtin_ctzll(m) >> 3);
-            m &= m - 1;
-            if (*c == ':') {
-                if (colon == NULL)
-                    colon = c;
-                continue;
-            }
-            if (c > start) {
-                log4_item(o, start, c, colon);
-                if (++items == ET_EAS_LOG_MAX_ITEMS || o->have == 15)
-                    return 1;
-            }
-            start = c + 1;
-            colon = NULL;
-        }
-        s += step;
-        if (s >= end)
-            break;
+    if (stem == ET_IIS_STEM_BACKEND) {
+        if (fw->site != ET_IIS_SITE_AUTO || !fw->fe_seen)
+            fw->be_c++;
+    } else {
+        fw->fe_c++;
     }
-    if (end > start)
-        log4_item(o, start, end, colon);
     return 1;
-}
-
-static const char *decoded(struct et_slice v, char *out, size_t outlen)
-{
-    et_iis_url_decode((const char *)v.ptr, v.len, out, outlen);
-    return out;
 }
 
 void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct et_slice *f,
@@ -396,13 +303,12 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
     char tmp[4096];
     int fe_before = fw->fe_seen;
 
-    /* The reader trims trailing spaces and skips lines with fewer fields than #Fields. */
-    while (n > 0 && (f[n - 1].len == 0 || (f[n - 1].ptr[0] == ' ' &&
-                                           strspn((const char *)f[n - 1].ptr, " ") >= f[n - 1].len)))
-        n--;
-    if (n < l->n || stem == ET_IIS_STEM_OTHER)
+    if (!fw->cand)
         return;
+    fw->cand = 0;
     memset(&r, 0, sizeof(r));
+    r.fe_c = fw->fe_c;
+    r.be_c = fw->be_c;
     r.status = r.hb = -1;
     r.backend = stem == ET_IIS_STEM_BACKEND;
     r.fe_before = (uint8_t)fe_before;
@@ -485,41 +391,30 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
             r.host = intern(fw, (const char *)v.ptr, v.len, oom);
     }
 
-    /* Exchange's Log= items, as the view reads the reader's "Log-<name>" meta. */
+    /* Exchange's Log= items as the reader makes them typed facts (logs/iis.c set_facts: none
+     * for the packed 2003 string) and the view reads them, and the access state the
+     * analyzer reads from the reader's "Log-As" meta item. */
     if (qs->log.len) {
-        struct log4 l4;
-        const char *ls = NULL, *le = NULL, *lh = NULL, *lk = NULL;
-        char t1[64], t2[64], tk[4096];
-        if (scan_log4(qs->log.ptr, qs->log.len, &l4)) {
-            if (l4.have & 1)
-                ls = decoded(l4.s, t1, sizeof(t1));
-            if (l4.have & 2)
-                le = decoded(l4.error, tmp, sizeof(tmp));
-            if (l4.have & 4)
-                lh = decoded(l4.hb, t2, sizeof(t2));
-            if ((l4.have & 8) && r.cmd != NULL && strcmp(r.cmd, "Sync") == 0)
-                lk = decoded(l4.sk, tk, sizeof(tk));
-        } else {
-            struct et_eas_log lg;
-            et_eas_log_parse((const char *)qs->log.ptr, qs->log.len, &lg);
-            ls = log_item(&lg, "S", 0, t1, sizeof(t1));
-            if ((le = log_item(&lg, "Error", 0, tmp, sizeof(tmp))) == NULL)
-                le = log_item(&lg, "Error", 1, tmp, sizeof(tmp));
-            lh = log_item(&lg, "Hb", 0, t2, sizeof(t2));
-            if (r.cmd != NULL && strcmp(r.cmd, "Sync") == 0)
-                lk = log_item(&lg, "Sk", 0, tk, sizeof(tk));
+        struct et_eas_log lg;
+        et_eas_log_parse((const char *)qs->log.ptr, qs->log.len, &lg);
+        if (!lg.exch2003) {
+            char sk[24];
+            r.status = lg.status >= 0 ? lg.status : -1;
+            r.hb = lg.heartbeat >= 0 ? lg.heartbeat : -1;
+            if (lg.error.len > 0) {
+                size_t k = et_iis_url_decode((const char *)lg.error.ptr, lg.error.len, tmp, 1024);
+                if (k > 0)
+                    r.error = intern(fw, tmp, k, oom);
+            }
+            if (lg.sync_key >= 0 && r.cmd != NULL && strcmp(r.cmd, "Sync") == 0) {
+                int k = snprintf(sk, sizeof(sk), "%ld", lg.sync_key);
+                if ((r.sk = et_arena_strndup(fw->arena, sk, (size_t)k)) == NULL)
+                    *oom = 1;
+            }
         }
-        if (ls != NULL) {
-            long x = view_long(ls, -1);
-            if (x >= 0)
-                r.status = x;
-        }
-        if (le != NULL && *le != '\0')
-            r.error = intern(fw, le, strlen(le), oom);
-        if (lh != NULL)
-            r.hb = view_long(lh, -1);
-        if (lk != NULL && (r.sk = et_arena_strdup(fw->arena, lk)) == NULL)
-            *oom = 1;
+        const char *as = log_item(&lg, "As", 0, tmp, sizeof(tmp));
+        if (as != NULL)
+            r.as = intern(fw, as, strlen(as), oom);
     }
     if (*oom)
         return;
@@ -660,6 +555,7 @@ struct shard {
     /* one run */
     const struct et__fa_seg *segs;
     const int *fe_seg;  /* per segment: a front-end line came before it in this path */
+    const uint64_t *id_seg; /* per segment: the reader's exchanges of the path before it */
     int nsegs, idx;
     enum et_iis_site site;
     int rc;
@@ -669,6 +565,7 @@ struct et__fa {
     int nshards;
     struct shard sh[ET__SHARDS_MAX];
     int fe_path;
+    uint64_t id_path; /* the reader's exchanges of this path so far (it numbers them from 1) */
     const char **cells;
     char (*nums)[2][32];
 };
@@ -710,19 +607,23 @@ void et__fa_free(struct et__fa *fa)
 void et__fa_path(struct et__fa *fa)
 {
     fa->fe_path = 0;
+    fa->id_path = 0;
 }
 
 /* The view et_view_build gives the reader's exchange of this record. Only the fields the
  * rules read change per record; the rest stay as et_view_build leaves them for IIS lines. */
-static void feed_one(struct shard *s, const struct frec *r, struct et_exchange *x,
+static void feed_one(struct shard *s, const struct frec *r, uint64_t id, struct et_exchange *x,
                      struct et_view *v)
 {
     struct et_finding *f = NULL;
+    x->id = id;
     x->t.req_begin = r->t;
     x->t.resp_end = r->t;
     x->has_response = r->http > 0;
     x->resp.status = r->http;
     x->host = r->host;
+    x->meta.n = r->as != NULL;
+    x->meta.v[0].value = r->as != NULL ? r->as : "";
     v->is_eas = r->is_eas;
     v->cmd = r->is_eas ? r->cmd : NULL;
     v->device = r->device;
@@ -771,14 +672,21 @@ static void *shard_main(void *p)
     x.req.body.absent = 1;
     x.resp.body.absent = 1;
     v.heartbeat_resp = v.max_folders = v.ping_folders = -1;
+    /* The one meta item a rule reads of an IIS exchange: the access state (rule device-blocked). */
+    struct et_header as_meta = {"Log-As", ""};
+    x.meta.v = &as_meta;
+    x.meta.cap = 1;
     for (int k = 0; k < s->nsegs && s->rc == 0; k++) {
         const struct frecs *rs = &s->segs[k].fw->sh[s->idx];
         size_t i = s->segs[k].skip_prefix ? rs->pre : 0;
         for (; i < rs->n && s->rc == 0; i++) {
             const struct frec *r = &rs->v[i];
-            if (r->backend && s->site == ET_IIS_SITE_AUTO && (s->fe_seg[k] || r->fe_before))
+            int auto_site = s->site == ET_IIS_SITE_AUTO;
+            if (r->backend && auto_site && (s->fe_seg[k] || r->fe_before))
                 continue;
-            feed_one(s, r, &x, &v);
+            /* The number the reader gives this exchange (messages quote it). */
+            feed_one(s, r, s->id_seg[k] + r->fe_c + (auto_site && s->fe_seg[k] ? 0 : r->be_c),
+                     &x, &v);
         }
     }
     return NULL;
@@ -789,19 +697,24 @@ int et__fa_run(struct et__fa *fa, const struct et__fa_seg *segs, int nsegs, enum
     pthread_t th[ET__SHARDS_MAX];
     int started[ET__SHARDS_MAX] = {0};
     int fe_seg[64];
+    uint64_t id_seg[64];
     int rc = 0;
 
     if (nsegs > (int)ET_ARRAY_SIZE(fe_seg))
         return ET_ETOOBIG;
     for (int k = 0; k < nsegs; k++) {
+        const struct et__fw *fw = segs[k].fw;
         fe_seg[k] = fa->fe_path;
-        if (segs[k].fw->fe_any)
+        id_seg[k] = fa->id_path;
+        fa->id_path += fw->fe_c + (site == ET_IIS_SITE_AUTO && fe_seg[k] ? 0 : fw->be_c);
+        if (fw->fe_any)
             fa->fe_path = 1;
     }
     for (int i = 0; i < fa->nshards; i++) {
         struct shard *s = &fa->sh[i];
         s->segs = segs;
         s->fe_seg = fe_seg;
+        s->id_seg = id_seg;
         s->nsegs = nsegs;
         s->idx = i;
         s->site = site;

@@ -328,7 +328,7 @@ static int worker_init(struct worker *w, struct et_iis_report *r)
         return ET_ENOMEM;
     w->cur = &w->side;
     w->initial = 1;
-    if (r->o.findings && (w->fw = et__fw_new(r->o.threads)) == NULL) {
+    if (r->o.findings && (w->fw = et__fw_new(r->o.threads, r->o.site)) == NULL) {
         et_arena_free(w->arena);
         w->arena = NULL;
         return ET_ENOMEM;
@@ -539,6 +539,8 @@ static void count_line(struct worker *w, const char *line, size_t len)
         w->backend++;
     else
         w->frontend++;
+    if (w->fw != NULL)
+        (void)et__fw_candidate(w->fw, &w->layout, f, n, stem);
 
     struct et_slice date = colv(w, f, n, ET_IIS_DATE);
     if (w->r->date[0] && (date.len != 10 || memcmp(date.ptr, w->r->date, 10) != 0))

@@ -21,12 +21,17 @@
 /* One worker's records (a byte range, a stream or a prefix recount). */
 struct et__fw;
 
-/* NULL on ENOMEM. nshards is at most ET__SHARDS_MAX. */
-struct et__fw *et__fw_new(int nshards);
+/* NULL on ENOMEM. nshards is at most ET__SHARDS_MAX; site is the report's --site. */
+struct et__fw *et__fw_new(int nshards, enum et_iis_site site);
 void et__fw_free(struct et__fw *fw);
 /* A data line whose cs-uri-stem is the front end's was seen (the reader's site choice
  * depends on it even for lines that are skipped later). */
 void et__fw_frontend(struct et__fw *fw);
+/* Is this data line (after the site choice, before any other filter) one the reader makes
+ * an exchange of? Counts it (the reader numbers its exchanges) and returns 1 if so. Call it
+ * for every such line, then et__fw_line for the ones that pass the report's filters. */
+int et__fw_candidate(struct et__fw *fw, const struct et_iis_layout *l, const struct et_slice *f,
+                     int n, enum et_iis_stem stem);
 /*
  * Records one data line as the reader would make it an exchange: l the layout, f/n the
  * split fields (n counts every field up to l->n + 1), stem its class, q its scanned (not

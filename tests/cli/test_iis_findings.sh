@@ -55,6 +55,22 @@ compare() { # compare NAME LOG [IIS OPTIONS...]
   "$E" replay --json "$log" > "$tmp/replay.json" 2>"$tmp/replay.err"
   iis_counts < "$tmp/iis.json" > "$tmp/a" || { bad "$name: iis --json unreadable"; return; }
   replay_counts < "$tmp/replay.json" > "$tmp/b" || { bad "$name: replay --json unreadable"; return; }
+  # Each iis row shows its group's first message: it must be one replay printed, word for
+  # word (exchange numbers quoted in messages included).
+  if python3 - "$tmp/iis.json" "$tmp/replay.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1], encoding="utf-8"))
+a = {(r[1], r[2], r[5]) for t in d["tables"] if t["name"] == "findings" for r in t["rows"]}
+b = set()
+for line in open(sys.argv[2], encoding="utf-8"):
+    for f in json.loads(line).get("findings", []):
+        b.add((f["rule"], f.get("device") or "-", f["message"]))
+missing = sorted(a - b)
+for m in missing[:5]:
+    print("  not in replay:", m)
+sys.exit(1 if missing else 0)
+PY
+  then ok "$name: every message is one replay gives"; else bad "$name: messages differ"; fi
   if cmp -s "$tmp/a" "$tmp/b"; then
     ok "$name: same findings per rule and device as replay ($(wc -l < "$tmp/a") rule/device pairs, $(awk -F'\t' '{s+=$3} END {print s+0}' "$tmp/a") findings)"
   else

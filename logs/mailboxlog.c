@@ -7,16 +7,20 @@
  */
 #include "eastrace/mailboxlog.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "logs_int.h"
+#include "eastrace/arena.h"
+#include "eastrace/loglines.h"
+#include "eastrace/table.h"
 
 #define MAX_ENTRY_BYTES (64u * 1024u * 1024u)
 #define SEEN_MAX (1u << 22)
 
 struct mbx_src {
-    struct et__lines lines;
+    struct et_loglines lines;
     char *name;
     uint64_t id;
     /* Pending: a separator line read ahead while finishing the previous entry. */
@@ -387,7 +391,7 @@ static int mbx_next(void *impl, struct et_exchange **out, struct et_error *e)
             entry_line = m->sep_line;
             continue;
         }
-        rc = et__lines_next(&m->lines, &line, &len, e);
+        rc = et_loglines_next(&m->lines, &line, &len, e);
         if (rc == ET_ETOOBIG) {
             e->code = 0;
             continue; /* an overlong line inside a body: drop it, keep the entry */
@@ -529,7 +533,7 @@ out:
 static void mbx_close(void *impl)
 {
     struct mbx_src *m = impl;
-    et__lines_close(&m->lines);
+    et_loglines_close(&m->lines);
     et_free(m->seen);
     et_free(m->name);
     et_free(m);
@@ -557,7 +561,7 @@ int et_mailboxlog_open(const char *path, struct et_source **out, struct et_error
         et_error_set(e, ET_ENOMEM, "mailbox log source");
         return ET_ENOMEM;
     }
-    int rc = et__lines_open_file(&m->lines, path, e);
+    int rc = et_loglines_open_file(&m->lines, path, e);
     if (rc < 0) {
         et_free(m);
         return rc;
@@ -574,7 +578,7 @@ int et_mailboxlog_open_mem(const void *data, size_t len, const char *name,
         et_error_set(e, ET_ENOMEM, "mailbox log source");
         return ET_ENOMEM;
     }
-    et__lines_open_mem(&m->lines, len ? data : "", len);
+    et_loglines_open_mem(&m->lines, len ? data : "", len);
     return finish(m, name ? name : "memory", out, e);
 }
 
@@ -648,50 +652,79 @@ static int cmd_len(const char *c)
     return n;
 }
 
+/* Both reports are tables of the common renderer (eastrace/table.h): aligned, and scrubbed
+ * of control characters, since every cell comes from the log. */
+static const char *cell_printf(struct et_arena *a, const char *fmt, ...) ET_PRINTF(2, 3);
+static const char *cell_printf(struct et_arena *a, const char *fmt, ...)
+{
+    char b[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(b, sizeof(b), fmt, ap);
+    va_end(ap);
+    const char *s = et_arena_strdup(a, b);
+    return s ? s : "";
+}
+
+static void write_table(FILE *f, const char *const *cols, int ncols, const char **cells,
+                        size_t nrows)
+{
+    struct et_table t = {"", cols, ncols, cells, nrows};
+    (void)et_table_write(&t, ET_TABLE_TEXT, 0, f);
+}
+
 void et_mailboxlog_ping_report(FILE *f, struct et_exchange *const *xs, size_t n)
 {
-    fprintf(f, "%-24s  %9s  %7s  %6s  %9s\n", "RequestTime", "Heartbeat", "Folders", "Status",
-            "RTT(s)");
+    static const char *const cols[] = {"RequestTime", "Heartbeat", "Folders", "Status", "RTT(s)"};
+    struct et_arena *a = et_arena_new(0);
+    const char **cells = et_calloc(n ? n * 5 : 1, sizeof(*cells));
+    size_t rows = 0;
+    if (a == NULL || cells == NULL)
+        goto out;
     for (size_t i = 0; i < n; i++) {
         struct et_mailboxlog_info in;
         char t[40];
+        const char **c = cells + rows * 5;
         et_mailboxlog_info(xs[i], &in);
         if (!(strncmp(in.cmd, "Ping", 4) == 0 && cmd_len(in.cmd) == 4))
             continue;
-        char hb[24] = "-", fo[24] = "-", st[24] = "-", rt[24] = "-";
-        if (in.heartbeat >= 0)
-            snprintf(hb, sizeof(hb), "%ld", in.heartbeat);
-        if (in.ping_folders >= 0)
-            snprintf(fo, sizeof(fo), "%d", in.ping_folders);
-        if (in.status >= 0)
-            snprintf(st, sizeof(st), "%ld", in.status);
-        if (in.rtt_us >= 0)
-            snprintf(rt, sizeof(rt), "%.1f", (double)in.rtt_us / 1e6);
-        fprintf(f, "%-24s  %9s  %7s  %6s  %9s\n", et_time_iso8601(xs[i]->t.req_begin, t, sizeof(t)),
-                hb, fo, st, rt);
+        c[0] = cell_printf(a, "%s", et_time_iso8601(xs[i]->t.req_begin, t, sizeof(t)));
+        c[1] = in.heartbeat >= 0 ? cell_printf(a, "%ld", in.heartbeat) : "-";
+        c[2] = in.ping_folders >= 0 ? cell_printf(a, "%d", in.ping_folders) : "-";
+        c[3] = in.status >= 0 ? cell_printf(a, "%ld", in.status) : "-";
+        c[4] = in.rtt_us >= 0 ? cell_printf(a, "%.1f", (double)in.rtt_us / 1e6) : "-";
+        rows++;
     }
+    write_table(f, cols, 5, cells, rows);
+out:
+    et_free(cells);
+    et_arena_free(a);
 }
 
 void et_mailboxlog_entry_report(FILE *f, struct et_exchange *const *xs, size_t n)
 {
-    fprintf(f, "%-6s  %-24s  %-18s  %4s  %6s  %3s  %9s\n", "Entry", "RequestTime", "Cmd", "HTTP",
-            "Status", "SK0", "RTT(s)");
+    static const char *const cols[] = {"Entry", "RequestTime", "Cmd", "HTTP",
+                                       "Status", "SK0", "RTT(s)"};
+    struct et_arena *a = et_arena_new(0);
+    const char **cells = et_calloc(n ? n * 7 : 1, sizeof(*cells));
+    if (a == NULL || cells == NULL)
+        goto out;
     for (size_t i = 0; i < n; i++) {
         struct et_mailboxlog_info in;
         char t[40];
         const char *no = et_headers_get(&xs[i]->meta, "Log Entry");
+        const char **c = cells + i * 7;
         et_mailboxlog_info(xs[i], &in);
-        fprintf(f, "%-6s  %-24s  %-18.*s  %4d  ", no ? no : "", 
-                et_time_iso8601(xs[i]->t.req_begin, t, sizeof(t)), cmd_len(in.cmd), in.cmd,
-                xs[i]->resp.status);
-        if (in.status >= 0)
-            fprintf(f, "%6ld  ", in.status);
-        else
-            fprintf(f, "%6s  ", "-");
-        fprintf(f, "%3s  ", in.synckey0 ? "yes" : "");
-        if (in.rtt_us >= 0)
-            fprintf(f, "%9.3f\n", (double)in.rtt_us / 1e6);
-        else
-            fprintf(f, "%9s\n", "-");
+        c[0] = no ? no : "";
+        c[1] = cell_printf(a, "%s", et_time_iso8601(xs[i]->t.req_begin, t, sizeof(t)));
+        c[2] = et_arena_strndup(a, in.cmd, (size_t)cmd_len(in.cmd));
+        c[3] = cell_printf(a, "%d", xs[i]->resp.status);
+        c[4] = in.status >= 0 ? cell_printf(a, "%ld", in.status) : "-";
+        c[5] = in.synckey0 ? "yes" : "";
+        c[6] = in.rtt_us >= 0 ? cell_printf(a, "%.3f", (double)in.rtt_us / 1e6) : "-";
     }
+    write_table(f, cols, 7, cells, n);
+out:
+    et_free(cells);
+    et_arena_free(a);
 }

@@ -299,7 +299,7 @@ struct et__conn {
     unsigned target_tls : 1, req_is_head : 1, client_close : 1, resp_started : 1,
         local : 1, up_ready : 1, resolved : 1, intercept : 1, tunnel : 1, flush_pending : 1,
         advance_pending : 1,
-quiet : 1,    /* nothing received since accept or since the mode began */
+        quiet : 1,    /* nothing received since accept or since the mode began */
         hold_req : 1, /* the request is held back from upstream until complete */
         named : 1;    /* the target is named by --allow-target or --intercept */
     struct sockaddr_storage peer; /* the client's address */

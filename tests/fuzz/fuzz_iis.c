@@ -31,6 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         struct et_iis_report_opts o = {0};
         o.kind = (enum et_iis_report_kind)kind;
         o.interval = kind == 0 ? 600 : 0;
+        o.findings = kind == 0; /* the analyzer over the records, as `eastrace iis` does */
         struct et_iis_report *r = et_iis_report_new(&o);
         if (r == NULL)
             continue;

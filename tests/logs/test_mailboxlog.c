@@ -131,13 +131,14 @@ static void test_mailboxlog_reports(void **state)
     FILE *f = open_memstream(&buf, &len);
     et_mailboxlog_ping_report(f, x, n);
     fclose(f);
-    assert_non_null(strstr(buf, "2013-11-21T10:16:00.000Z        540        2       2      330.0"));
+    assert_non_null(strstr(buf, "2013-11-21T10:16:00.000Z        540        2       2   330.0"));
     assert_null(strstr(buf, "10:15:02"));
     free(buf);
     f = open_memstream(&buf, &len);
     et_mailboxlog_entry_report(f, x, n);
     fclose(f);
-    assert_non_null(strstr(buf, "1       2013-11-21T10:15:02.328Z  Sync                 200       1  yes      0.375"));
+    assert_non_null(strstr(buf, "    1  2013-11-21T10:15:02.328Z  Sync        200       1  yes    0.375"));
+    assert_non_null(strstr(buf, "    3  2013-11-21T10:22:00.000Z  SendMail    200  -              1.500"));
     free(buf);
     for (size_t i = 0; i < 8; i++)
         et_exchange_free(x[i]);

@@ -1,0 +1,703 @@
+/*
+ * The engine URL, the schema and the loader.
+ *
+ * Loading (bounded memory: one 256 KiB chunk buffer, one line buffer, the list of files of
+ * the current batch):
+ *
+ *   et_iis_rows_next --> row as TabSeparated --> chunk --> INSERT ... FORMAT TabSeparated
+ *        |  2: a file ended -> its counters wait for the batch    (one POST per batch_rows)
+ *        +--> batch full or end: end the POST, then insert the counters of its files
+ *
+ * seq numbers rows in load order across loads (max(seq) + 1 at the start), so "first seen"
+ * columns (a device's user agent, ...) come out as the local report's, which takes the first
+ * line it reads.
+ */
+#include "ch_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "eastrace/iis.h"
+#include "eastrace/iisrows.h"
+
+/* ---- URL ------------------------------------------------------------------------------ */
+
+static int ident_ok(const char *s, size_t n)
+{
+    if (n == 0 || n >= 64)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '_'))
+            return 0;
+    }
+    return !(s[0] >= '0' && s[0] <= '9');
+}
+
+int et_ch_url_parse(const char *url, struct et_ch_url *u, struct et_error *e)
+{
+    static const char form[] = "clickhouse://[USER@]HOST[:PORT]/DB[?table=NAME]";
+    const char *p, *slash, *hs, *at, *q;
+    memset(u, 0, sizeof(*u));
+    u->port = 8123;
+    snprintf(u->table, sizeof(u->table), "%s", ET_CH_TABLE);
+    if (strncmp(url, "clickhouse://", 13) != 0) {
+        et_error_set(e, ET_EINVAL, "engine URL '%.80s': must start with clickhouse:// (%s)", url,
+                     form);
+        return ET_EINVAL;
+    }
+    p = url + 13;
+    slash = strchr(p, '/');
+    if (slash == NULL) {
+        et_error_set(e, ET_EINVAL, "engine URL '%.80s': no database (%s)", url, form);
+        return ET_EINVAL;
+    }
+    at = memchr(p, '@', (size_t)(slash - p));
+    hs = p;
+    if (at != NULL) {
+        if (memchr(p, ':', (size_t)(at - p)) != NULL) {
+            et_error_set(e, ET_EINVAL,
+                         "engine URL: no password in the URL (command lines are visible to "
+                         "every user); set CLICKHOUSE_PASSWORD");
+            return ET_EINVAL;
+        }
+        if (!ident_ok(p, (size_t)(at - p)) && (size_t)(at - p) < sizeof(u->user)) {
+            /* user names may hold more than identifier characters; refuse only controls */
+            for (const char *c = p; c < at; c++)
+                if ((unsigned char)*c <= ' ') {
+                    et_error_set(e, ET_EINVAL, "engine URL: bad user name");
+                    return ET_EINVAL;
+                }
+        }
+        if ((size_t)(at - p) >= sizeof(u->user)) {
+            et_error_set(e, ET_EINVAL, "engine URL: user name too long");
+            return ET_EINVAL;
+        }
+        snprintf(u->user, sizeof(u->user), "%.*s", (int)(at - p), p);
+        hs = at + 1;
+    }
+    const char *he = slash, *colon = NULL;
+    if (*hs == '[') {
+        const char *rb = memchr(hs, ']', (size_t)(slash - hs));
+        if (rb == NULL) {
+            et_error_set(e, ET_EINVAL, "engine URL '%.80s': unclosed [ (%s)", url, form);
+            return ET_EINVAL;
+        }
+        snprintf(u->host, sizeof(u->host), "%.*s", (int)(rb - hs - 1), hs + 1);
+        if (rb + 1 < slash && rb[1] == ':')
+            colon = rb + 1;
+        else if (rb + 1 != slash) {
+            et_error_set(e, ET_EINVAL, "engine URL '%.80s': bad host (%s)", url, form);
+            return ET_EINVAL;
+        }
+    } else {
+        colon = memchr(hs, ':', (size_t)(slash - hs));
+        he = colon ? colon : slash;
+        if ((size_t)(he - hs) >= sizeof(u->host)) {
+            et_error_set(e, ET_EINVAL, "engine URL: host name too long");
+            return ET_EINVAL;
+        }
+        snprintf(u->host, sizeof(u->host), "%.*s", (int)(he - hs), hs);
+    }
+    if (u->host[0] == '\0') {
+        et_error_set(e, ET_EINVAL, "engine URL '%.80s': no host (%s)", url, form);
+        return ET_EINVAL;
+    }
+    for (const char *c = u->host; *c; c++)
+        if ((unsigned char)*c <= ' ' || *c == '/' || *c == '?' || *c == '#' || *c == '@') {
+            et_error_set(e, ET_EINVAL, "engine URL '%.80s': bad host", url);
+            return ET_EINVAL;
+        }
+    if (colon != NULL) {
+        char *end;
+        long port = strtol(colon + 1, &end, 10);
+        if (end != slash || end == colon + 1 || port < 1 || port > 65535) {
+            et_error_set(e, ET_EINVAL, "engine URL '%.80s': bad port (1-65535)", url);
+            return ET_EINVAL;
+        }
+        u->port = (int)port;
+    }
+    q = strchr(slash + 1, '?');
+    size_t dl = q ? (size_t)(q - slash - 1) : strlen(slash + 1);
+    if (!ident_ok(slash + 1, dl)) {
+        et_error_set(e, ET_EINVAL,
+                     "engine URL '%.80s': the database name must be letters, digits and _ (%s)",
+                     url, form);
+        return ET_EINVAL;
+    }
+    snprintf(u->db, sizeof(u->db), "%.*s", (int)dl, slash + 1);
+    if (q != NULL) {
+        if (strncmp(q + 1, "table=", 6) != 0 || !ident_ok(q + 7, strlen(q + 7)) ||
+            strlen(q + 7) + strlen(ET_CH_FILES_SUFFIX) >= sizeof(u->table)) {
+            et_error_set(e, ET_EINVAL,
+                         "engine URL '%.80s': the only parameter is table=NAME (letters, digits, "
+                         "_)", url);
+            return ET_EINVAL;
+        }
+        snprintf(u->table, sizeof(u->table), "%s", q + 7);
+    }
+    u->password = getenv("CLICKHOUSE_PASSWORD");
+    return 0;
+}
+
+/* ---- schema --------------------------------------------------------------------------- */
+
+struct col {
+    const char *name;
+    const char *type; /* NULL: the command enum, built from et_eas_cmd_name */
+    const char *what;
+};
+
+/* The requests table, one row per EAS request line. Order matters: the loader writes the
+ * TabSeparated fields in this order. */
+static const struct col req_cols[] = {
+    {"time", "DateTime('UTC')", "date + time of the line (UTC); 0 when they do not parse"},
+    {"seq", "UInt64", "load order across loads (first seen = smallest)"},
+    {"file", "String", "log file as given to --load"},
+    {"line", "UInt64", "line number in the file"},
+    {"site", "Enum8('frontend' = 1, 'backend' = 2)", "front end or back end (Proxy) vdir"},
+    {"server", "String", "s-ip"},
+    {"host", "String", "cs-host"},
+    {"port", "Int32", "s-port (-1: absent)"},
+    {"method", "String", "cs-method"},
+    {"uri_stem", "String", "cs-uri-stem"},
+    {"query", "String", "cs-uri-query as logged"},
+    {"query_base64", "UInt8", "1: base64 query (MS-ASHTTP), decoded into user/device/cmd"},
+    {"client_ip", "String", "c-ip"},
+    {"username", "String", "cs-username"},
+    {"user", "String", "User= (as logged; decoded from base64)"},
+    {"device_id", "String", "DeviceId="},
+    {"device_type", "String", "DeviceType="},
+    {"user_agent", "String", "cs(User-Agent), '+' as space"},
+    {"referer", "String", "cs(Referer)"},
+    {"cmd", "String", "Cmd= as logged"},
+    {"cmd_kind", NULL, "the command ('' none, 'OPTIONS', 'Other' unknown)"},
+    {"http_status", "Int32", "sc-status (-1: absent)"},
+    {"http_substatus", "Int32", "sc-substatus"},
+    {"win32_status", "Int64", "sc-win32-status"},
+    {"time_taken", "Int64", "time-taken (ms)"},
+    {"sc_bytes", "Int64", "sc-bytes"},
+    {"cs_bytes", "Int64", "cs-bytes"},
+    {"log", "String", "Log= value as logged"},
+    {"eas_status", "Int64", "Log S: the command's Status (-1: absent)"},
+    {"error", "String", "Log Error:"},
+    {"heartbeat", "Int64", "Log Hb (s)"},
+    {"sync_key", "Int64", "Log Sk (client SyncKey; 0 = initial sync)"},
+    {"sync_type", "String", "Log St (F, S, R, I)"},
+    {"folder_type", "String", "Log Ty (Em, Co, Ca, Ta)"},
+    {"access_state", "String", "Log As (AllowedG, BlockedP, Quarantined...)"},
+    {"throttle", "Int64", "Log Throttle"},
+    {"budget", "String", "Log Budget:"},
+    {"protocol", "Int64", "Log V / Ver (141 = 14.1)"},
+    {"folder_count", "Int64", "Log Fc"},
+    {"filter", "Int64", "Log Filt"},
+    {"rpc_count", "Int64", "Log RpcC"},
+    {"rpc_latency", "Int64", "Log RpcL (ms)"},
+    {"ldap_count", "Int64", "Log LdapC"},
+    {"ldap_latency", "Int64", "Log LdapL (ms)"},
+    {"cpo", "Int64", "Log Cpo (ms)"},
+    {"fet", "Int64", "Log Fet (ms)"},
+    {"mailbox", "String", "Log Mbx:"},
+    {"dc", "String", "Log Dc:"},
+};
+
+static const struct col file_cols[] = {
+    {"loaded", "DateTime('UTC')", "when the load ended"},
+    {"file", "String", "log file as given to --load"},
+    {"bytes", "UInt64", "input bytes"},
+    {"lines", "UInt64", "data lines (as the local report counts them)"},
+    {"bad", "UInt64", "lines that did not fit their #Fields"},
+    {"eas", "UInt64", "EAS request rows loaded"},
+    {"seq_first", "UInt64", "seq of its first row (0: none)"},
+    {"seq_last", "UInt64", "seq of its last row"},
+};
+
+static int cmd_enum(struct et_buf *b)
+{
+    int rc = et_buf_puts(b, "Enum8(");
+    for (int c = 0; rc == 0 && c < ET_EAS_CMD_COUNT; c++) {
+        if (c)
+            rc = et_buf_puts(b, ", ");
+        if (rc == 0)
+            rc = et__ch_sql_str(b, et_eas_cmd_name((enum et_eas_cmd)c));
+        if (rc == 0)
+            rc = et_buf_printf(b, " = %d", c);
+    }
+    return rc == 0 ? et_buf_putc(b, ')') : rc;
+}
+
+static int col_type(struct et_buf *b, const struct col *c)
+{
+    return c->type ? et_buf_puts(b, c->type) : cmd_enum(b);
+}
+
+static int create_sql(struct et_buf *b, const char *db, const char *table, int files,
+                      int comments)
+{
+    const struct col *cols = files ? file_cols : req_cols;
+    size_t n = files ? ET_ARRAY_SIZE(file_cols) : ET_ARRAY_SIZE(req_cols);
+    int rc = et_buf_printf(b, "CREATE TABLE IF NOT EXISTS %s.%s%s\n(\n", db, table,
+                           files ? ET_CH_FILES_SUFFIX : "");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        rc = et_buf_printf(b, "    %s ", cols[i].name);
+        if (rc == 0)
+            rc = col_type(b, &cols[i]);
+        if (rc == 0)
+            rc = et_buf_printf(b, "%s", i + 1 < n ? "," : "");
+        if (rc == 0 && comments)
+            rc = et_buf_printf(b, "%*s-- %s", 2, "", cols[i].what);
+        if (rc == 0)
+            rc = et_buf_putc(b, '\n');
+    }
+    if (rc == 0)
+        rc = et_buf_puts(b, files ? ")\nENGINE = MergeTree\nORDER BY (file, loaded)"
+                                  : ")\nENGINE = MergeTree\nPARTITION BY toYYYYMM(time)\n"
+                                    "ORDER BY (device_id, time, seq)");
+    return rc;
+}
+
+void et_ch_print_schema(FILE *f, const char *db, const char *table)
+{
+    struct et_buf b;
+    et_buf_init(&b, 0);
+    if (db == NULL)
+        db = "eastrace";
+    if (table == NULL)
+        table = ET_CH_TABLE;
+    fprintf(f, "-- eastrace IIS tables for ClickHouse 18.16 or later (docs/scale-out.md).\n"
+               "-- One row per EAS request line; numbers are -1 when the line has no value.\n"
+               "CREATE DATABASE IF NOT EXISTS %s;\n\n", db);
+    if (create_sql(&b, db, table, 0, 1) == 0)
+        fprintf(f, "%s;\n\n", (const char *)b.data);
+    et_buf_reset(&b);
+    if (create_sql(&b, db, table, 1, 1) == 0)
+        fprintf(f, "-- One row per file loaded: the line counts the reports' totals need.\n%s;\n",
+                (const char *)b.data);
+    et_buf_free(&b);
+}
+
+/* Compares the columns ClickHouse has (name TAB type lines) with ours. */
+static int check_cols(const struct et_ch_url *u, const char *table, const struct col *cols,
+                      size_t n, const struct et_buf *have, struct et_error *e)
+{
+    const char *p = (const char *)have->data, *end = p + have->len;
+    size_t i = 0;
+    struct et_buf want;
+    et_buf_init(&want, 0);
+    for (; p < end && i < n; i++) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p)), *tab;
+        if (eol == NULL)
+            eol = end;
+        tab = memchr(p, '\t', (size_t)(eol - p));
+        if (tab == NULL)
+            break;
+        char type[200];
+        size_t tl = et__ch_tsv_unescape((char *)(uintptr_t)(tab + 1), (size_t)(eol - tab - 1));
+        snprintf(type, sizeof(type), "%.*s", (int)tl, tab + 1);
+        et_buf_reset(&want);
+        if (col_type(&want, &cols[i]) < 0)
+            break;
+        if ((size_t)(tab - p) != strlen(cols[i].name) ||
+            memcmp(p, cols[i].name, (size_t)(tab - p)) != 0 || tl != want.len ||
+            memcmp(tab + 1, want.data, tl) != 0) {
+            et_error_set(e, ET_EINVAL,
+                         "table %s.%s has another schema: column %zu is '%.*s %.60s', eastrace "
+                         "needs '%s %.60s' (eastrace iis --print-schema; another ?table=NAME, "
+                         "or drop it)",
+                         u->db, table, i + 1, (int)ET_MIN((size_t)(tab - p), 60), p, type,
+                         cols[i].name, (const char *)want.data);
+            et_buf_free(&want);
+            return ET_EINVAL;
+        }
+        p = eol + 1;
+    }
+    et_buf_free(&want);
+    if (i < n || p < end) {
+        et_error_set(e, ET_EINVAL,
+                     "table %s.%s has another schema: %s columns than eastrace's %zu (eastrace "
+                     "iis --print-schema; another ?table=NAME, or drop it)",
+                     u->db, table, i < n ? "fewer" : "more", n);
+        return ET_EINVAL;
+    }
+    return 0;
+}
+
+int et__ch_schema_ensure(const struct et_ch_url *u, int create, struct et_error *e)
+{
+    struct et_buf sql, resp;
+    int rc;
+    et_buf_init(&sql, 0);
+    et_buf_init(&resp, ET__CH_RESP_MAX);
+    rc = et__ch_ping(u, e);
+    for (int files = 0; rc == 0 && files < 2; files++) {
+        char table[80];
+        snprintf(table, sizeof(table), "%s%s", u->table, files ? ET_CH_FILES_SUFFIX : "");
+        et_buf_reset(&sql);
+        rc = et_buf_puts(&sql, "SELECT name, type FROM system.columns WHERE database = ");
+        if (rc == 0)
+            rc = et__ch_sql_str(&sql, u->db);
+        if (rc == 0)
+            rc = et_buf_puts(&sql, " AND table = ");
+        if (rc == 0)
+            rc = et__ch_sql_str(&sql, table);
+        if (rc < 0) {
+            et_error_set(e, ET_ENOMEM, "ClickHouse query");
+            break;
+        }
+        /* system.columns lists columns in table order. */
+        if ((rc = et__ch_query(u, (const char *)sql.data, &resp, e)) < 0)
+            break;
+        if (resp.len == 0) {
+            if (!create) {
+                et_error_set(e, ET_ENOTFOUND,
+                             "ClickHouse at %s:%d has no table %s.%s: load logs first (eastrace "
+                             "iis LOG... --load clickhouse://%s:%d/%s)",
+                             u->host, u->port, u->db, table, u->host, u->port, u->db);
+                rc = ET_ENOTFOUND;
+                break;
+            }
+            et_buf_reset(&sql);
+            if (files == 0) {
+                rc = et_buf_printf(&sql, "CREATE DATABASE IF NOT EXISTS %s", u->db);
+                if (rc == 0 && (rc = et__ch_query(u, (const char *)sql.data, &resp, e)) < 0)
+                    break;
+                et_buf_reset(&sql);
+            }
+            if ((rc = create_sql(&sql, u->db, u->table, files, 0)) < 0 ||
+                (rc = et__ch_query(u, (const char *)sql.data, &resp, e)) < 0)
+                break;
+            continue;
+        }
+        rc = check_cols(u, table, files ? file_cols : req_cols,
+                        files ? ET_ARRAY_SIZE(file_cols) : ET_ARRAY_SIZE(req_cols), &resp, e);
+    }
+    et_buf_free(&sql);
+    et_buf_free(&resp);
+    return rc;
+}
+
+/* ---- rows ----------------------------------------------------------------------------- */
+
+static int put_u(struct et_buf *b, uint64_t v)
+{
+    char t[24];
+    int i = (int)sizeof(t);
+    do {
+        t[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return et_buf_append(b, t + i, sizeof(t) - (size_t)i);
+}
+
+static int put_l(struct et_buf *b, long v)
+{
+    if (v < 0) {
+        if (et_buf_putc(b, '-') < 0)
+            return ET_ENOMEM;
+        return put_u(b, (uint64_t)(-(v + 1)) + 1);
+    }
+    return put_u(b, (uint64_t)v);
+}
+
+static int put_s(struct et_buf *b, struct et_slice s)
+{
+    return et__ch_tsv_put(b, s.ptr, s.len);
+}
+
+static int put_ua(struct et_buf *b, struct et_slice s)
+{
+    size_t start = b->len;
+    int rc = et__ch_tsv_put(b, s.ptr, s.len);
+    for (size_t i = start; rc == 0 && i < b->len; i++)
+        if (b->data[i] == '+')
+            b->data[i] = ' ';
+    return rc;
+}
+
+#define TAB(b) et_buf_putc(b, '\t')
+
+/* One row in req_cols order. */
+static int put_row(struct et_buf *b, const struct et_iis_row *r, uint64_t seq)
+{
+    const struct et_eas_log *lg = &r->log;
+    const char *kind = et_eas_cmd_name(r->cmd);
+    int rc = 0;
+    rc |= put_u(b, r->t_us > 0 ? (uint64_t)(r->t_us / 1000000) : 0) | TAB(b);
+    rc |= put_u(b, seq) | TAB(b);
+    rc |= et__ch_tsv_put(b, r->file, strlen(r->file)) | TAB(b);
+    rc |= put_u(b, r->lineno) | TAB(b);
+    rc |= et_buf_puts(b, r->stem == ET_IIS_STEM_BACKEND ? "backend\t" : "frontend\t");
+    rc |= put_s(b, r->s_ip) | TAB(b);
+    rc |= put_s(b, r->host) | TAB(b);
+    rc |= put_l(b, r->s_port) | TAB(b);
+    rc |= put_s(b, r->method) | TAB(b);
+    rc |= put_s(b, r->uri_stem) | TAB(b);
+    rc |= put_s(b, r->query) | TAB(b);
+    rc |= et_buf_puts(b, r->q.base64 ? "1\t" : "0\t");
+    rc |= put_s(b, r->c_ip) | TAB(b);
+    rc |= put_s(b, r->username) | TAB(b);
+    rc |= put_s(b, r->q.user) | TAB(b);
+    rc |= put_s(b, r->q.device_id) | TAB(b);
+    rc |= put_s(b, r->q.device_type) | TAB(b);
+    rc |= put_ua(b, r->ua) | TAB(b);
+    rc |= put_s(b, r->referer) | TAB(b);
+    rc |= put_s(b, r->q.cmd) | TAB(b);
+    rc |= et__ch_tsv_put(b, kind, strlen(kind)) | TAB(b);
+    rc |= put_l(b, r->status) | TAB(b);
+    rc |= put_l(b, r->substatus) | TAB(b);
+    rc |= put_l(b, r->win32) | TAB(b);
+    rc |= put_l(b, r->time_taken) | TAB(b);
+    rc |= put_l(b, r->sc_bytes) | TAB(b);
+    rc |= put_l(b, r->cs_bytes) | TAB(b);
+    rc |= put_s(b, r->q.log) | TAB(b);
+    rc |= put_l(b, lg->status) | TAB(b);
+    rc |= put_s(b, lg->error) | TAB(b);
+    rc |= put_l(b, lg->heartbeat) | TAB(b);
+    rc |= put_l(b, lg->sync_key) | TAB(b);
+    rc |= put_s(b, lg->sync_type) | TAB(b);
+    rc |= put_s(b, lg->folder_type) | TAB(b);
+    rc |= put_s(b, lg->access_state) | TAB(b);
+    rc |= put_l(b, lg->throttle) | TAB(b);
+    rc |= put_s(b, lg->budget) | TAB(b);
+    rc |= put_l(b, lg->version) | TAB(b);
+    rc |= put_l(b, lg->folder_count) | TAB(b);
+    rc |= put_l(b, lg->filter) | TAB(b);
+    rc |= put_l(b, lg->rpc_count) | TAB(b);
+    rc |= put_l(b, lg->rpc_latency) | TAB(b);
+    rc |= put_l(b, lg->ldap_count) | TAB(b);
+    rc |= put_l(b, lg->ldap_latency) | TAB(b);
+    rc |= put_l(b, lg->cpo) | TAB(b);
+    rc |= put_l(b, lg->fet) | TAB(b);
+    rc |= put_s(b, lg->mailbox) | TAB(b);
+    rc |= put_s(b, lg->dc);
+    rc |= et_buf_putc(b, '\n');
+    return rc ? ET_ENOMEM : 0;
+}
+
+/* A file that ended in the current batch: its counters go in after the batch commits. */
+struct done_file {
+    char *name;
+    struct et_iis_rows_totals t;
+    uint64_t seq_first, seq_last;
+};
+
+struct loader {
+    const struct et_ch_url *u;
+    struct et__ch_req req;
+    int in_batch;
+    size_t batch_rows, rows_in_batch;
+    struct done_file *done;
+    size_t ndone, capdone;
+    uint64_t seq, file_first;
+    struct et_buf line, resp;
+    struct et_ch_load_stats *st;
+    int progress;
+};
+
+static int insert_sql(struct et_buf *b, const struct et_ch_url *u, int files)
+{
+    const struct col *cols = files ? file_cols : req_cols;
+    size_t n = files ? ET_ARRAY_SIZE(file_cols) : ET_ARRAY_SIZE(req_cols);
+    int rc = et_buf_printf(b, "INSERT INTO %s.%s%s (", u->db, u->table,
+                           files ? ET_CH_FILES_SUFFIX : "");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = et_buf_printf(b, "%s%s", i ? ", " : "", cols[i].name);
+    return rc == 0 ? et_buf_puts(b, ") FORMAT TabSeparated") : rc;
+}
+
+static int batch_begin(struct loader *l, struct et_error *e)
+{
+    struct et_buf q;
+    int rc;
+    et_buf_init(&q, 0);
+    if (insert_sql(&q, l->u, 0) < 0) {
+        et_buf_free(&q);
+        et_error_set(e, ET_ENOMEM, "ClickHouse insert");
+        return ET_ENOMEM;
+    }
+    rc = et__ch_begin(&l->req, l->u, (const char *)q.data, e);
+    et_buf_free(&q);
+    if (rc == 0) {
+        l->in_batch = 1;
+        l->rows_in_batch = 0;
+    }
+    return rc;
+}
+
+static int files_insert(struct loader *l, struct et_error *e)
+{
+    struct et_buf q, body;
+    struct et__ch_req fr;
+    int rc;
+    if (l->ndone == 0)
+        return 0;
+    et_buf_init(&q, 0);
+    et_buf_init(&body, 0);
+    rc = insert_sql(&q, l->u, 1);
+    uint64_t now = (uint64_t)time(NULL);
+    for (size_t i = 0; rc == 0 && i < l->ndone; i++) {
+        const struct done_file *d = &l->done[i];
+        rc |= put_u(&body, now) | TAB(&body);
+        rc |= et__ch_tsv_put(&body, d->name, strlen(d->name)) | TAB(&body);
+        rc |= put_u(&body, d->t.bytes) | TAB(&body);
+        rc |= put_u(&body, d->t.lines) | TAB(&body);
+        rc |= put_u(&body, d->t.bad) | TAB(&body);
+        rc |= put_u(&body, d->t.eas) | TAB(&body);
+        rc |= put_u(&body, d->seq_first) | TAB(&body);
+        rc |= put_u(&body, d->seq_last) | et_buf_putc(&body, '\n');
+        rc = rc ? ET_ENOMEM : 0;
+    }
+    if (rc < 0)
+        et_error_set(e, ET_ENOMEM, "ClickHouse insert");
+    if (rc == 0 && (rc = et__ch_begin(&fr, l->u, (const char *)q.data, e)) == 0) {
+        rc = et__ch_write(&fr, body.data, body.len, e);
+        if (rc == 0)
+            rc = et__ch_end(&fr, &l->resp, e);
+        else
+            et__ch_abort(&fr);
+    }
+    for (size_t i = 0; i < l->ndone; i++)
+        et_free(l->done[i].name);
+    l->ndone = 0;
+    et_buf_free(&q);
+    et_buf_free(&body);
+    return rc;
+}
+
+static int batch_end(struct loader *l, struct et_error *e)
+{
+    int rc = 0;
+    if (l->in_batch) {
+        l->in_batch = 0;
+        rc = et__ch_end(&l->req, &l->resp, e);
+        if (rc == 0) {
+            l->st->batches++;
+            if (l->progress)
+                fprintf(stderr, "loaded %llu rows (%llu batches)\n",
+                        (unsigned long long)l->st->rows, (unsigned long long)l->st->batches);
+        }
+    }
+    if (rc == 0)
+        rc = files_insert(l, e);
+    return rc;
+}
+
+static int file_done(struct loader *l, const struct et_iis_row *row, struct et_iis_rows *rr,
+                     struct et_error *e)
+{
+    struct done_file *d;
+    if (l->ndone == l->capdone) {
+        size_t nc = l->capdone ? l->capdone * 2 : 16;
+        struct done_file *nv = et_realloc(l->done, nc * sizeof(*nv));
+        if (nv == NULL) {
+            et_error_set(e, ET_ENOMEM, "load");
+            return ET_ENOMEM;
+        }
+        l->done = nv;
+        l->capdone = nc;
+    }
+    d = &l->done[l->ndone];
+    et_iis_rows_totals(rr, 1, &d->t);
+    d->name = et_strdup(row->file);
+    if (d->name == NULL) {
+        et_error_set(e, ET_ENOMEM, "load");
+        return ET_ENOMEM;
+    }
+    d->seq_first = d->t.eas ? l->file_first : 0;
+    d->seq_last = d->t.eas ? l->seq - 1 : 0;
+    l->file_first = l->seq;
+    l->ndone++;
+    l->st->files++;
+    l->st->lines += d->t.lines;
+    l->st->bad += d->t.bad;
+    l->st->bytes += d->t.bytes;
+    return 0;
+}
+
+static int next_seq(const struct et_ch_url *u, uint64_t *seq, struct et_buf *resp,
+                    struct et_error *e)
+{
+    char q[300];
+    snprintf(q, sizeof(q), "SELECT max(seq) FROM %s.%s", u->db, u->table);
+    int rc = et__ch_query(u, q, resp, e);
+    if (rc < 0)
+        return rc;
+    *seq = strtoull(resp->len ? (const char *)resp->data : "0", NULL, 10) + 1;
+    return 0;
+}
+
+int et_ch_load(const struct et_ch_url *u, char *const *paths, int npaths,
+               const struct et_ch_load_opts *o, struct et_ch_load_stats *st, struct et_error *e)
+{
+    struct loader l;
+    struct timespec t0, t1;
+    int rc;
+
+    memset(st, 0, sizeof(*st));
+    memset(&l, 0, sizeof(l));
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    l.u = u;
+    l.st = st;
+    l.batch_rows = o && o->batch_rows ? o->batch_rows : 1000000;
+    l.progress = o ? o->progress : 0;
+    et_buf_init(&l.line, 0);
+    et_buf_init(&l.resp, ET__CH_RESP_MAX);
+    rc = et__ch_schema_ensure(u, 1, e);
+    if (rc == 0)
+        rc = next_seq(u, &l.seq, &l.resp, e);
+    l.file_first = l.seq;
+    for (int i = 0; rc == 0 && i < npaths; i++) {
+        struct et_iis_rows *rr = NULL;
+        struct et_iis_row row;
+        if ((rc = et_iis_rows_open(paths[i], &rr, e)) < 0)
+            break;
+        for (;;) {
+            int n = et_iis_rows_next(rr, &row, e);
+            if (n == 0)
+                break;
+            if (n < 0) {
+                rc = n;
+                break;
+            }
+            if (n == 2) {
+                if ((rc = file_done(&l, &row, rr, e)) < 0)
+                    break;
+                continue;
+            }
+            if (!l.in_batch && (rc = batch_begin(&l, e)) < 0)
+                break;
+            et_buf_reset(&l.line);
+            if (put_row(&l.line, &row, l.seq) < 0) {
+                et_error_set(e, ET_ENOMEM, "load");
+                rc = ET_ENOMEM;
+                break;
+            }
+            l.seq++;
+            st->rows++;
+            if ((rc = et__ch_write(&l.req, l.line.data, l.line.len, e)) < 0) {
+                /* The server stopped taking data: its answer says why. */
+                l.in_batch = 0;
+                int rc2 = et__ch_end(&l.req, &l.resp, e);
+                rc = rc2 < 0 ? rc2 : rc;
+                break;
+            }
+            if (++l.rows_in_batch >= l.batch_rows && (rc = batch_end(&l, e)) < 0)
+                break;
+        }
+        et_iis_rows_free(rr);
+    }
+    if (rc == 0)
+        rc = batch_end(&l, e);
+    else if (l.in_batch)
+        et__ch_abort(&l.req); /* a read error of the logs: the batch is not ended */
+    for (size_t i = 0; i < l.ndone; i++)
+        et_free(l.done[i].name);
+    et_free(l.done);
+    et_buf_free(&l.line);
+    et_buf_free(&l.resp);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    st->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+    return rc;
+}

@@ -640,7 +640,7 @@ int et_ch_load(const struct et_ch_url *u, char *const *paths, int npaths,
     clock_gettime(CLOCK_MONOTONIC, &t0);
     l.u = u;
     l.st = st;
-    l.batch_rows = o && o->batch_rows ? o->batch_rows : 1000000;
+    l.batch_rows = o && o->batch_rows ? o->batch_rows : 200000;
     l.progress = o ? o->progress : 0;
     et_buf_init(&l.line, 0);
     et_buf_init(&l.resp, ET__CH_RESP_MAX);

@@ -9,7 +9,10 @@ pkgs_build=(build-essential cmake pkg-config libssl-dev openssl libuv1-dev zlib1
 pkgs_test=(libcmocka-dev clang libclang-rt-14-dev curl libwbxml2-dev libwbxml2-utils unzip
            python3
            # the real EAS server of the `sogo` test group (tests/probe, scripts/sogo-test-server.sh)
-           sogo sogo-activesync postgresql memcached dovecot-imapd nginx-light)
+           sogo sogo-activesync postgresql memcached dovecot-imapd nginx-light
+           # the ClickHouse engine of `eastrace iis` (tests/cli/test_clickhouse.sh,
+           # scripts/clickhouse-test-server.sh; never started as a service)
+           clickhouse-server clickhouse-client)
 pkgs_bench=(nginx libnginx-mod-http-echo mitmproxy squid-openssl tinyproxy gawk)
 
 want=("${pkgs_build[@]}")

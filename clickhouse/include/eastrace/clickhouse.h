@@ -50,7 +50,7 @@ struct et_ch_load_stats {
 };
 
 struct et_ch_load_opts {
-    size_t batch_rows;     /* rows per INSERT (0: 1,000,000) */
+    size_t batch_rows;     /* rows per INSERT (0: 200,000; ClickHouse holds a batch in memory) */
     int progress;          /* a line per batch on stderr */
 };
 

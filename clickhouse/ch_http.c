@@ -344,6 +344,9 @@ int et__ch_query(const struct et_ch_url *u, const char *sql, struct et_buf *resp
     struct et_buf h;
     size_t n = strlen(sql);
     int fd, rc;
+    /* EASTRACE_CH_TRACE=1: every query and its wall time on stderr (tuning, bug reports). */
+    const char *trace = getenv("EASTRACE_CH_TRACE");
+    int64_t t0 = trace && *trace == '1' ? et_now_us() : 0;
     et_buf_init(&h, 0);
     if (head(&h, u, "POST", NULL, 0, n) < 0) {
         et_buf_free(&h);
@@ -362,6 +365,9 @@ int et__ch_query(const struct et_ch_url *u, const char *sql, struct et_buf *resp
         rc = read_answer(fd, u, resp, e);
     close(fd);
     et_buf_free(&h);
+    if (t0)
+        fprintf(stderr, "clickhouse: %.3f s, %zu bytes: %s\n",
+                (double)(et_now_us() - t0) / 1e6, rc == 0 ? resp->len : 0, sql);
     return rc;
 }
 

@@ -41,14 +41,17 @@ struct day_count {
     unsigned count;
 };
 
+/* The fields every request touches come first, the per-collection and per-day arrays last,
+ * so that one request reads few cache lines of its device's state. */
 struct dev {
     struct dev *hnext;
+    size_t hash;   /* hash_str(st.device): the chain walk compares it before the string */
     struct et_device_stats st;
     int64_t *ring; /* times of the last storm_per_minute + 1 requests */
     unsigned ring_len, ring_pos;
+    unsigned ring_inv; /* adjacent ring entries (oldest to newest) that go back in time */
     unsigned storm_active;
     unsigned storm_count;    /* storms found */
-    struct coll_state colls[DEV_MAX_COLLS];
     unsigned ncolls;
     unsigned provision_run;  /* provisioning answers since the last normal success */
     unsigned provision_reported;
@@ -57,8 +60,9 @@ struct dev {
     unsigned fives_since_reset; /* 5xx since the last SyncKey 0 of any collection */
     unsigned heartbeat_reported;
     long server_hb;          /* HeartbeatInterval the server answered (Ping 5), -1 */
-    struct day_count days[DEV_MAX_DAYS];
     unsigned ndays;
+    struct day_count days[DEV_MAX_DAYS];
+    struct coll_state colls[DEV_MAX_COLLS];
 };
 
 struct et_analyzer {
@@ -194,7 +198,7 @@ static int grow_buckets(struct et_analyzer *an)
         return ET_ENOMEM;
     for (size_t i = 0; i < an->ndevs; i++) {
         struct dev *d = an->devs[i];
-        size_t b = hash_str(d->st.device) & (n - 1);
+        size_t b = d->hash & (n - 1);
         d->hnext = nb[b];
         nb[b] = d;
     }
@@ -206,11 +210,11 @@ static int grow_buckets(struct et_analyzer *an)
 
 static struct dev *get_dev(struct et_analyzer *an, const char *device)
 {
-    size_t b = hash_str(device) & (an->nbuckets - 1);
+    size_t h = hash_str(device), b = h & (an->nbuckets - 1);
     struct dev *d;
 
     for (d = an->buckets[b]; d != NULL; d = d->hnext)
-        if (strcmp(d->st.device, device) == 0)
+        if (d->hash == h && strcmp(d->st.device, device) == 0)
             return d;
     if (an->ndevs == an->capdevs) {
         size_t n = an->capdevs ? an->capdevs * 2 : 16;
@@ -224,6 +228,7 @@ static struct dev *get_dev(struct et_analyzer *an, const char *device)
     if (d == NULL)
         return NULL;
     d->st.device = et_arena_strdup(an->arena, device);
+    d->hash = h;
     d->ring_len = an->o.storm_per_minute + 1;
     d->ring = et_calloc(d->ring_len, sizeof(*d->ring));
     d->server_hb = -1;
@@ -672,14 +677,34 @@ static void pattern_storm(struct emit *em, struct et_analyzer *an, int64_t t)
 
     if (t <= 0)
         return;
-    d->ring[d->ring_pos] = t;
+    {
+        /* Keep count of the places where the ring goes back in time, so that a ring in time
+         * order (a log, nearly always) is counted from its newest end only. */
+        unsigned p = d->ring_pos, nx = (p + 1) % d->ring_len;
+        unsigned pv = (p + d->ring_len - 1) % d->ring_len;
+        if (d->ring_len > 1 && d->ring[nx] < d->ring[p])
+            d->ring_inv--; /* the oldest entry leaves: its link to the next one goes */
+        d->ring[p] = t;
+        if (d->ring_len > 1 && t < d->ring[pv])
+            d->ring_inv++;
+    }
     d->ring_pos = (d->ring_pos + 1) % d->ring_len;
     /* The oldest of the last ring_len requests sits at ring_pos now. */
     oldest = d->ring[d->ring_pos];
     window_count = 0;
-    for (unsigned i = 0; i < d->ring_len; i++)
-        if (d->ring[i] > 0 && t - d->ring[i] < STORM_WINDOW_US && d->ring[i] <= t)
+    if (d->ring_inv == 0) {
+        /* In time order the entries within the window are the newest ones. */
+        for (unsigned k = 0; k < d->ring_len; k++) {
+            int64_t rt = d->ring[(d->ring_pos + d->ring_len - 1 - k) % d->ring_len];
+            if (!(rt > 0 && t - rt < STORM_WINDOW_US))
+                break;
             window_count++;
+        }
+    } else {
+        for (unsigned i = 0; i < d->ring_len; i++)
+            if (d->ring[i] > 0 && t - d->ring[i] < STORM_WINDOW_US && d->ring[i] <= t)
+                window_count++;
+    }
     if (window_count > d->st.max_per_minute)
         d->st.max_per_minute = window_count;
     if (oldest > 0 && t - oldest < STORM_WINDOW_US) {

@@ -2,15 +2,10 @@
  * IIS logs (files, directories, .gz), or the EAS lines as exchanges (--exchanges, JSON). */
 #include "cli.h"
 
-#include "eastrace/analyzer.h"
-#include "eastrace/iis.h"
-#include "eastrace/source.h"
-
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "eastrace/iis.h"
 #include "eastrace/iisreport.h"
 #include "eastrace/smtp.h"
 
@@ -251,223 +246,6 @@ static int parse_long(const char *s, long *v)
 }
 
 
-/* ---- the analyzer's findings over the same log -------------------------------------- */
-
-struct fkey {
-    char *rule, *device, *message;
-    size_t head; /* length of the message's head (up to ':'): part of the key */
-    const char *next;
-    int sev;
-    unsigned long long count;
-    int64_t first;
-};
-
-struct fagg {
-    struct fkey *v;
-    size_t n, cap;
-    size_t *slots; /* open addressing over v, index + 1; 0 empty */
-    size_t nslots;
-};
-
-static size_t fhash(const char *a, const char *b)
-{
-    size_t h = 1469598103934665603ULL;
-    for (; *a; a++)
-        h = (h ^ (unsigned char)*a) * 1099511628211ULL;
-    h = (h ^ 0xff) * 1099511628211ULL;
-    for (; *b; b++)
-        h = (h ^ (unsigned char)*b) * 1099511628211ULL;
-    return h;
-}
-
-/* The head of a message names what happened ("HTTP 449 ...", "Sync Status 12 = ..."); the
- * rest varies per occurrence. Findings with the same rule, device and head are one row. */
-static size_t msg_head(const char *m)
-{
-    const char *c = strchr(m, ':');
-    size_t n = c ? (size_t)(c - m) : strlen(m);
-    return n > 80 ? 80 : n;
-}
-
-static size_t fhash_head(size_t h, const char *m, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)m[i]) * 1099511628211ULL;
-    return h;
-}
-
-static int fagg_add(struct fagg *g, const struct et_finding *f)
-{
-    const char *dev = f->device ? f->device : "-";
-    size_t h, i, head = msg_head(f->message);
-    if (g->n * 2 >= g->nslots) {
-        size_t ns = g->nslots ? g->nslots * 2 : 256;
-        size_t *nsl = et_calloc(ns, sizeof(*nsl));
-        if (nsl == NULL)
-            return ET_ENOMEM;
-        for (size_t k = 0; k < g->n; k++) {
-            size_t j = fhash_head(fhash(g->v[k].rule, g->v[k].device), g->v[k].message,
-                                  g->v[k].head) &
-                       (ns - 1);
-            while (nsl[j])
-                j = (j + 1) & (ns - 1);
-            nsl[j] = k + 1;
-        }
-        et_free(g->slots);
-        g->slots = nsl;
-        g->nslots = ns;
-    }
-    h = fhash_head(fhash(f->rule, dev), f->message, head);
-    for (i = h & (g->nslots - 1); g->slots[i]; i = (i + 1) & (g->nslots - 1)) {
-        struct fkey *k = &g->v[g->slots[i] - 1];
-        if (strcmp(k->rule, f->rule) == 0 && strcmp(k->device, dev) == 0 && k->head == head &&
-            memcmp(k->message, f->message, head) == 0) {
-            k->count++;
-            if ((int)f->severity > k->sev)
-                k->sev = (int)f->severity;
-            return 0;
-        }
-    }
-    if (g->n == g->cap) {
-        size_t nc = g->cap ? g->cap * 2 : 64;
-        struct fkey *nv = et_realloc(g->v, nc * sizeof(*nv));
-        if (nv == NULL)
-            return ET_ENOMEM;
-        g->v = nv;
-        g->cap = nc;
-    }
-    struct fkey *k = &g->v[g->n];
-    k->rule = et_strdup(f->rule);
-    k->device = et_strdup(dev);
-    k->message = et_strdup(f->message);
-    k->next = f->next_step; /* static text */
-    k->sev = (int)f->severity;
-    k->count = 1;
-    k->first = f->time;
-    k->head = head;
-    if (k->rule == NULL || k->device == NULL || k->message == NULL)
-        return ET_ENOMEM;
-    g->slots[i] = ++g->n;
-    return 0;
-}
-
-static void fagg_free(struct fagg *g)
-{
-    for (size_t k = 0; k < g->n; k++) {
-        et_free(g->v[k].rule);
-        et_free(g->v[k].device);
-        et_free(g->v[k].message);
-    }
-    et_free(g->v);
-    et_free(g->slots);
-}
-
-static int cmp_fkey(const void *a, const void *b)
-{
-    const struct fkey *x = a, *y = b;
-    if (x->sev != y->sev)
-        return y->sev - x->sev;
-    if (x->count != y->count)
-        return x->count < y->count ? 1 : -1;
-    return strcmp(x->rule, y->rule);
-}
-
-/*
- * Runs the analyzer over the logs (the same rules replay applies: HTTP and Status values,
- * SyncKey 0 loops, storms, throttling, ...) and adds its findings, one row per rule and
- * device with a count, as a table of the report.
- */
-static int add_findings(struct et_iis_report *r, char **paths, int npaths,
-                        const struct et_iis_report_opts *o)
-{
-    struct et_analyzer *an = et_analyzer_new(NULL);
-    struct fagg g = {0};
-    struct et_iis_opts io = {0};
-    char date[11];
-    int rc = 0;
-
-    if (an == NULL)
-        return ET_ENOMEM;
-    io.site = o->site;
-    /* The report has already refused a bad --date. */
-    if (o->date == NULL || et_iis_date_normalize(o->date, date) != 0)
-        date[0] = '\0';
-    for (int i = 0; i < npaths && rc == 0; i++) {
-        struct et_source *s = NULL;
-        struct et_error e;
-        et_error_clear(&e);
-        if (et_iis_open(paths[i], &io, &s, &e) != 0)
-            continue; /* the report already said what is wrong with it */
-        for (;;) {
-            struct et_exchange *x = NULL;
-            struct et_view v;
-            struct et_finding *f = NULL;
-            int n;
-            et_error_clear(&e);
-            n = et_source_next(s, &x, &e);
-            if (n == ET_EPARSE)
-                continue;
-            if (n != 1)
-                break;
-            if (date[0] != '\0') {
-                char iso[40];
-                et_time_iso8601(x->t.resp_end ? x->t.resp_end : x->t.req_begin, iso, sizeof(iso));
-                if (strncmp(iso, date, 10) != 0) {
-                    et_exchange_free(x);
-                    continue;
-                }
-            }
-            if (et_view_build(x, x->arena, &v) != 0 ||
-                et_analyzer_feed(an, x, &v, x->arena, &f) != 0) {
-                rc = ET_ENOMEM;
-            } else if (o->device == NULL || et_strcaseeq(o->device, v.device)) {
-                for (; f != NULL && rc == 0; f = f->next)
-                    rc = fagg_add(&g, f);
-            }
-            et_view_reset(&v);
-            et_exchange_free(x);
-            if (rc != 0)
-                break;
-        }
-        et_source_close(s);
-    }
-    if (rc == 0) {
-        struct et_finding *sf = NULL;
-        rc = et_analyzer_finish(an, &sf);
-        for (; rc == 0 && sf != NULL; sf = sf->next)
-            if (o->device == NULL || sf->device == NULL || et_strcaseeq(o->device, sf->device))
-                rc = fagg_add(&g, sf);
-    }
-    if (rc == 0) {
-        static const char *const cols[] = {"Severity", "Rule",    "Device",   "Count",
-                                           "First",    "Message", "Next step"};
-        const char **cells = et_calloc(g.n ? g.n * 7 : 1, sizeof(*cells));
-        char (*nums)[2][32] = et_calloc(g.n ? g.n : 1, sizeof(*nums));
-        if (cells == NULL || nums == NULL) {
-            rc = ET_ENOMEM;
-        } else {
-            qsort(g.v, g.n, sizeof(*g.v), cmp_fkey);
-            for (size_t k = 0; k < g.n; k++) {
-                snprintf(nums[k][0], sizeof(nums[k][0]), "%llu", g.v[k].count);
-                et_time_iso8601(g.v[k].first, nums[k][1], sizeof(nums[k][1]));
-                cells[k * 7 + 0] = et_severity_name((enum et_severity)g.v[k].sev);
-                cells[k * 7 + 1] = g.v[k].rule;
-                cells[k * 7 + 2] = g.v[k].device;
-                cells[k * 7 + 3] = nums[k][0];
-                cells[k * 7 + 4] = nums[k][1];
-                cells[k * 7 + 5] = g.v[k].message;
-                cells[k * 7 + 6] = g.v[k].next ? g.v[k].next : "";
-            }
-            rc = et_iis_report_add_table(r, "findings", cols, 7, cells, g.n);
-        }
-        et_free(cells);
-        et_free(nums);
-    }
-    fagg_free(&g);
-    et_analyzer_free(an);
-    return rc;
-}
-
 int et_cmd_iis(int argc, char **argv)
 {
     struct et_iis_report_opts o;
@@ -662,6 +440,9 @@ int et_cmd_iis(int argc, char **argv)
         goto out;
     }
     o.progress = progress && isatty(2);
+    /* CSV is the script's one per-device table; every other output carries the findings,
+     * computed in the report's own pass. */
+    o.findings = findings && (fmt != ET_REPORT_CSV || mo.nto > 0);
     struct et_iis_report *r = et_iis_report_new(&o);
     if (r == NULL) {
         et_cli_err("iis: bad --date (use YYYY-MM-DD or MM-DD-YYYY) or out of memory");
@@ -676,13 +457,6 @@ int et_cmd_iis(int argc, char **argv)
             et_iis_report_free(r);
             goto out;
         }
-    }
-    /* CSV is the script's one per-device table; every other output carries the findings. */
-    if (findings && (fmt != ET_REPORT_CSV || mo.nto > 0) &&
-        add_findings(r, paths, npaths, &o) != 0) {
-        et_cli_err("iis: out of memory while analyzing");
-        et_iis_report_free(r);
-        goto out;
     }
     if (mo.nto > 0) {
         int mrc = mail_report(r, &o, &mo);

@@ -161,6 +161,43 @@ int et_buf_put_xml_escaped(struct et_buf *b, const char *s, size_t n)
     return et_buf_append(b, s + run, n - run);
 }
 
+/* Length of the well-formed UTF-8 sequence at s (n bytes left), or 0 when it is not one
+ * (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned char c = s[0];
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (c >= 0xc2 && c <= 0xdf)
+        len = 2;
+    else if (c >= 0xe0 && c <= 0xef)
+        len = 3;
+    else if (c >= 0xf0 && c <= 0xf4)
+        len = 4;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    if (c == 0xe0)
+        lo = 0xa0;
+    else if (c == 0xed)
+        hi = 0x9f;
+    else if (c == 0xf0)
+        lo = 0x90;
+    else if (c == 0xf4)
+        hi = 0x8f;
+    if (s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t k = 2; k < len; k++)
+        if (s[k] < 0x80 || s[k] > 0xbf)
+            return 0;
+    return len;
+}
+
+/* The program's one JSON string writer: every JSON output calls it (directly or through
+ * et_table_render), so every string is valid JSON and valid UTF-8: quotes, backslashes and
+ * control characters escaped, a byte that is not part of well-formed UTF-8 written as
+ * U+FFFD. */
 int et_buf_put_json_string(struct et_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
@@ -173,7 +210,14 @@ int et_buf_put_json_string(struct et_buf *b, const char *s, size_t n)
         unsigned char c = (unsigned char)s[i];
         char esc[7];
         const char *rep = NULL;
-        if (c == '"')
+        if (c >= 0x80) {
+            size_t l = utf8_len((const unsigned char *)s + i, n - i);
+            if (l > 0) {
+                i += l - 1;
+                continue;
+            }
+            rep = "\ufffd";
+        } else if (c == '"')
             rep = "\\\"";
         else if (c == '\\')
             rep = "\\\\";

@@ -13,7 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "logs_int.h"
+#include "eastrace/iisline.h"
+#include "eastrace/loglines.h"
 
 struct iis_src {
     struct et_iis_opts opts;
@@ -23,7 +24,7 @@ struct iis_src {
     const void *mem;        /* memory input instead of files */
     size_t memlen;
     char *memname;
-    struct et__lines lines;
+    struct et_loglines lines;
     struct et_iis_layout layout;
     uint64_t id;
     int seen_frontend;
@@ -268,9 +269,9 @@ static int iis_next(void *impl, struct et_exchange **out, struct et_error *e)
             if (s->mem != NULL) {
                 if (s->cur > 0)
                     return 0;
-                et__lines_open_mem(&s->lines, s->mem, s->memlen);
+                et_loglines_open_mem(&s->lines, s->mem, s->memlen);
             } else {
-                int rc = et__lines_open_file(&s->lines, s->files[s->cur], e);
+                int rc = et_loglines_open_file(&s->lines, s->files[s->cur], e);
                 if (rc < 0) {
                     s->cur++;
                     return rc == ET_ENOMEM ? rc : ET_EPARSE; /* skip the unreadable file */
@@ -281,9 +282,9 @@ static int iis_next(void *impl, struct et_exchange **out, struct et_error *e)
             s->open = 1;
         }
         fname = s->mem ? s->memname : s->files[s->cur];
-        int rc = et__lines_next(&s->lines, &line, &len, e);
+        int rc = et_loglines_next(&s->lines, &line, &len, e);
         if (rc == 0 || rc == ET_EIO || rc == ET_ETRUNC) {
-            et__lines_close(&s->lines);
+            et_loglines_close(&s->lines);
             s->open = 0;
             s->cur++;
             if (rc < 0) {
@@ -359,8 +360,8 @@ static void iis_close(void *impl)
     if (s == NULL)
         return;
     if (s->open)
-        et__lines_close(&s->lines);
-    et__files_free(s->files, s->nfiles);
+        et_loglines_close(&s->lines);
+    et_logfiles_free(s->files, s->nfiles);
     et_free(s->memname);
     et_free(s);
 }
@@ -391,7 +392,7 @@ int et_iis_open(const char *path, const struct et_iis_opts *o, struct et_source 
     }
     if (o != NULL)
         s->opts = *o;
-    rc = et__files_list(path, &s->files, &s->nfiles, e);
+    rc = et_logfiles_list(path, &s->files, &s->nfiles, e);
     if (rc < 0) {
         et_free(s);
         return rc;

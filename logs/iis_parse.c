@@ -3,7 +3,7 @@
  * (report.c): #Fields layouts, the field splitter, the EAS query scan and Exchange's Log=
  * grammar. Nothing here allocates: every result borrows the line.
  */
-#include "eastrace/iis.h"
+#include "eastrace/iisline.h"
 
 #include "eastrace/eas.h"
 

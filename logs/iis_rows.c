@@ -1,7 +1,7 @@
 /*
  * IIS log rows (see iisrows.h): the report's reading rules, one typed record per EAS line.
  *
- *   files --(et__lines)--> '#Fields' ? layout : split --> stem? --> query scan [+ base64]
+ *   files --(et_loglines)--> '#Fields' ? layout : split --> stem? --> query scan [+ base64]
  *                                                                --> Log= parse --> row
  */
 #include "eastrace/iisrows.h"
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "eastrace/arena.h"
-#include "logs_int.h"
+#include "eastrace/loglines.h"
 
 struct et_iis_rows {
     char **files;
@@ -19,7 +19,7 @@ struct et_iis_rows {
     size_t memlen;
     char *memname;
     int open;                  /* lines is open on the current input */
-    struct et__lines lines;
+    struct et_loglines lines;
     struct et_iis_layout layout;
     int need_max;              /* highest column index of a known field */
     struct et_arena *scratch;  /* decoded base64 queries; reset per such line */
@@ -60,7 +60,7 @@ int et_iis_rows_open(const char *path, struct et_iis_rows **out, struct et_error
     int rc = new_reader(&r, e);
     if (rc < 0)
         return rc;
-    rc = et__files_list(path, &r->files, &r->nfiles, e);
+    rc = et_logfiles_list(path, &r->files, &r->nfiles, e);
     if (rc < 0) {
         et_arena_free(r->scratch);
         et_free(r);
@@ -95,9 +95,9 @@ void et_iis_rows_free(struct et_iis_rows *r)
     if (r == NULL)
         return;
     if (r->open)
-        et__lines_close(&r->lines);
+        et_loglines_close(&r->lines);
     if (r->files != NULL)
-        et__files_free(r->files, r->nfiles);
+        et_logfiles_free(r->files, r->nfiles);
     et_arena_free(r->scratch);
     et_free(r->memname);
     et_free(r);
@@ -199,7 +199,7 @@ static void file_end(struct et_iis_rows *r, struct et_iis_row *row, const char *
     r->all.bad += r->file.bad;
     r->all.eas += r->file.eas;
     r->all.bytes += r->file.bytes;
-    et__lines_close(&r->lines);
+    et_loglines_close(&r->lines);
     r->open = 0;
     r->cur++;
     memset(row, 0, sizeof(*row));
@@ -220,9 +220,9 @@ int et_iis_rows_next(struct et_iis_rows *r, struct et_iis_row *row, struct et_er
             }
             memset(&r->file, 0, sizeof(r->file));
             if (r->mem != NULL) {
-                et__lines_open_mem(&r->lines, r->mem, r->memlen);
+                et_loglines_open_mem(&r->lines, r->mem, r->memlen);
             } else {
-                int rc = et__lines_open_file(&r->lines, r->files[r->cur], e);
+                int rc = et_loglines_open_file(&r->lines, r->files[r->cur], e);
                 if (rc < 0) {
                     r->done = 1;
                     return rc;
@@ -233,7 +233,7 @@ int et_iis_rows_next(struct et_iis_rows *r, struct et_iis_row *row, struct et_er
             r->open = 1;
         }
         name = r->mem != NULL ? r->memname : r->files[r->cur];
-        int rc = et__lines_next(&r->lines, &line, &len, e);
+        int rc = et_loglines_next(&r->lines, &line, &len, e);
         if (rc == ET_ETOOBIG) {
             r->file.bad++;
             e->code = 0;

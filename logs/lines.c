@@ -1,5 +1,5 @@
-/* Line reader and log file listing (see logs_int.h). */
-#include "logs_int.h"
+/* Line reader and log file listing (see eastrace/loglines.h). */
+#include "eastrace/loglines.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -11,7 +11,7 @@
 
 #define READ_CHUNK (256u * 1024u)
 
-int et__lines_open_file(struct et__lines *r, const char *path, struct et_error *e)
+int et_loglines_open_file(struct et_loglines *r, const char *path, struct et_error *e)
 {
     memset(r, 0, sizeof(*r));
     gzFile gz = gzopen(path, "rb");
@@ -25,14 +25,14 @@ int et__lines_open_file(struct et__lines *r, const char *path, struct et_error *
     return 0;
 }
 
-void et__lines_open_mem(struct et__lines *r, const void *data, size_t len)
+void et_loglines_open_mem(struct et_loglines *r, const void *data, size_t len)
 {
     memset(r, 0, sizeof(*r));
     r->mem = data;
     r->memlen = len;
 }
 
-static int fill(struct et__lines *r, struct et_error *e)
+static int fill(struct et_loglines *r, struct et_error *e)
 {
     if (r->start > 0) {
         memmove(r->buf, r->buf + r->start, r->end - r->start);
@@ -41,8 +41,8 @@ static int fill(struct et__lines *r, struct et_error *e)
     }
     if (r->cap - r->end < READ_CHUNK) {
         size_t ncap = r->cap ? r->cap * 2 : READ_CHUNK * 2;
-        if (ncap > ET__LINE_MAX + READ_CHUNK * 2)
-            ncap = ET__LINE_MAX + READ_CHUNK * 2;
+        if (ncap > ET_LOGLINE_MAX + READ_CHUNK * 2)
+            ncap = ET_LOGLINE_MAX + READ_CHUNK * 2;
         if (ncap > r->cap) {
             uint8_t *nb = et_realloc(r->buf, ncap);
             if (nb == NULL) {
@@ -78,7 +78,7 @@ static int fill(struct et__lines *r, struct et_error *e)
     return 0;
 }
 
-int et__lines_next(struct et__lines *r, const char **line, size_t *len, struct et_error *e)
+int et_loglines_next(struct et_loglines *r, const char **line, size_t *len, struct et_error *e)
 {
     if (r->mem != NULL || r->gz == NULL) {
         if (r->off >= r->memlen)
@@ -90,9 +90,9 @@ int et__lines_next(struct et__lines *r, const char **line, size_t *len, struct e
         r->line_off = r->off;
         r->off += l + (nl ? 1 : 0);
         r->lineno++;
-        if (l > ET__LINE_MAX) {
+        if (l > ET_LOGLINE_MAX) {
             et_error_set_at(e, ET_ETOOBIG, r->line_off, "line %llu longer than %u bytes",
-                            (unsigned long long)r->lineno, ET__LINE_MAX);
+                            (unsigned long long)r->lineno, ET_LOGLINE_MAX);
             return ET_ETOOBIG;
         }
         *line = (const char *)p;
@@ -112,7 +112,7 @@ int et__lines_next(struct et__lines *r, const char **line, size_t *len, struct e
             r->start += adv;
             if (skipping) {
                 et_error_set_at(e, ET_ETOOBIG, r->line_off, "line %llu longer than %u bytes",
-                                (unsigned long long)r->lineno, ET__LINE_MAX);
+                                (unsigned long long)r->lineno, ET_LOGLINE_MAX);
                 return ET_ETOOBIG;
             }
             r->lineno++;
@@ -122,7 +122,7 @@ int et__lines_next(struct et__lines *r, const char **line, size_t *len, struct e
         }
         if (r->eof)
             return 0;
-        if (avail >= ET__LINE_MAX) {
+        if (avail >= ET_LOGLINE_MAX) {
             /* Drop what we have of the overlong line and keep reading to its end. */
             if (!skipping)
                 r->lineno++;
@@ -136,7 +136,7 @@ int et__lines_next(struct et__lines *r, const char **line, size_t *len, struct e
     }
 }
 
-void et__lines_close(struct et__lines *r)
+void et_loglines_close(struct et_loglines *r)
 {
     if (r->gz != NULL)
         gzclose((gzFile)r->gz);
@@ -213,7 +213,7 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int et__files_list(const char *path, char ***files, size_t *n, struct et_error *e)
+int et_logfiles_list(const char *path, char ***files, size_t *n, struct et_error *e)
 {
     struct stat st;
     struct list l = {0};
@@ -237,7 +237,7 @@ int et__files_list(const char *path, char ***files, size_t *n, struct et_error *
             et_error_set(e, rc, "file list");
     }
     if (rc < 0) {
-        et__files_free(l.v, l.n);
+        et_logfiles_free(l.v, l.n);
         return rc;
     }
     qsort(l.v, l.n, sizeof(*l.v), cmp_str);
@@ -246,7 +246,7 @@ int et__files_list(const char *path, char ***files, size_t *n, struct et_error *
     return 0;
 }
 
-void et__files_free(char **files, size_t n)
+void et_logfiles_free(char **files, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         et_free(files[i]);

@@ -10,13 +10,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "logs_int.h"
+#include "eastrace/loglines.h"
 
 #define MAX_ENTRY_BYTES (64u * 1024u * 1024u)
 #define SEEN_MAX (1u << 22)
 
 struct mbx_src {
-    struct et__lines lines;
+    struct et_loglines lines;
     char *name;
     uint64_t id;
     /* Pending: a separator line read ahead while finishing the previous entry. */
@@ -374,7 +374,7 @@ static int mbx_next(void *impl, struct et_exchange **out, struct et_error *e)
             entry_line = m->sep_line;
             continue;
         }
-        rc = et__lines_next(&m->lines, &line, &len, e);
+        rc = et_loglines_next(&m->lines, &line, &len, e);
         if (rc == ET_ETOOBIG) {
             e->code = 0;
             continue; /* an overlong line inside a body: drop it, keep the entry */
@@ -516,7 +516,7 @@ out:
 static void mbx_close(void *impl)
 {
     struct mbx_src *m = impl;
-    et__lines_close(&m->lines);
+    et_loglines_close(&m->lines);
     et_free(m->seen);
     et_free(m->name);
     et_free(m);
@@ -544,7 +544,7 @@ int et_mailboxlog_open(const char *path, struct et_source **out, struct et_error
         et_error_set(e, ET_ENOMEM, "mailbox log source");
         return ET_ENOMEM;
     }
-    int rc = et__lines_open_file(&m->lines, path, e);
+    int rc = et_loglines_open_file(&m->lines, path, e);
     if (rc < 0) {
         et_free(m);
         return rc;
@@ -561,7 +561,7 @@ int et_mailboxlog_open_mem(const void *data, size_t len, const char *name,
         et_error_set(e, ET_ENOMEM, "mailbox log source");
         return ET_ENOMEM;
     }
-    et__lines_open_mem(&m->lines, len ? data : "", len);
+    et_loglines_open_mem(&m->lines, len ? data : "", len);
     return finish(m, name ? name : "memory", out, e);
 }
 

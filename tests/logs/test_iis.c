@@ -10,6 +10,7 @@
 #include <zlib.h>
 
 #include "eastrace/iis.h"
+#include "eastrace/iisline.h"
 #include "et_test.h"
 
 /* Reads every exchange of a source; returns the count, fails on final errors. */

@@ -114,7 +114,9 @@ uint8_t *et_buf_detach(struct et_buf *b, size_t *len);
 
 /* Escaping helpers that append to a buffer. */
 int et_buf_put_xml_escaped(struct et_buf *b, const char *s, size_t n);  /* &<>"' and controls */
-int et_buf_put_json_string(struct et_buf *b, const char *s, size_t n);  /* with quotes */
+/* The one JSON string writer: with quotes; ", \ and controls escaped; bytes that are not
+ * well-formed UTF-8 become U+FFFD, so the result is always valid JSON. */
+int et_buf_put_json_string(struct et_buf *b, const char *s, size_t n);
 int et_buf_put_hex(struct et_buf *b, const uint8_t *p, size_t n);
 
 /* Base64 (RFC 4648, standard alphabet, padding). */

@@ -15,6 +15,7 @@
 
 #include "eastrace/common.h"
 #include "eastrace/iis.h"
+#include "eastrace/iisline.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -7,14 +7,15 @@
  *
  *   et_iis_report_new -> et_iis_report_add_path / _add_mem ... -> et_iis_report_write -> _free
  */
-#ifndef ET_LOGS_IISREPORT_H
-#define ET_LOGS_IISREPORT_H
+#ifndef ET_REPORT_IISREPORT_H
+#define ET_REPORT_IISREPORT_H
 
 #include <stdint.h>
 #include <stdio.h>
 
 #include "eastrace/common.h"
 #include "eastrace/iis.h"
+#include "eastrace/iisline.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -51,6 +52,8 @@ struct et_iis_report_opts {
     long rpc_count_min;   /* rpc report: RpcC at or above (default 500) */
     long rpc_latency_min; /* rpc report: RpcL ms at or above (default 1000) */
     size_t max_rows;      /* row reports keep at most this many rows (default 1000000) */
+    int findings;         /* also run the analyzer (replay's rules) over the EAS lines in the
+                             same pass, and add its "findings" table (not to CSV) */
 };
 
 struct et_iis_report;

@@ -26,7 +26,9 @@
 #include <unistd.h>
 
 #include "eastrace/arena.h"
-#include "logs_int.h"
+#include "eastrace/loglines.h"
+#include "eastrace/table.h"
+#include "report_int.h"
 
 const char *const et_iis_known_errors[] = {
     "TooManyJobsQueued", "OverBudget", "InvalidContent", "ServerError", "ServerErrorRetryLater",
@@ -276,6 +278,10 @@ struct et_iis_report {
     struct et_arena *arena; /* keys and rows of side[] (merged) */
     uint64_t lines, bad, bytes, frontend, backend;
     int bad_alloc;          /* a table hit its cap or memory ran out */
+    struct et__fa *fa;      /* the analyzer's findings (o.findings), NULL without */
+    int fa_done;            /* the findings table is built (summary findings taken) */
+    const char *const *fa_cells;
+    size_t fa_rows;
     const struct et_iis_report_result *given; /* et_iis_report_write_result's tables */
 };
 
@@ -286,6 +292,7 @@ struct worker {
     struct agg (*cur)[2];   /* pre until the first #Fields line of a non-initial range */
     struct et_arena *arena;
     struct et_arena *scratch; /* decoded base64 queries, reset per such line; lazily made */
+    struct et__fw *fw;        /* records for the analyzer (o.findings), NULL without */
     struct et_iis_layout layout;
     int need_max;           /* highest column index a report needs */
     uint64_t lines, bad, frontend, backend;
@@ -322,6 +329,11 @@ static int worker_init(struct worker *w, struct et_iis_report *r)
         return ET_ENOMEM;
     w->cur = &w->side;
     w->initial = 1;
+    if (r->o.findings && (w->fw = et__fw_new(r->o.threads)) == NULL) {
+        et_arena_free(w->arena);
+        w->arena = NULL;
+        return ET_ENOMEM;
+    }
     et_iis_layout_default(&w->layout);
     layout_changed(w);
     return 0;
@@ -337,6 +349,8 @@ static void worker_free(struct worker *w)
     w->arena = NULL;
     et_arena_free(w->scratch);
     w->scratch = NULL;
+    et__fw_free(w->fw);
+    w->fw = NULL;
 }
 
 static int is_dash(struct et_slice s)
@@ -481,18 +495,28 @@ static void count_line(struct worker *w, const char *line, size_t len)
 {
     const struct et_iis_report_opts *o = &w->r->o;
     struct et_slice f[ET_IIS_MAX_FIELDS];
-    int n = et_iis_line_split(line, len, f, w->need_max + 2 < ET_IIS_MAX_FIELDS
-                                                ? w->need_max + 2 : ET_IIS_MAX_FIELDS);
+    /* The analyzer's records need every column (the reader checks the count against
+     * #Fields); the counts alone need only the columns the report reads. */
+    int max = w->need_max + 2;
+    if (w->fw != NULL && max < w->layout.n + 1)
+        max = w->layout.n + 1;
+    int n = et_iis_line_split(line, len, f, max < ET_IIS_MAX_FIELDS ? max : ET_IIS_MAX_FIELDS);
     int si = w->layout.idx[ET_IIS_STEM];
 
     w->lines++;
     if (si < 0 || n <= w->need_max) {
         w->bad++;
+        /* The reader still notes the site of a short line before refusing it. */
+        if (w->fw != NULL && si >= 0 && n > si &&
+            et_iis_stem_classify((const char *)f[si].ptr, f[si].len) == ET_IIS_STEM_FRONTEND)
+            et__fw_frontend(w->fw);
         return;
     }
     enum et_iis_stem stem = et_iis_stem_classify((const char *)f[si].ptr, f[si].len);
     if (stem == ET_IIS_STEM_OTHER)
         return;
+    if (w->fw != NULL && stem == ET_IIS_STEM_FRONTEND)
+        et__fw_frontend(w->fw);
     int sidx;
     switch (o->site) {
     case ET_IIS_SITE_FRONTEND:
@@ -520,9 +544,24 @@ static void count_line(struct worker *w, const char *line, size_t len)
     struct et_slice date = colv(w, f, n, ET_IIS_DATE);
     if (w->r->date[0] && (date.len != 10 || memcmp(date.ptr, w->r->date, 10) != 0))
         return;
+    struct et_slice tsl = colv(w, f, n, ET_IIS_TIME);
+    int64_t t = 0;
+    if (date.len == 10 && tsl.len == 8 && memcmp(w->last_dt, date.ptr, 10) == 0 &&
+        memcmp(w->last_dt + 10, tsl.ptr, 8) == 0) {
+        t = w->last_t;
+    } else if (date.len && tsl.len &&
+               et_iis_time_parse((const char *)date.ptr, date.len, (const char *)tsl.ptr,
+                                 tsl.len, &t) == 0 &&
+               date.len == 10 && tsl.len == 8) {
+        memcpy(w->last_dt, date.ptr, 10);
+        memcpy(w->last_dt + 10, tsl.ptr, 8);
+        w->last_t = t;
+    }
     struct et_iis_query q;
     struct et_slice qs = colv(w, f, n, ET_IIS_QUERY);
     et_iis_query_scan((const char *)qs.ptr, qs.len, &q);
+    if (w->fw != NULL)
+        et__fw_line(w->fw, &w->layout, f, n, stem, &q, t, &w->oom);
     if (q.base64) {
         /* Outlook / Windows Mail: decode only these lines; plain ones stay on the fast path.
          * The decoded strings live until the next base64 line (rows copy their keys). */
@@ -546,19 +585,6 @@ static void count_line(struct worker *w, const char *line, size_t len)
     if (cmd == ET_EAS_CMD_NONE && method.len == 7 && memcmp(method.ptr, "OPTIONS", 7) == 0)
         cmd = ET_EAS_CMD_OPTIONS;
     long st = num(colv(w, f, n, ET_IIS_STATUS));
-    struct et_slice tsl = colv(w, f, n, ET_IIS_TIME);
-    int64_t t = 0;
-    if (date.len == 10 && tsl.len == 8 && memcmp(w->last_dt, date.ptr, 10) == 0 &&
-        memcmp(w->last_dt + 10, tsl.ptr, 8) == 0) {
-        t = w->last_t;
-    } else if (date.len && tsl.len &&
-               et_iis_time_parse((const char *)date.ptr, date.len, (const char *)tsl.ptr,
-                                 tsl.len, &t) == 0 &&
-               date.len == 10 && tsl.len == 8) {
-        memcpy(w->last_dt, date.ptr, 10);
-        memcpy(w->last_dt + 10, tsl.ptr, 8);
-        w->last_t = t;
-    }
     g->eas++;
     http_bucket_count(g->http, st);
     {
@@ -713,6 +739,8 @@ static void worker_line(struct worker *w, const char *line, size_t len, uint64_t
                 w->saw_fields = 1;
                 w->first_fields = off;
                 w->cur = &w->side;
+                if (w->fw != NULL && !w->initial)
+                    et__fw_mark_prefix(w->fw);
             }
             if (et_iis_layout_parse(&w->layout, line + 8, len - 8) < 0)
                 et_iis_layout_default(&w->layout);
@@ -959,8 +987,11 @@ struct et_iis_report *et_iis_report_new(const struct et_iis_report_opts *o)
     r->arena = et_arena_new(256 * 1024);
     if (r->arena == NULL)
         goto fail;
+    if (r->o.findings && (r->fa = et__fa_new(r->o.threads)) == NULL)
+        goto fail;
     return r;
 fail:
+    et_arena_free(r->arena);
     et_free(r->device);
     et_free(r);
     return NULL;
@@ -973,8 +1004,20 @@ void et_iis_report_free(struct et_iis_report *r)
     agg_free(&r->side[0]);
     agg_free(&r->side[1]);
     et_arena_free(r->arena);
+    et__fa_free(r->fa);
     et_free(r->device);
     et_free(r);
+}
+
+/* Feeds one input's records to the analyzer, in file order. */
+static int analyze(struct et_iis_report *r, const struct et__fa_seg *segs, int nsegs)
+{
+    if (r->fa == NULL || nsegs == 0)
+        return 0;
+    int rc = et__fa_run(r->fa, segs, nsegs, r->o.site);
+    if (rc != 0)
+        r->bad_alloc = 1;
+    return rc;
 }
 
 int et_iis_report_add_mem(struct et_iis_report *r, const void *data, size_t len,
@@ -988,7 +1031,10 @@ int et_iis_report_add_mem(struct et_iis_report *r, const void *data, size_t len,
     }
     worker_feed(w, data, len, 0, 1);
     r->bytes += len;
-    int rc = merge_worker(r, w);
+    struct et__fa_seg seg = {w->fw, 0};
+    int rc = analyze(r, &seg, w->fw != NULL);
+    if (rc == 0)
+        rc = merge_worker(r, w);
     worker_free(w);
     et_free(w);
     if (rc < 0)
@@ -998,9 +1044,9 @@ int et_iis_report_add_mem(struct et_iis_report *r, const void *data, size_t len,
 
 static int add_stream(struct et_iis_report *r, const char *path, struct et_error *e)
 {
-    struct et__lines lr;
+    struct et_loglines lr;
     struct worker *wp = et_malloc(sizeof(*wp));
-    int rc = wp ? et__lines_open_file(&lr, path, e) : ET_ENOMEM;
+    int rc = wp ? et_loglines_open_file(&lr, path, e) : ET_ENOMEM;
     if (rc < 0) {
         et_free(wp);
         if (rc == ET_ENOMEM)
@@ -1010,14 +1056,14 @@ static int add_stream(struct et_iis_report *r, const char *path, struct et_error
 #define w (*wp)
     if (worker_init(&w, r) < 0) {
         et_free(wp);
-        et__lines_close(&lr);
+        et_loglines_close(&lr);
         et_error_set(e, ET_ENOMEM, "report worker");
         return ET_ENOMEM;
     }
     for (;;) {
         const char *line;
         size_t len;
-        rc = et__lines_next(&lr, &line, &len, e);
+        rc = et_loglines_next(&lr, &line, &len, e);
         if (rc == ET_ETOOBIG) {
             w.bad++;
             e->code = 0;
@@ -1028,7 +1074,10 @@ static int add_stream(struct et_iis_report *r, const char *path, struct et_error
         worker_line(&w, line, len, lr.line_off);
     }
     r->bytes += lr.off;
-    et__lines_close(&lr);
+    et_loglines_close(&lr);
+    struct et__fa_seg seg = {w.fw, 0};
+    if (rc == 0)
+        rc = analyze(r, &seg, w.fw != NULL);
     if (rc == 0)
         rc = merge_worker(r, &w);
     else {
@@ -1171,7 +1220,9 @@ static int add_file_threaded(struct et_iis_report *r, const char *path, int fd, 
             rc = ta[i].rc;
     if (started < nt && rc == 0)
         rc = ET_ENOMEM;
-    /* Recount a prefix counted under the wrong #Fields (see the comment at the top). */
+    /* Recount a prefix counted under the wrong #Fields (see the comment at the top). The
+     * recounts are kept until the analyzer has read their records. */
+    struct worker *fixes[16] = {0};
     for (int i = 1; rc == 0 && i < nt; i++) {
         /* w[i-1].layout is the layout at its end (fixed below when it never saw one). */
         const struct et_iis_layout *prev = &w[i - 1].layout;
@@ -1204,10 +1255,23 @@ static int add_file_threaded(struct et_iis_report *r, const char *path, int fd, 
         }
         if (!w[i].saw_fields)
             w[i].layout = fix->layout;
-        worker_free(fix);
-        et_free(fix);
+        fixes[i] = fix;
+    }
+    if (rc == 0 && r->fa != NULL) {
+        struct et__fa_seg segs[32];
+        int ns = 0;
+        for (int i = 0; i < nt; i++) {
+            if (fixes[i] != NULL)
+                segs[ns++] = (struct et__fa_seg){fixes[i]->fw, 0};
+            segs[ns++] = (struct et__fa_seg){w[i].fw, fixes[i] != NULL};
+        }
+        rc = analyze(r, segs, ns);
     }
     for (int i = 0; i < nt; i++) {
+        if (fixes[i] != NULL) {
+            worker_free(fixes[i]);
+            et_free(fixes[i]);
+        }
         if (rc == 0)
             rc = merge_worker(r, &w[i]);
         worker_free(&w[i]);
@@ -1248,12 +1312,14 @@ int et_iis_report_add_path(struct et_iis_report *r, const char *path, struct et_
 {
     char **files;
     size_t n;
-    int rc = et__files_list(path, &files, &n, e);
+    int rc = et_logfiles_list(path, &files, &n, e);
     if (rc < 0)
         return rc;
+    if (r->fa != NULL)
+        et__fa_path(r->fa); /* the reader's site choice starts over per path */
     for (size_t i = 0; i < n && rc == 0; i++)
         rc = add_file(r, files[i], e);
-    et__files_free(files, n);
+    et_logfiles_free(files, n);
     return rc;
 }
 
@@ -1706,143 +1772,12 @@ static void build_recs(struct et_iis_report *r, struct out *o, struct agg *g)
     }
 }
 
-/* -- renderers -- */
+/* -- renderers: every grid goes through the common table renderer (eastrace/table.h) -- */
 
-static int is_number(const char *s)
+static struct et_table as_table(const struct grid *g)
 {
-    if (*s == '\0')
-        return 0;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9')
-            return 0;
-    return 1;
-}
-
-static void put_csv_cell(FILE *f, const char *s)
-{
-    if (strpbrk(s, ",\"\r\n") == NULL) {
-        fputs(s, f);
-        return;
-    }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
-static void render_csv(FILE *f, const struct grid *g)
-{
-    for (int i = 0; i < g->ncols; i++) {
-        if (i)
-            fputc(',', f);
-        put_csv_cell(f, g->cols[i]);
-    }
-    fputs("\r\n", f);
-    for (size_t r = 0; r < g->nrows; r++) {
-        for (int i = 0; i < g->ncols; i++) {
-            if (i)
-                fputc(',', f);
-            put_csv_cell(f, g->cells[r * (size_t)g->ncols + (size_t)i]);
-        }
-        fputs("\r\n", f);
-    }
-}
-
-static void render_table(FILE *f, const struct grid *g)
-{
-    int w[GRID_MAX_COLS];
-    /* Terminal tables hide all-zero/empty columns to stay readable; CSV/JSON keep them. */
-    int show[GRID_MAX_COLS];
-    for (int i = 0; i < g->ncols; i++) {
-        w[i] = (int)strlen(g->cols[i]);
-        show[i] = i < 2;
-        for (size_t r = 0; r < g->nrows; r++) {
-            const char *c = g->cells[r * (size_t)g->ncols + (size_t)i];
-            int l = (int)strlen(c);
-            if (l > w[i])
-                w[i] = l;
-            if (c[0] && strcmp(c, "0") != 0)
-                show[i] = 1;
-        }
-        if (w[i] > 40)
-            w[i] = 40;
-    }
-    fprintf(f, "== %s (%zu rows)\n", g->name, g->nrows);
-    for (int i = 0; i < g->ncols; i++)
-        if (show[i])
-            fprintf(f, "%-*.*s  ", w[i], w[i], g->cols[i]);
-    fputc('\n', f);
-    for (size_t r = 0; r < g->nrows; r++) {
-        for (int i = 0; i < g->ncols; i++) {
-            if (!show[i])
-                continue;
-            const char *c = g->cells[r * (size_t)g->ncols + (size_t)i];
-            if (is_number(c))
-                fprintf(f, "%*s  ", w[i], c);
-            else
-                fprintf(f, "%-*.*s  ", w[i], w[i], c);
-        }
-        fputc('\n', f);
-    }
-    fputc('\n', f);
-}
-
-static void put_html(FILE *f, const char *s)
-{
-    for (; *s; s++) {
-        switch (*s) {
-        case '<': fputs("&lt;", f); break;
-        case '>': fputs("&gt;", f); break;
-        case '&': fputs("&amp;", f); break;
-        case '"': fputs("&quot;", f); break;
-        default: fputc(*s, f); break;
-        }
-    }
-}
-
-static void put_json_str(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            fprintf(f, "\\%c", c);
-        else if (c < 0x20)
-            fprintf(f, "\\u%04x", c);
-        else
-            fputc(c, f);
-    }
-    fputc('"', f);
-}
-
-static void render_json_grid(FILE *f, const struct grid *g)
-{
-    fputs("{\"name\":", f);
-    put_json_str(f, g->name);
-    fputs(",\"columns\":[", f);
-    for (int i = 0; i < g->ncols; i++) {
-        if (i)
-            fputc(',', f);
-        put_json_str(f, g->cols[i]);
-    }
-    fputs("],\"rows\":[", f);
-    for (size_t r = 0; r < g->nrows; r++) {
-        fputs(r ? ",[" : "[", f);
-        for (int i = 0; i < g->ncols; i++) {
-            const char *c = g->cells[r * (size_t)g->ncols + (size_t)i];
-            if (i)
-                fputc(',', f);
-            if (is_number(c) && strlen(c) < 16)
-                fputs(c, f);
-            else
-                put_json_str(f, c);
-        }
-        fputc(']', f);
-    }
-    fputs("]}", f);
+    struct et_table t = {g->name, g->cols, g->ncols, g->cells, g->nrows};
+    return t;
 }
 
 static void render_svg_hours(FILE *f, const struct agg *g)
@@ -1910,27 +1845,8 @@ static void render_html(FILE *f, struct et_iis_report *r, const struct out *o,
     fputs("<h2>Hits per hour (UTC)</h2>\n", f);
     render_svg_hours(f, g);
     for (int k = 0; k < o->ng; k++) {
-        const struct grid *gr = &o->g[k];
-        fputs("<h2>", f);
-        put_html(f, gr->name);
-        fputs("</h2>\n<table>\n<thead><tr>", f);
-        for (int i = 0; i < gr->ncols; i++) {
-            fputs("<th>", f);
-            put_html(f, gr->cols[i]);
-            fputs("</th>", f);
-        }
-        fputs("</tr></thead>\n<tbody>\n", f);
-        for (size_t rr = 0; rr < gr->nrows; rr++) {
-            fputs("<tr>", f);
-            for (int i = 0; i < gr->ncols; i++) {
-                const char *c = gr->cells[rr * (size_t)gr->ncols + (size_t)i];
-                fputs(is_number(c) ? "<td class=\"n\">" : "<td>", f);
-                put_html(f, c);
-                fputs("</td>", f);
-            }
-            fputs("</tr>\n", f);
-        }
-        fputs("</tbody>\n</table>\n", f);
+        struct et_table tb = as_table(&o->g[k]);
+        et_table_write(&tb, ET_TABLE_HTML, ET_TABLE_TITLE, f);
     }
     fputs("</body></html>\n", f);
 }
@@ -1998,7 +1914,25 @@ int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format 
     case ET_IIS_REPORT_TOP: build_top(r, &o, g); break;
     default: build_recs(r, &o, g); break;
     }
-    /* The caller's tables (findings) follow the report's own; the grid borrows their cells. */
+    /* The analyzer's findings follow the report's own tables, then the caller's; the grids
+     * borrow their cells. */
+    if (r->fa != NULL && !r->fa_done) {
+        if (et__fa_table(r->fa, r->device, &r->fa_cells, &r->fa_rows) != 0)
+            o.oom = 1;
+        r->fa_done = 1;
+    }
+    if (r->fa != NULL && r->fa_cells != NULL && o.ng < (int)ET_ARRAY_SIZE(o.g)) {
+        struct grid *gr = grid_new(&o, "findings");
+        for (int c = 0; c < 7; c++)
+            grid_col(gr, et__fa_cols[c]);
+        for (size_t i = 0; i < r->fa_rows; i++) {
+            const char **row = grid_row(&o, gr);
+            if (row == NULL)
+                break;
+            for (int c = 0; c < 7; c++)
+                row[c] = r->fa_cells[i * 7 + (size_t)c];
+        }
+    }
     for (int k = 0; k < r->nextra && o.ng < (int)ET_ARRAY_SIZE(o.g); k++) {
         const struct extra_table *t = &r->extra[k];
         struct grid *gr = grid_new(&o, t->name);
@@ -2020,12 +1954,16 @@ int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format 
     switch (fmt) {
     case ET_REPORT_CSV:
         /* CSV is one table: the report's main one (the script's per-device CSV). */
-        if (o.ng > 0)
-            render_csv(f, &o.g[0]);
+        if (o.ng > 0) {
+            struct et_table t = as_table(&o.g[0]);
+            rc = et_table_write(&t, ET_TABLE_CSV, 0, f);
+        }
         break;
     case ET_REPORT_TABLE:
-        for (int k = 0; k < o.ng; k++)
-            render_table(f, &o.g[k]);
+        for (int k = 0; k < o.ng && rc == 0; k++) {
+            struct et_table t = as_table(&o.g[k]);
+            rc = et_table_write(&t, ET_TABLE_TEXT, ET_TABLE_TITLE | ET_TABLE_HIDE_ZERO, f);
+        }
         if (g->recs.truncated || r->bad_alloc)
             fprintf(f, "(truncated: row cap or memory limit reached)\n");
         break;
@@ -2038,17 +1976,20 @@ int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format 
                 (unsigned long long)t.eas, (unsigned long long)t.frontend,
                 (unsigned long long)t.backend, (unsigned long long)t.bad,
                 g->recs.truncated || r->bad_alloc ? "true" : "false");
-        for (int k = 0; k < o.ng; k++) {
+        for (int k = 0; k < o.ng && rc == 0; k++) {
+            struct et_table tb = as_table(&o.g[k]);
             if (k)
                 fputc(',', f);
-            render_json_grid(f, &o.g[k]);
+            rc = et_table_write(&tb, ET_TABLE_JSON, 0, f);
         }
         fputs("]}\n", f);
         break;
     }
     case ET_REPORT_HTML: render_html(f, r, &o, g); break;
     }
-    if (ferror(f)) {
+    if (rc != 0) {
+        et_error_set(e, rc, "writing the report: %s", et_strerror(rc));
+    } else if (ferror(f)) {
         et_error_set(e, ET_EIO, "writing the report: %s", strerror(errno));
         rc = ET_EIO;
     }

@@ -10,6 +10,9 @@
 # 127.0.0.1 only, on two ports picked free at run time (HTTP and the native protocol, which
 # ClickHouse always opens). A failed start stops what it started and removes DIR. Exit status
 # 0 when /ping answers "Ok."; else 1 with the reason (and the server's error log) on stderr.
+# For the Distributed-table tests the server declares a cluster, eastrace_two_shards: two
+# shards on this server itself, whose tables live in the databases shard1 and shard2 (a
+# Distributed table over database '' reaches each shard's default database).
 #
 # DIR/env defines:
 #   CH_HTTP_PORT   the HTTP interface (what eastrace talks to)
@@ -88,6 +91,12 @@ write_config() { # dir http tcp
   <mark_cache_size>67108864</mark_cache_size>
   <uncompressed_cache_size>67108864</uncompressed_cache_size>
   <max_concurrent_queries>16</max_concurrent_queries>
+  <remote_servers>
+    <eastrace_two_shards>
+      <shard><replica><host>127.0.0.1</host><port>$3</port><default_database>shard1</default_database></replica></shard>
+      <shard><replica><host>127.0.0.1</host><port>$3</port><default_database>shard2</default_database></replica></shard>
+    </eastrace_two_shards>
+  </remote_servers>
 </yandex>
 EOF
     cat >"$dir/users.xml" <<EOF

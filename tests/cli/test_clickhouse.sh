@@ -5,8 +5,9 @@
 # front end + back end, hostile values) are loaded with --load, then every report in every
 # format computed with --engine must be byte-for-byte the local report over the same logs.
 # Also: incremental loads, several batches, .gz, --print-schema run on the server, --since/
-# --until, SQL injection through values and options, and the clear errors (bad URL, server
-# down, not ClickHouse, another schema, no table). ET_EASTRACE names the binary.
+# --until, SQL injection through values and options, a two-shard cluster behind Distributed
+# tables (sharded by device), and the clear errors (bad URL, server down, not ClickHouse,
+# another schema, no table). ET_EASTRACE names the binary.
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -137,6 +138,42 @@ dev=$(chq "SELECT device_id FROM evil.eas_requests WHERE line = 5 FORMAT TSVRaw"
 [ "$dev" = "EVIL'\\\\'1" ] && ok "quotes and backslashes stored as logged" || bad "device stored as '$dev'"
 same "a quote in --device" "$H" --no-findings --device "x' OR '1'='1" --json -- \
   --engine "$U/evil" --no-findings --device "x' OR '1'='1" --json
+
+# ---- a cluster: two shards behind Distributed tables (docs/scale-out.md) ----------------
+check "print the schema of the shards' local tables" 0 "$E" iis --print-schema --engine "$U/shard1?table=eas_requests_local"
+cp "$tmp/out" "$tmp/local.sql"
+sed 's/shard1\./shard2./g; s/EXISTS shard1;/EXISTS shard2;/' "$tmp/local.sql" >"$tmp/local2.sql"
+if clickhouse-client --port "$CH_TCP_PORT" --multiquery <"$tmp/local.sql" 2>"$tmp/cc.err" &&
+   clickhouse-client --port "$CH_TCP_PORT" --multiquery <"$tmp/local2.sql" 2>>"$tmp/cc.err"; then
+  ok "local tables on both shards"
+else
+  bad "local tables on both shards: $(head -3 "$tmp/cc.err")"
+fi
+chq "CREATE DATABASE eas" >/dev/null
+chq "CREATE TABLE eas.eas_requests AS shard1.eas_requests_local ENGINE = Distributed(eastrace_two_shards, '', eas_requests_local, cityHash64(lower(device_id)))" >"$tmp/d1"
+chq "CREATE TABLE eas.eas_requests_files AS shard1.eas_requests_local_files ENGINE = Distributed(eastrace_two_shards, '', eas_requests_local_files, rand())" >"$tmp/d2"
+[ ! -s "$tmp/d1" ] && [ ! -s "$tmp/d2" ] && ok "Distributed tables" || bad "Distributed tables: $(cat "$tmp/d1" "$tmp/d2")"
+check "load through the Distributed table" 0 "$E" iis "${LOGS[@]}" --load "$U/eas" --batch-rows 10
+# A Distributed INSERT reaches its shards in the background.
+want=$(chq "SELECT count() FROM fx.eas_requests")
+for _ in $(seq 100); do
+  got=$(chq "SELECT (SELECT count() FROM shard1.eas_requests_local) + (SELECT count() FROM shard2.eas_requests_local)")
+  gotf=$(chq "SELECT (SELECT count() FROM shard1.eas_requests_local_files) + (SELECT count() FROM shard2.eas_requests_local_files)")
+  [ "$got" = "$want" ] && [ "$gotf" = "${#LOGS[@]}" ] && break
+  sleep 0.1
+done
+[ "$got" = "$want" ] && ok "every row reached a shard ($got)" || bad "rows on the shards: $got of $want"
+s1=$(chq "SELECT uniqExact(lower(device_id)) FROM shard1.eas_requests_local")
+s2=$(chq "SELECT uniqExact(lower(device_id)) FROM shard2.eas_requests_local")
+both=$(chq "SELECT count() FROM (SELECT DISTINCT lower(device_id) AS d FROM shard1.eas_requests_local) ANY INNER JOIN (SELECT DISTINCT lower(device_id) AS d FROM shard2.eas_requests_local) USING d")
+[ "${s1:-0}" -gt 0 ] && [ "${s2:-0}" -gt 0 ] && [ "$both" = 0 ] &&
+  ok "sharded by device: $s1 and $s2 devices, none on both" || bad "sharding: $s1 / $s2 devices, $both on both"
+for r in hits errors synckey0 syncs-by-synckey sendmail eas-errors rpc top calendar; do
+  same "cluster: report $r" "${LOGS[@]}" --no-findings --report "$r" --json -- --engine "$U/eas" --no-findings --report "$r" --json
+done
+for f in "" --csv --html; do
+  same "cluster: hits ${f:-table}" "${LOGS[@]}" --no-findings $f -- --engine "$U/eas" --no-findings $f
+done
 
 # ---- clear errors ----------------------------------------------------------------------
 check "a URL that is not clickhouse://" 2 "$E" iis --engine "http://127.0.0.1:$CH_HTTP_PORT/fx"

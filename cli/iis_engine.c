@@ -35,6 +35,9 @@ int et_cli_iis_engine(const struct et_cli_iis_engine *g, const struct et_iis_rep
                        et_error_format(&e, m, sizeof(m)));
             return ET_EXIT_INPUT;
         }
+        if (st.skipped > 0)
+            et_cli_err("skipped %llu file(s) loaded before (same name and size)",
+                       (unsigned long long)st.skipped);
         et_cli_err("loaded %llu EAS requests from %llu file(s) (%llu lines, %llu bad, %.1f MB) "
                    "into %s.%s in %.2f s (%.1f MB/s, %.0f rows/s, %llu batches)",
                    (unsigned long long)st.rows, (unsigned long long)st.files,

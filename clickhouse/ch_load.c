@@ -16,9 +16,11 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "eastrace/iis.h"
+#include "eastrace/loglines.h"
 #include "eastrace/iisrows.h"
 
 /* ---- URL ------------------------------------------------------------------------------ */
@@ -206,7 +208,8 @@ static const struct col req_cols[] = {
 static const struct col file_cols[] = {
     {"loaded", "DateTime('UTC')", "when the load ended"},
     {"file", "String", "log file as given to --load"},
-    {"bytes", "UInt64", "input bytes"},
+    {"size", "UInt64", "file size on disk when loaded (a file of the same name and size is not loaded again)"},
+    {"bytes", "UInt64", "input bytes (uncompressed)"},
     {"lines", "UInt64", "data lines (as the local report counts them)"},
     {"bad", "UInt64", "lines that did not fit their #Fields"},
     {"eas", "UInt64", "EAS request rows loaded"},
@@ -514,6 +517,7 @@ static int put_row(struct et_buf *b, const struct et_iis_row *r, uint64_t seq)
 /* A file that ended in the current batch: its counters go in after the batch commits. */
 struct done_file {
     char *name;
+    uint64_t size;
     struct et_iis_rows_totals t;
     uint64_t seq_first, seq_last;
 };
@@ -529,6 +533,7 @@ struct loader {
     struct et_buf line, resp;
     struct et_ch_load_stats *st;
     int progress;
+    int verbose_skips;
 };
 
 /* The requests go in as RowBinary, the few file rows as TabSeparated. */
@@ -577,6 +582,7 @@ static int files_insert(struct loader *l, struct et_error *e)
         const struct done_file *d = &l->done[i];
         rc |= put_u(&body, now) | TAB(&body);
         rc |= et__ch_tsv_put(&body, d->name, strlen(d->name)) | TAB(&body);
+        rc |= put_u(&body, d->size) | TAB(&body);
         rc |= put_u(&body, d->t.bytes) | TAB(&body);
         rc |= put_u(&body, d->t.lines) | TAB(&body);
         rc |= put_u(&body, d->t.bad) | TAB(&body);
@@ -621,7 +627,7 @@ static int batch_end(struct loader *l, struct et_error *e)
 }
 
 static int file_done(struct loader *l, const struct et_iis_row *row, struct et_iis_rows *rr,
-                     struct et_error *e)
+                     uint64_t size, struct et_error *e)
 {
     struct done_file *d;
     if (l->ndone == l->capdone) {
@@ -636,6 +642,7 @@ static int file_done(struct loader *l, const struct et_iis_row *row, struct et_i
     }
     d = &l->done[l->ndone];
     et_iis_rows_totals(rr, 1, &d->t);
+    d->size = size;
     d->name = et_strdup(row->file);
     if (d->name == NULL) {
         et_error_set(e, ET_ENOMEM, "load");
@@ -664,6 +671,99 @@ static int next_seq(const struct et_ch_url *u, uint64_t *seq, struct et_buf *res
     return 0;
 }
 
+/* Was file (this name and size on disk) loaded before? 1 yes, 0 no (also when only another
+ * size was: then *other is set), <0 an error. */
+static int loaded_before(struct loader *l, const char *file, uint64_t size, int *other,
+                         struct et_error *e)
+{
+    struct et_buf q;
+    uint64_t same = 0, any = 0;
+    int rc;
+    et_buf_init(&q, 0);
+    rc = et_buf_printf(&q, "SELECT countIf(size = %llu), count() FROM %s.%s%s WHERE file = ",
+                       (unsigned long long)size, l->u->db, l->u->table, ET_CH_FILES_SUFFIX);
+    if (rc == 0)
+        rc = et__ch_sql_str(&q, file);
+    if (rc < 0) {
+        et_buf_free(&q);
+        et_error_set(e, ET_ENOMEM, "load");
+        return ET_ENOMEM;
+    }
+    rc = et__ch_query(l->u, (const char *)q.data, &l->resp, e);
+    et_buf_free(&q);
+    if (rc < 0)
+        return rc;
+    if (sscanf(l->resp.len ? (const char *)l->resp.data : "0\t0", "%llu\t%llu",
+               (unsigned long long *)&same, (unsigned long long *)&any) != 2)
+        same = any = 0;
+    *other = same == 0 && any > 0;
+    return same > 0;
+}
+
+/* Loads one log file, unless a file of its name and size was loaded before. */
+static int load_file(struct loader *l, const char *file, struct et_error *e)
+{
+    struct et_iis_rows *rr = NULL;
+    struct et_iis_row row;
+    struct stat sb;
+    struct et_ch_load_stats *st = l->st;
+    uint64_t size = stat(file, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+    int other = 0, rc;
+
+    rc = loaded_before(l, file, size, &other, e);
+    if (rc < 0)
+        return rc;
+    if (rc > 0) {
+        st->skipped++;
+        if (l->progress || l->verbose_skips)
+            fprintf(stderr, "eastrace: %s: loaded before (same name and size), skipped\n", file);
+        return 0;
+    }
+    if (other)
+        fprintf(stderr,
+                "eastrace: note: %s was loaded before with another size (still being written "
+                "then?): its earlier rows are now in twice; remove them with ALTER TABLE %s.%s "
+                "DELETE WHERE file = '...' AND seq BETWEEN seq_first AND seq_last of %s.%s%s\n",
+                file, l->u->db, l->u->table, l->u->db, l->u->table, ET_CH_FILES_SUFFIX);
+    if ((rc = et_iis_rows_open(file, &rr, e)) < 0)
+        return rc;
+    for (;;) {
+        int n = et_iis_rows_next(rr, &row, e);
+        if (n == 0)
+            break;
+        if (n < 0) {
+            rc = n;
+            break;
+        }
+        if (n == 2) {
+            if ((rc = file_done(l, &row, rr, size, e)) < 0)
+                break;
+            continue;
+        }
+        if (!l->in_batch && (rc = batch_begin(l, e)) < 0)
+            break;
+        et_buf_reset(&l->line);
+        if (put_row(&l->line, &row, l->seq) < 0) {
+            et_error_set(e, ET_ENOMEM, "load");
+            rc = ET_ENOMEM;
+            break;
+        }
+        l->seq++;
+        st->rows++;
+        if ((rc = et__ch_write(&l->req, l->line.data, l->line.len, e)) < 0) {
+            /* The server stopped taking data: its answer says why. */
+            l->in_batch = 0;
+            int rc2 = et__ch_end(&l->req, &l->resp, e);
+            rc = rc2 < 0 ? rc2 : rc;
+            break;
+        }
+        if (++l->rows_in_batch >= l->batch_rows && (rc = batch_end(l, e)) < 0)
+            break;
+    }
+    et_iis_rows_free(rr);
+    return rc;
+}
+
 int et_ch_load(const struct et_ch_url *u, char *const *paths, int npaths,
                const struct et_ch_load_opts *o, struct et_ch_load_stats *st, struct et_error *e)
 {
@@ -685,44 +785,13 @@ int et_ch_load(const struct et_ch_url *u, char *const *paths, int npaths,
         rc = next_seq(u, &l.seq, &l.resp, e);
     l.file_first = l.seq;
     for (int i = 0; rc == 0 && i < npaths; i++) {
-        struct et_iis_rows *rr = NULL;
-        struct et_iis_row row;
-        if ((rc = et_iis_rows_open(paths[i], &rr, e)) < 0)
+        char **files = NULL;
+        size_t nfiles = 0;
+        if ((rc = et_logfiles_list(paths[i], &files, &nfiles, e)) < 0)
             break;
-        for (;;) {
-            int n = et_iis_rows_next(rr, &row, e);
-            if (n == 0)
-                break;
-            if (n < 0) {
-                rc = n;
-                break;
-            }
-            if (n == 2) {
-                if ((rc = file_done(&l, &row, rr, e)) < 0)
-                    break;
-                continue;
-            }
-            if (!l.in_batch && (rc = batch_begin(&l, e)) < 0)
-                break;
-            et_buf_reset(&l.line);
-            if (put_row(&l.line, &row, l.seq) < 0) {
-                et_error_set(e, ET_ENOMEM, "load");
-                rc = ET_ENOMEM;
-                break;
-            }
-            l.seq++;
-            st->rows++;
-            if ((rc = et__ch_write(&l.req, l.line.data, l.line.len, e)) < 0) {
-                /* The server stopped taking data: its answer says why. */
-                l.in_batch = 0;
-                int rc2 = et__ch_end(&l.req, &l.resp, e);
-                rc = rc2 < 0 ? rc2 : rc;
-                break;
-            }
-            if (++l.rows_in_batch >= l.batch_rows && (rc = batch_end(&l, e)) < 0)
-                break;
-        }
-        et_iis_rows_free(rr);
+        for (size_t k = 0; rc == 0 && k < nfiles; k++)
+            rc = load_file(&l, files[k], e);
+        et_logfiles_free(files, nfiles);
     }
     if (rc == 0)
         rc = batch_end(&l, e);

@@ -110,6 +110,18 @@ contains "several batches" "$tmp/err" "3 batches"
 same "incremental loads equal one pass" "$FX/iis-ex2010-sync-ping-errors.log" \
   "$FX/iis-ex2016-base64-query-windowsmail.log" "$FX/iis-ex2019-no-log-tokens.log" --no-findings --json -- \
   --engine "$U/inc" --no-findings --json
+check "the same files again" 0 "$E" iis "$FX/iis-ex2010-sync-ping-errors.log" \
+  "$FX/iis-ex2016-base64-query-windowsmail.log" --load "$U/inc"
+contains "are skipped" "$tmp/err" "skipped 2 file(s) loaded before (same name and size)"
+contains "nothing loaded twice" "$tmp/err" "loaded 0 EAS requests"
+same "still one pass" "$FX/iis-ex2010-sync-ping-errors.log" \
+  "$FX/iis-ex2016-base64-query-windowsmail.log" "$FX/iis-ex2019-no-log-tokens.log" --no-findings --json -- \
+  --engine "$U/inc" --no-findings --json
+head -8 "$FX/iis-ex2010-sync-ping-errors.log" >"$tmp/u_ex110506.log"
+check "a log being written" 0 "$E" iis "$tmp/u_ex110506.log" --load "$U/grow"
+tail -n +9 "$FX/iis-ex2010-sync-ping-errors.log" >>"$tmp/u_ex110506.log"
+check "the same log, grown" 0 "$E" iis "$tmp/u_ex110506.log" --load "$U/grow"
+contains "says its earlier rows are in twice" "$tmp/err" "loaded before with another size"
 gzip -c "$FX/iis-ex2016-fields-change-frontend-backend.log" >"$tmp/fe-be.log.gz"
 check "load a .gz" 0 "$E" iis "$tmp/fe-be.log.gz" --load "$U/gz"
 same "a .gz log" "$tmp/fe-be.log.gz" --no-findings --report errors -- --engine "$U/gz" --no-findings --report errors

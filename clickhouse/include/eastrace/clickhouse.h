@@ -46,6 +46,7 @@ void et_ch_print_schema(FILE *f, const char *db, const char *table);
 
 struct et_ch_load_stats {
     uint64_t files, lines, bad, rows, bytes, batches;
+    uint64_t skipped;      /* files loaded before (same name and size on disk): not again */
     double seconds;
 };
 
@@ -57,7 +58,9 @@ struct et_ch_load_opts {
 /*
  * Loads the EAS lines of every path (files, .gz, directories) into u's table, creating the
  * database's tables when missing and refusing (ET_EINVAL, naming the column) a table of
- * another schema. Rows are streamed as TabSeparated in chunked INSERTs of batch_rows rows:
+ * another schema. A file whose name and size are in the files table already is skipped (so a
+ * log directory can be loaded again as it grows); one loaded at another size is loaded again
+ * with a note on stderr. Rows are streamed as TabSeparated in chunked INSERTs of batch_rows rows:
  * memory does not grow with the logs. Returns 0, or ET_E* with e naming the step.
  */
 int et_ch_load(const struct et_ch_url *u, char *const *paths, int npaths,

@@ -543,22 +543,28 @@ static int recs(struct rep *r, int *truncated)
     return 0;
 }
 
-/* The analyzer's findings are not computed by the engine: say so, and why. */
+/* The analyzer's findings are not computed by the engine: say which, where, and why. */
 static int findings_table(struct rep *r)
 {
     static const char *const cols[] = {"Findings", "Where", "Why"};
     static const char *const cells[] = {
-        "every analyzer rule (docs/rules.md)",
+        "per-device patterns: synckey-reset-loop, synckey-repeat, request-storm, "
+        "provisioning-loop, auth-failures, heartbeat-range, high-usage",
         "the local pass: eastrace iis LOG... over the same logs",
-        "the rules judge each device's requests in order (SyncKey 0 loops, storms, "
-        "provisioning loops, auth failures in a row) and word findings from the analyzer's "
-        "status tables; the engine holds the facts as typed columns but not the rules, so "
-        "this report's tables come from SQL and the findings from the local pass",
+        "they follow each device's requests in order with state the analyzer keeps (counts "
+        "since the last success, a 60 s window, per-collection SyncKeys); written again in SQL "
+        "they would be a second implementation of the rules",
+        "per request: http-status, sync-status, ping-status, sendmail-status, "
+        "provision-status, folder-status, command-status, throttling, server-error",
+        "the local pass; their facts are here: --report eas-errors (HTTP >= 400, Status > 1, "
+        "Error:), --report errors",
+        "their severities, messages and next steps come from the analyzer's and the "
+        "decoder's status tables, not from the log",
     };
     if (r->nt == MAX_TABLES)
         return oom(r);
     r->cellv[r->nt] = NULL;
-    r->t[r->nt] = (struct et_iis_report_table){"findings", cols, 3, cells, 1};
+    r->t[r->nt] = (struct et_iis_report_table){"findings", cols, 3, cells, 2};
     r->nt++;
     return 0;
 }

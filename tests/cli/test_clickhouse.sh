@@ -96,6 +96,9 @@ same "--since/--until is --date" "${LOGS[@]}" --no-findings --date 2024-05-01 --
 # ---- findings: what the engine says about them ----------------------------------------
 check "engine report with findings" 0 "$E" iis --engine "$U/fx"
 contains "findings table names the local pass" "$tmp/out" "the local pass: eastrace iis LOG..."
+check "engine findings in JSON" 0 "$E" iis --engine "$U/fx" --json
+contains "names the pattern rules" "$tmp/out" "synckey-reset-loop"
+contains "points at the SQL report of their facts" "$tmp/out" "--report eas-errors"
 contains "and says so on stderr" "$tmp/err" "findings need the local pass"
 
 # ---- loads in steps, several batches, .gz ---------------------------------------------

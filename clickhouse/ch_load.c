@@ -65,14 +65,13 @@ int et_ch_url_parse(const char *url, struct et_ch_url *u, struct et_error *e)
                          "every user); set CLICKHOUSE_PASSWORD");
             return ET_EINVAL;
         }
-        if (!ident_ok(p, (size_t)(at - p)) && (size_t)(at - p) < sizeof(u->user)) {
-            /* user names may hold more than identifier characters; refuse only controls */
-            for (const char *c = p; c < at; c++)
-                if ((unsigned char)*c <= ' ') {
-                    et_error_set(e, ET_EINVAL, "engine URL: bad user name");
-                    return ET_EINVAL;
-                }
-        }
+        /* A user name may hold more than identifier characters (it goes base64-encoded in
+         * an Authorization header), but no controls, spaces or '/'. */
+        for (const char *c = p; c < at; c++)
+            if ((unsigned char)*c <= ' ' || *c == '/' || *c == 0x7f) {
+                et_error_set(e, ET_EINVAL, "engine URL: bad user name");
+                return ET_EINVAL;
+            }
         if ((size_t)(at - p) >= sizeof(u->user)) {
             et_error_set(e, ET_EINVAL, "engine URL: user name too long");
             return ET_EINVAL;

@@ -87,7 +87,8 @@ static int run(struct rep *r, const char *sql, int ncols, const char ***cells, s
         return rc;
     for (size_t i = 0; i < len; i++)
         n += p[i] == '\n';
-    const char **cv = et_malloc((n ? n : 1) * (size_t)ncols * sizeof(*cv));
+    /* n + 1 rows: the last line may lack its newline (an exception text does). */
+    const char **cv = et_malloc((n + 1) * (size_t)ncols * sizeof(*cv));
     if (cv == NULL)
         return oom(r);
     char *s = p, *end = p + len;
@@ -110,6 +111,17 @@ static int run(struct rep *r, const char *sql, int ncols, const char ***cells, s
             if (tab == NULL)
                 break;
             f = tab + 1;
+        }
+        if (c != ncols && strncmp(s, "Code: ", 6) == 0) {
+            /* An exception after the answer started (memory limit, timeout) comes as text
+             * after the rows sent so far; rows themselves always have ncols fields. */
+            char m[300];
+            snprintf(m, sizeof(m), "%s", s);
+            et_str_printable(m);
+            et_free(cv);
+            et_error_set(r->e, ET_EDENIED, "ClickHouse at %s:%d failed during the answer: %s",
+                         r->u->host, r->u->port, m);
+            return ET_EDENIED;
         }
         if (c != ncols) {
             et_free(cv);

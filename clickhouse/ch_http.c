@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "eastrace/net.h"
@@ -86,11 +88,26 @@ static void prefix_error(struct et_error *e, const struct et_ch_url *u)
     snprintf(e->msg, sizeof(e->msg), "%.255s", m);
 }
 
+/* Reads wait longer than connects: an aggregation over months of logs answers only when it
+ * is done. EASTRACE_CH_QUERY_TIMEOUT (seconds, default 3600) bounds the wait. */
+static int query_timeout_ms(void)
+{
+    const char *v = getenv("EASTRACE_CH_QUERY_TIMEOUT");
+    long s = v ? strtol(v, NULL, 10) : 0;
+    return s > 0 && s < 86400 * 7 ? (int)(s * 1000) : 3600 * 1000;
+}
+
 static int open_conn(const struct et_ch_url *u, struct et_error *e)
 {
     char what[300];
     snprintf(what, sizeof(what), "ClickHouse at %s:%d", u->host, u->port);
-    return et_net_connect(u->host, u->port, timeout_of(u), what, e);
+    int fd = et_net_connect(u->host, u->port, timeout_of(u), what, e);
+    if (fd >= 0) {
+        int ms = query_timeout_ms();
+        struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+        (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    }
+    return fd;
 }
 
 static int send_all(int fd, const struct et_ch_url *u, const void *p, size_t n,

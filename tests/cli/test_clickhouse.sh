@@ -219,6 +219,20 @@ if [ -n "${hp:-}" ]; then
 else
   bad "python3 -m http.server did not start"
 fi
+# A server that accepts and never answers: the wait is bounded.
+python3 -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen(4)
+print(s.getsockname()[1], flush=True)
+conns = []
+while True:
+    c, _ = s.accept(); conns.append(c)
+' >"$tmp/mute.port" 2>/dev/null &
+mpid=$!
+for _ in $(seq 50); do [ -s "$tmp/mute.port" ] && break; sleep 0.1; done
+check "a server that never answers" 2 env EASTRACE_CH_QUERY_TIMEOUT=1 "$E" iis --engine "clickhouse://127.0.0.1:$(cat "$tmp/mute.port")/fx"
+contains "says it timed out" "$tmp/err" "timed out waiting for an answer"
+kill "$mpid" 2>/dev/null
 "$root/scripts/clickhouse-test-server.sh" stop "$tmp/ch"
 check "the server is down" 2 "$E" iis --engine "$U/fx"
 contains "says connection refused" "$tmp/err" "connection refused"

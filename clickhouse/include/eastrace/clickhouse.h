@@ -33,7 +33,8 @@ struct et_ch_url {
     char table[64];        /* [A-Za-z0-9_]+, ET_CH_TABLE by default */
     char user[64];         /* "" for the server's default user */
     const char *password;  /* from CLICKHOUSE_PASSWORD (borrowed from the environment) */
-    int timeout_ms;        /* per step; 0 means 30000 */
+    int timeout_ms;        /* connect and send; 0 means 30000 (answers may take up to
+                              EASTRACE_CH_QUERY_TIMEOUT seconds, default 3600) */
 };
 
 /* Parses url into u. Returns 0 or ET_EINVAL with e saying what is wrong and the form

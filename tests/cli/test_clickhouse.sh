@@ -17,6 +17,7 @@ tmp=$(mktemp -d)
 cleanup() {
   "$root/scripts/clickhouse-test-server.sh" stop "$tmp/ch" 2>/dev/null
   [ -n "${hpid:-}" ] && kill "$hpid" 2>/dev/null
+  [ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null
   rm -rf "$tmp"
 }
 trap cleanup EXIT

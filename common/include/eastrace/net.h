@@ -1,7 +1,8 @@
 /*
- * Blocking TCP for the command-line clients (the ClickHouse engine; the SMTP and probe
- * clients have their own older copies): resolve, connect with a deadline, and read/write
- * with per-call timeouts. Never used on an event loop.
+ * Blocking TCP for the command-line clients (the ClickHouse engine, the SMTP client; the
+ * probe keeps its own, which also reports the connect stage and the address it reached):
+ * resolve, connect with a deadline, and read/write with per-call timeouts. Never used on an
+ * event loop.
  */
 #ifndef ET_COMMON_NET_H
 #define ET_COMMON_NET_H

@@ -421,6 +421,11 @@ int et_cmd_iis(int argc, char **argv)
         et_cli_err("iis: --since/--until need --engine (over log files: --date)");
         goto out;
     }
+    if ((eng.load != NULL || eng.engine != NULL) && (mo.nto > 0 || mo.smtp != NULL)) {
+        et_cli_err("iis: --mail-to works on the local report only (write the engine's with "
+                   "--html -o FILE and mail that)");
+        goto out;
+    }
     if (eng.load != NULL && eng.engine != NULL) {
         et_cli_err("iis: --load and --engine are separate runs (load first, then report)");
         goto out;

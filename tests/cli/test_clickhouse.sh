@@ -239,6 +239,8 @@ check "the server is down" 2 "$E" iis --engine "$U/fx"
 contains "says connection refused" "$tmp/err" "connection refused"
 check "load with the server down" 2 "$E" iis "$H" --load "$U/fx"
 contains "load says so too" "$tmp/err" "cannot connect to 127.0.0.1 port $CH_HTTP_PORT"
+check "--mail-to with --engine" 2 "$E" iis --engine "$U/fx" --mail-to a@example.com --smtp 127.0.0.1
+contains "says to mail the local report or a file" "$tmp/err" "--mail-to works on the local report only"
 check "--since without --engine" 2 "$E" iis "$H" --since 2024-01-01
 contains "points at --date" "$tmp/err" "--date"
 

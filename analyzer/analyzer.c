@@ -72,6 +72,7 @@ struct dev {
     long server_hb;          /* HeartbeatInterval the server answered (Ping 5), -1 */
     long hb_refused_req;     /* the heartbeat the server last refused (Status 5), -1 none */
     unsigned ndays;
+    struct day_count days[DEV_MAX_DAYS];
     struct folder *folders;  /* the hierarchy FolderSync answered (names in the arena) */
     unsigned nfolders, capfolders;
     int64_t cuts[CUT_RING];  /* durations of the last long polls cut by a non-Exchange answer */
@@ -84,7 +85,6 @@ struct dev {
     uint64_t fs_exchange;    /* the exchange that said so */
     unsigned fs_after;       /* requests since, none of them FolderSync */
     const char *blocked_state; /* the blocked/quarantined access state last reported */
-    struct day_count days[DEV_MAX_DAYS];
     struct coll_state colls[DEV_MAX_COLLS];
 };
 

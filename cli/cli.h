@@ -29,6 +29,19 @@ int et_cmd_replay(int argc, char **argv);
 int et_cmd_show(int argc, char **argv);
 int et_cmd_export(int argc, char **argv);
 
+/* eastrace iis with the ClickHouse engine (iis_engine.c): what cmd_iis.c parsed. */
+struct et_cli_iis_engine {
+    const char *load, *engine; /* clickhouse:// URLs */
+    int print_schema;
+    int64_t since, until;      /* --since/--until (engine reports), microseconds */
+    size_t batch_rows;
+    int progress;
+};
+struct et_iis_report_opts;
+/* Loads, reports or prints the schema; fmt is an enum et_report_format. Returns ET_EXIT_*. */
+int et_cli_iis_engine(const struct et_cli_iis_engine *g, const struct et_iis_report_opts *o,
+                      char **paths, int npaths, int fmt, const char *outpath, int findings);
+
 /* How messages and bodies are rendered (decode, show). */
 struct et_cli_render_opts {
     int json;

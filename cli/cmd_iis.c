@@ -32,6 +32,15 @@ static void iis_usage(FILE *f)
           "  --threads N        worker threads for plain files (default 2)\n"
           "  --no-progress      no progress bar on a terminal\n"
           "\n"
+          "ClickHouse as the engine (docs/scale-out.md):\n"
+          "  --load clickhouse://[USER@]HOST[:PORT]/DB[?table=NAME]\n"
+          "                     load the EAS lines of PATH... (creates the tables; password\n"
+          "                     from CLICKHOUSE_PASSWORD); --batch-rows N rows per INSERT\n"
+          "  --engine clickhouse://HOST[:PORT]/DB   compute the report there with SQL (no\n"
+          "                     PATH); same options and output as over the logs, plus\n"
+          "  --since TIME, --until TIME   ISO 8601, UTC unless an offset (until exclusive)\n"
+          "  --print-schema     the CREATE TABLE statements (for every shard of a cluster)\n"
+          "\n"
           "Mailing the report (the HTML report as the message, the CSV attached):\n"
           "  --mail-to ADDR[,ADDR]   recipients (repeatable); needs --smtp\n"
           "  --smtp HOST[:PORT]      SMTP server (port 25 by default; [v6addr]:port)\n"
@@ -248,6 +257,7 @@ int et_cmd_iis(int argc, char **argv)
     char **paths = calloc((size_t)argc, sizeof(*paths));
     int rc = ET_EXIT_INPUT;
     struct mail_opts mo;
+    struct et_cli_iis_engine eng = {0};
 
     if (paths == NULL)
         return ET_EXIT_INPUT;
@@ -336,6 +346,22 @@ int et_cmd_iis(int argc, char **argv)
             }
         } else if (strcmp(a, "--no-progress") == 0) {
             progress = 0;
+        } else if (strcmp(a, "--load") == 0) {
+            NEEDV;
+            eng.load = v;
+        } else if (strcmp(a, "--engine") == 0) {
+            NEEDV;
+            eng.engine = v;
+        } else if (strcmp(a, "--print-schema") == 0) {
+            eng.print_schema = 1;
+        } else if (strcmp(a, "--batch-rows") == 0) {
+            NEEDN(eng.batch_rows);
+        } else if (strcmp(a, "--since") == 0 || strcmp(a, "--until") == 0) {
+            NEEDV;
+            if (et_time_parse_iso8601(v, a[2] == 's' ? &eng.since : &eng.until) != 0) {
+                et_cli_err("iis: %s needs an ISO 8601 time, not '%s'", a, v);
+                goto out;
+            }
         } else if (strcmp(a, "--mail-to") == 0) {
             NEEDV;
             if (add_recipients(&mo, v) < 0) {
@@ -388,12 +414,31 @@ int et_cmd_iis(int argc, char **argv)
 #undef NEEDV
 #undef NEEDN
     }
-    if (npaths == 0) {
-        iis_usage(stderr);
+    if (o.kind == ET_IIS_REPORT_DEVICE_TIMELINE && o.device == NULL && !eng.print_schema &&
+        eng.load == NULL) {
+        et_cli_err("iis: --report device-timeline needs --device ID");
         goto out;
     }
-    if (o.kind == ET_IIS_REPORT_DEVICE_TIMELINE && o.device == NULL) {
-        et_cli_err("iis: --report device-timeline needs --device ID");
+    if ((eng.since || eng.until) && eng.engine == NULL) {
+        et_cli_err("iis: --since/--until need --engine (over log files: --date)");
+        goto out;
+    }
+    if ((eng.load != NULL || eng.engine != NULL) && (mo.nto > 0 || mo.smtp != NULL)) {
+        et_cli_err("iis: --mail-to works on the local report only (write the engine's with "
+                   "--html -o FILE and mail that)");
+        goto out;
+    }
+    if (eng.load != NULL && eng.engine != NULL) {
+        et_cli_err("iis: --load and --engine are separate runs (load first, then report)");
+        goto out;
+    }
+    if (eng.load != NULL || eng.engine != NULL || eng.print_schema) {
+        eng.progress = progress && isatty(2);
+        rc = et_cli_iis_engine(&eng, &o, paths, npaths, (int)fmt, outpath, findings);
+        goto out;
+    }
+    if (npaths == 0) {
+        iis_usage(stderr);
         goto out;
     }
     if ((mo.nto > 0) != (mo.smtp != NULL)) {

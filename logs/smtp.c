@@ -22,6 +22,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "eastrace/net.h"
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -204,76 +206,15 @@ static int step(struct conn *c, const char *cmd, const char *what, int want, str
     return 0;
 }
 
+/* The shared blocking connect (common/net.c): every address, a deadline each, then
+ * SO_RCVTIMEO/SO_SNDTIMEO of the step timeout. */
 static int tcp_connect(struct conn *c, const char *host, int port, struct et_error *e)
 {
-    struct addrinfo hints, *res = NULL, *ai;
-    char ps[16];
-    int gai, last = 0;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_family = AF_UNSPEC;
-    snprintf(ps, sizeof(ps), "%d", port);
-    gai = getaddrinfo(host, ps, &hints, &res);
-    if (gai != 0) {
-        et_error_set(e, ET_EDNS, "SMTP: cannot resolve %s: %s", host, gai_strerror(gai));
-        return ET_EDNS;
-    }
-    for (ai = res; ai != NULL; ai = ai->ai_next) {
-        int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            last = errno;
-            continue;
-        }
-        int fl = fcntl(fd, F_GETFL);
-        (void)fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-        int r = connect(fd, ai->ai_addr, ai->ai_addrlen);
-        if (r < 0 && errno == EINPROGRESS) {
-            struct pollfd p = {.fd = fd, .events = POLLOUT};
-            int pr = poll(&p, 1, c->timeout_ms);
-            if (pr == 0) {
-                last = ETIMEDOUT;
-                close(fd);
-                continue;
-            }
-            socklen_t sl = sizeof(last);
-            int soerr = 0;
-            sl = sizeof(soerr);
-            if (pr < 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr != 0) {
-                last = soerr ? soerr : errno;
-                close(fd);
-                continue;
-            }
-            r = 0;
-        }
-        if (r < 0) {
-            last = errno;
-            close(fd);
-            continue;
-        }
-        (void)fcntl(fd, F_SETFL, fl);
-        struct timeval tv = {.tv_sec = c->timeout_ms / 1000,
-                             .tv_usec = (c->timeout_ms % 1000) * 1000};
-        (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-        c->fd = fd;
-        freeaddrinfo(res);
-        return 0;
-    }
-    freeaddrinfo(res);
-    if (last == ECONNREFUSED) {
-        et_error_set(e, ET_ECONNREFUSED, "SMTP: cannot connect to %s port %d: connection refused",
-                     host, port);
-        return ET_ECONNREFUSED;
-    }
-    if (last == ETIMEDOUT) {
-        et_error_set(e, ET_ETIMEDOUT, "SMTP: cannot connect to %s port %d: timed out after %d ms",
-                     host, port, c->timeout_ms);
-        return ET_ETIMEDOUT;
-    }
-    et_error_set(e, ET_EIO, "SMTP: cannot connect to %s port %d: %s", host, port,
-                 strerror(last ? last : EIO));
-    return ET_EIO;
+    int fd = et_net_connect(host, port, c->timeout_ms, "SMTP", e);
+    if (fd < 0)
+        return fd;
+    c->fd = fd;
+    return 0;
 }
 
 /* Whether host is a literal IPv4 or IPv6 address. */

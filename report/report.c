@@ -282,6 +282,7 @@ struct et_iis_report {
     int fa_done;            /* the findings table is built (summary findings taken) */
     const char *const *fa_cells;
     size_t fa_rows;
+    const struct et_iis_report_result *given; /* et_iis_report_write_result's tables */
 };
 
 /* A worker: counts a byte range (or a stream) into its own aggregates. */
@@ -1889,7 +1890,22 @@ int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format 
         et_error_set(e, ET_ENOMEM, "report output");
         return ET_ENOMEM;
     }
-    switch (r->o.kind) {
+    switch (r->given != NULL ? ET_IIS_REPORT_COUNT : r->o.kind) {
+    case ET_IIS_REPORT_COUNT: /* computed elsewhere: the given tables, cells borrowed */
+        for (int k = 0; k < r->given->ntables; k++) {
+            const struct et_iis_report_table *t = &r->given->tables[k];
+            struct grid *gr = grid_new(&o, t->name);
+            for (int c = 0; c < t->ncols; c++)
+                grid_col(gr, t->cols[c]);
+            for (size_t i = 0; i < t->nrows; i++) {
+                const char **row = grid_row(&o, gr);
+                if (row == NULL)
+                    break;
+                for (int c = 0; c < t->ncols; c++)
+                    row[c] = t->cells[i * (size_t)t->ncols + (size_t)c];
+            }
+        }
+        break;
     case ET_IIS_REPORT_HITS:
         build_hits(r, &o, g);
         build_errors(&o, g, 1);
@@ -1983,5 +1999,51 @@ out:
     for (int k = 0; k < o.ng; k++)
         et_free(o.g[k].cells);
     et_arena_free(o.a);
+    return rc;
+}
+
+int et_iis_report_write_result(const struct et_iis_report_result *res, FILE *f,
+                               enum et_report_format fmt, struct et_error *e)
+{
+    struct et_iis_report_opts o;
+    struct et_iis_report *r;
+    int rc;
+
+    if (res->ntables < 0 || res->ntables > 8) {
+        et_error_set(e, ET_EINVAL, "report: %d tables", res->ntables);
+        return ET_EINVAL;
+    }
+    for (int k = 0; k < res->ntables; k++)
+        if (res->tables[k].ncols <= 0 || res->tables[k].ncols > GRID_MAX_COLS) {
+            et_error_set(e, ET_EINVAL, "report: %d columns", res->tables[k].ncols);
+            return ET_EINVAL;
+        }
+    memset(&o, 0, sizeof(o));
+    o.kind = res->kind;
+    o.site = (enum et_iis_site)res->totals.site_used;
+    if ((r = et_iis_report_new(&o)) == NULL) {
+        et_error_set(e, ET_ENOMEM, "report output");
+        return ET_ENOMEM;
+    }
+    r->o.site = o.site; /* the site counted, so the totals name it */
+    r->lines = res->totals.lines;
+    r->bad = res->totals.bad;
+    r->bytes = res->totals.bytes;
+    r->frontend = res->totals.frontend;
+    r->backend = res->totals.backend;
+    r->side[0].eas = res->totals.eas;
+    r->bad_alloc = res->truncated;
+    for (size_t i = 0; i < res->nhours; i++) {
+        struct row *h = table_get(&r->side[0].hours, r->arena, "", 0, res->hour[i]);
+        if (h == NULL) {
+            et_iis_report_free(r);
+            et_error_set(e, ET_ENOMEM, "report output");
+            return ET_ENOMEM;
+        }
+        h->hits += res->hour_hits[i];
+    }
+    r->given = res;
+    rc = et_iis_report_write(r, f, fmt, e);
+    et_iis_report_free(r);
     return rc;
 }

@@ -13,7 +13,10 @@ pkgs_test=(libcmocka-dev clang libclang-rt-14-dev curl libwbxml2-dev libwbxml2-u
            # validates every HAR the tests export against the HAR 1.2 schema (tests/cli/har-validate.js)
            nodejs node-har-validator
            # the real EAS server of the `sogo` test group (tests/probe, scripts/sogo-test-server.sh)
-           sogo sogo-activesync postgresql memcached dovecot-imapd nginx-light)
+           sogo sogo-activesync postgresql memcached dovecot-imapd nginx-light
+           # the ClickHouse engine of `eastrace iis` (tests/cli/test_clickhouse.sh,
+           # scripts/clickhouse-test-server.sh; never started as a service)
+           clickhouse-server clickhouse-client)
 pkgs_bench=(nginx libnginx-mod-http-echo mitmproxy squid-openssl tinyproxy gawk)
 
 want=("${pkgs_build[@]}")

@@ -101,6 +101,32 @@ struct et_iis_report_totals {
 };
 void et_iis_report_totals(const struct et_iis_report *r, struct et_iis_report_totals *t);
 
+/*
+ * A report computed elsewhere (the ClickHouse engine, clickhouse.h): its tables as text cells,
+ * its totals and its hits per hour, rendered exactly as et_iis_report_write renders a report
+ * of its own (same tables, same formats). Everything is borrowed for the call.
+ */
+struct et_iis_report_table {
+    const char *name;
+    const char *const *cols;
+    int ncols;
+    const char *const *cells; /* nrows * ncols, row by row */
+    size_t nrows;
+};
+struct et_iis_report_result {
+    enum et_iis_report_kind kind;
+    struct et_iis_report_totals totals; /* site_used: the site counted (not AUTO) */
+    const int64_t *hour;                /* hours since the epoch (UTC), ascending */
+    const uint64_t *hour_hits;
+    size_t nhours;
+    int truncated;                      /* a row cap was reached */
+    const struct et_iis_report_table *tables;
+    int ntables;                        /* at most 8 */
+};
+/* Returns 0, ET_EINVAL (too many tables or columns), ET_ENOMEM or ET_EIO. */
+int et_iis_report_write_result(const struct et_iis_report_result *res, FILE *out,
+                               enum et_report_format fmt, struct et_error *e);
+
 /* Known EAS Error names, in the script's order; the report counts every other one too. */
 extern const char *const et_iis_known_errors[];
 extern const size_t et_iis_known_errors_n;

@@ -1,0 +1,35 @@
+/*
+ * Blocking TCP for the command-line clients (the ClickHouse engine, the SMTP client; the
+ * probe keeps its own, which also reports the connect stage and the address it reached):
+ * resolve, connect with a deadline, and read/write with per-call timeouts. Never used on an
+ * event loop.
+ */
+#ifndef ET_COMMON_NET_H
+#define ET_COMMON_NET_H
+
+#include <stddef.h>
+
+#include "eastrace/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Connects to host:port (every address getaddrinfo gives, in order), waiting at most
+ * timeout_ms per address; the socket then has SO_RCVTIMEO/SO_SNDTIMEO of timeout_ms and
+ * TCP_NODELAY. what names the peer in messages ("ClickHouse"). Returns the descriptor, or
+ * ET_EDNS / ET_ECONNREFUSED / ET_ETIMEDOUT / ET_EIO with e saying which host and port.
+ */
+int et_net_connect(const char *host, int port, int timeout_ms, const char *what,
+                   struct et_error *e);
+/* Writes all n bytes. Returns 0, ET_ETIMEDOUT or ET_ECONNRESET / ET_EIO (e set). */
+int et_net_write_all(int fd, const void *p, size_t n, const char *what, struct et_error *e);
+/* One read into p (at most n). Returns the count (0: the peer closed), or ET_ETIMEDOUT /
+ * ET_EIO (e set). */
+long et_net_read(int fd, void *p, size_t n, const char *what, struct et_error *e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -118,7 +118,7 @@ int et_cmd_show(int argc, char **argv)
     unsigned long long n = 0;
     int found = 0;
 
-    ro.max_output = (size_t)256 * 1024 * 1024;
+    ro.max_output = ET_BODY_BUDGET;
     files = et_calloc((size_t)argc, sizeof(*files));
     if (files == NULL)
         return ET_EXIT_INPUT;

@@ -63,6 +63,13 @@ int et_cli_wbxml_text(const char *path, const char *what, const uint8_t *p, size
     return 0;
 }
 
+/* Binary bytes shown as base64 are held to the body budget: a 48 MiB prefix is 64 MiB of
+ * base64. Returns how many bytes to encode. */
+static size_t base64_budget(size_t n)
+{
+    return ET_MIN(n, ET_BODY_BUDGET / 4 * 3);
+}
+
 /* Shows a body that is not WBXML: text as is, binary as a short hex/base64 summary. */
 static int text_other_body(const uint8_t *p, size_t n, struct et_buf *out)
 {
@@ -72,8 +79,12 @@ static int text_other_body(const uint8_t *p, size_t n, struct et_buf *out)
             rc = et_buf_putc(out, '\n');
         return rc;
     }
-    et_buf_printf(out, "[%zu bytes of binary data, base64]\n", n);
-    et_base64_encode(out, p, n);
+    if (base64_budget(n) < n)
+        et_buf_printf(out, "[%zu bytes of binary data, base64 of the first %zu: the output "
+                      "budget]\n", n, base64_budget(n));
+    else
+        et_buf_printf(out, "[%zu bytes of binary data, base64]\n", n);
+    et_base64_encode(out, p, base64_budget(n));
     return et_buf_putc(out, '\n');
 }
 
@@ -275,7 +286,7 @@ static int json_body(const char *path, const struct et_exchange *x, int is_reque
                 bad |= et_cli_wbxml_json(pp, pn, o, out, &err);
             } else {
                 et_buf_printf(out, "{\"kind\":\"data\",\"bytes\":%zu,\"base64\":\"", pn);
-                et_base64_encode(out, pp, pn);
+                et_base64_encode(out, pp, base64_budget(pn));
                 et_buf_puts(out, "\"}");
             }
         }
@@ -285,8 +296,9 @@ static int json_body(const char *path, const struct et_exchange *x, int is_reque
         et_buf_put_json_string(out, (const char *)v.data, v.len);
         et_buf_putc(out, '}');
     } else if (v.len > 0) {
-        et_buf_puts(out, "{\"kind\":\"data\",\"base64\":\"");
-        et_base64_encode(out, v.data, v.len);
+        /* Past the body budget only a prefix is encoded; "bytes" says how long the body is. */
+        et_buf_printf(out, "{\"kind\":\"data\",\"bytes\":%zu,\"base64\":\"", v.len);
+        et_base64_encode(out, v.data, base64_budget(v.len));
         et_buf_puts(out, "\"}");
     } else {
         et_buf_puts(out, "null");

@@ -3,8 +3,9 @@
 
   gen.py wbxml-strtbl OUT [TABLE_BYTES] [REFS]   string-table bomb: 03 01 6A, a string table,
                                                  REFS x STR_T 0 (83 00), END (01)
-  gen.py wbxml-nested OUT [DEPTH]                the string-table bomb inside OPAQUE inside
-                                                 OPAQUE ... DEPTH times (each renders as WBXML)
+  gen.py wbxml-nested OUT [DEPTH] [FAN]          nested OPAQUE WBXML: FAN opaques per level,
+                                                 DEPTH levels, a 4 MB string-table bomb at
+                                                 the bottom (FAN^DEPTH x 4 MB of text)
   gen.py http-resp OUT CODING BODYFILE|-zeros:MIB   a raw HTTP response whose body is BODYFILE
                                                  (or MIB MiB of zeros) under Content-Encoding
                                                  CODING (gzip, deflate, identity)
@@ -12,8 +13,9 @@
                                                  with PARTS parts of PART_MIB MiB of zeros,
                                                  gzip-encoded as a whole
   gen.py saz OUT NAME=FILE...                    a zip with those entries (deflated)
-  gen.py saz-bomb OUT N MIB                      a .saz of N sessions whose response entries
-                                                 inflate to MIB MiB each
+  gen.py saz-bomb OUT N MIB [lie]                a .saz of N sessions whose response entries
+                                                 inflate to MIB MiB each (about 300:1); "lie":
+                                                 the zip headers claim 1000 bytes
   gen.py saz-many OUT N                          a .saz declaring N tiny entries
   gen.py har OUT REQFILE RESPFILE                a HAR 1.2 with one entry from two raw HTTP
                                                  messages (response body base64)
@@ -37,6 +39,16 @@ def deflate_stream(wbits, chunks):
     out = [c.compress(ch) for ch in chunks]
     out.append(c.flush())
     return b"".join(out)
+
+def sparse_chunk(seed=1):
+    """1 MiB that deflates about 300:1 (a random byte every 2 KiB), so archives built from it
+    pass a plain compression-ratio check the way real bombs do."""
+    import random
+    r = random.Random(seed)
+    b = bytearray(1 << 20)
+    for i in range(0, len(b), 2048):
+        b[i + r.randrange(2048)] = r.randrange(1, 256)
+    return bytes(b)
 
 def zeros(mib):
     z = b"\0" * (1 << 20)
@@ -72,12 +84,14 @@ def main(a):
     if cmd == "wbxml-strtbl":
         data = strtbl_bomb(*[int(x) for x in a[2:4]])
     elif cmd == "wbxml-nested":
-        depth = int(a[2]) if len(a) > 2 else 3
-        data = strtbl_bomb(65536, 20000)
+        depth = int(a[2]) if len(a) > 2 else 2
+        fan = int(a[3]) if len(a) > 3 else 10
+        data = strtbl_bomb(4096, 1000)  # 4 MB of text from 6 KB
         for _ in range(depth):
-            # <Sync><Data>OPAQUE</Data></Sync> on page 0 (AirSync): Sync 0x05, Data 0x0F
-            data = (b"\x03\x01\x6a\x00\x45\x4f\xc3" + mb_u_int32(len(data)) + data +
-                    b"\x01\x01")
+            # <Sync> holding FAN x <Data>OPAQUE</Data> on page 0 (AirSync: Sync 0x05,
+            # Data 0x0F), each OPAQUE the level below: FAN^depth x 4 MB of text
+            one = b"\x4f\xc3" + mb_u_int32(len(data)) + data + b"\x01"
+            data = b"\x03\x01\x6a\x00\x45" + one * fan + b"\x01"
     elif cmd == "http-resp":
         coding, src = a[2], a[3]
         chunks = zeros(int(src[7:])) if src.startswith("-zeros:") else [open(src, "rb").read()]
@@ -98,17 +112,29 @@ def main(a):
         data = buf.getvalue()
     elif cmd == "saz-bomb":
         n, mib = int(a[2]), int(a[3])
+        lie = len(a) > 4 and a[4] == "lie"
         buf = io.BytesIO()
         with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
             for i in range(1, n + 1):
                 z.writestr("raw/%02d_c.txt" % i, REQ)
                 z.writestr("raw/%02d_m.xml" % i, meta(i))
-                with z.open("raw/%02d_s.txt" % i, "w", force_zip64=True) as f:
+                with z.open("raw/%02d_s.txt" % i, "w", force_zip64=not lie) as f:
                     f.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
                             b"Content-Length: %d\r\n\r\n" % (mib << 20))
-                    for ch in zeros(mib):
+                    ch = sparse_chunk(i)
+                    for _ in range(mib):
                         f.write(ch)
         data = buf.getvalue()
+        if lie:
+            # Sizes that lie: every header says the response entries hold 1000 bytes.
+            b = bytearray(data)
+            for sig, off in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):
+                i = b.find(sig)
+                while i >= 0:
+                    if struct.unpack_from("<I", b, i + off)[0] > (1 << 20):
+                        struct.pack_into("<I", b, i + off, 1000)
+                    i = b.find(sig, i + 4)
+            data = bytes(b)
     elif cmd == "saz-many":
         n = int(a[2])
         buf = io.BytesIO()

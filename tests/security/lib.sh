@@ -60,12 +60,13 @@ within() {
 }
 fig() { echo "exit $m_rc, ${m_secs} s, ${m_mib} MiB"; }
 
-# ctl_count FILE...: raw terminal control bytes in the files: C0 except TAB and LF, DEL, C1 as
-# UTF-8 (C2 80..C2 9F) and C1 as raw bytes 0x80..0x9F outside a valid UTF-8 sequence.
+# ctl_count FILE...: raw terminal control bytes in the files: C0 except TAB, LF and a CR right
+# before LF (the scrubber's ET_SCRUB_LINES policy), DEL, C1 as UTF-8 (C2 80..C2 9F) and C1 as
+# raw bytes 0x80..0x9F outside a valid UTF-8 sequence.
 ctl_count() {
   cat "$@" | perl -0777 -ne '
     my $n = 0;
-    while (/\xc2[\x80-\x9f]|[\x00-\x08\x0b-\x1f\x7f]|([\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3})|[\x80-\x9f]/g) {
+    while (/\xc2[\x80-\x9f]|\r(?!\n)|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|(\r\n|[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3})|[\x80-\x9f]/g) {
       $n++ unless defined $1;
     }
     print "$n\n";'

@@ -8,6 +8,8 @@
  */
 #include "eastrace/wbxml.h"
 
+#include "eastrace/redact.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -541,6 +543,8 @@ static void render_el(struct rctx *c, const struct et_wbxml_node *n, unsigned de
     for (k = n->first_child; k != NULL && c->rc == 0; k = k->next) {
         if (k->type == ET_WBXML_ELEMENT)
             render_el(c, k, depth + 1);
+        else if (!c->o->include_secrets && et_redact_is_secret_element(n->name))
+            PUTS(c, ET_REDACTED); /* the redaction policy: a Password's text */
         else
             render_leaf(c, k, depth + 1);
     }
@@ -679,6 +683,11 @@ static void json_node(struct rctx *c, const struct et_wbxml_node *n)
     char t[128];
     int k;
     if (n->type != ET_WBXML_ELEMENT) {
+        if (!c->o->include_secrets && n->parent != NULL &&
+            et_redact_is_secret_element(n->parent->name)) {
+            PUTS(c, "{\"text\":\"" ET_REDACTED "\"}"); /* the redaction policy */
+            return;
+        }
         if (n->type == ET_WBXML_TEXT) {
             if (et__wbxml_xml_safe(n->data, n->len)) {
                 PUTS(c, "{\"text\":");

@@ -172,6 +172,8 @@ struct et_wbxml_render_opts {
     int no_declaration;     /* 1: omit <?xml version="1.0" encoding="utf-8"?> */
     size_t max_output;      /* bytes one rendering may append (0: ET_BODY_BUDGET); beyond it
                                the rendering stops with ET_ETOOBIG, out holding a prefix */
+    int include_secrets;    /* 1: show the text of Password elements (eastrace/redact.h);
+                               0 (default): "[redacted]" */
 };
 
 /*

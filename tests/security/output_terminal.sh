@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Terminal injection canaries (issue 9 item 3): a DeviceId, User-Agent, IIS field or mailbox
+# Terminal and HTML injection canaries (issue 9 item 3): a DeviceId, User-Agent, IIS field or mailbox
 # log line carrying OSC/CSI escapes, BEL, DEL and C1 (U+009B as UTF-8 and as a raw byte)
 # goes through every command that prints to a terminal. Pass figure: 0 raw control bytes
 # (ctl_count: C0 but TAB/LF, DEL, C1 raw or as UTF-8) in stdout and stderr together.
@@ -53,6 +53,29 @@ if [ -f "$src" ]; then
   canary "iis table (hits per device)" "$E" iis "$tmp/iis.log"
   canary "iis --json" "$E" iis --json "$tmp/iis.log"
   canary "replay of the IIS log" "$E" replay "$tmp/iis.log"
+fi
+
+# ---- HTML: the same fields as markup; nothing may come out as a live tag or attribute ----
+if [ -f "$F/logs/iis-ex2010-sync-ping-errors.log" ]; then
+  sed -e 's|Apple-iPhone4C1/902.206|<script>alert(1)</script>"onmouseover=alert(2)|' \
+      -e 's|DeviceId=ApplDNPX1|DeviceId=<img/src=x>|' \
+      "$F/logs/iis-ex2010-sync-ping-errors.log" >"$tmp/html.log"
+  "$E" iis --html "$tmp/html.log" >"$tmp/o.html" 2>"$tmp/e"
+  n=$(grep -aoc '<script>alert\|<img/src\|"onmouseover' "$tmp/o.html")
+  esc=$(grep -aoc '&lt;script&gt;' "$tmp/o.html")
+  verdict "iis --html: markup from the log escaped" \
+    "$n live tags or attributes, $esc escaped; pass: 0 live, >= 1 escaped" \
+    [ "$n" -eq 0 -a "$esc" -ge 1 ]
+  if "$E" export --help 2>&1 | grep -q -- '--html'; then
+    printf 'POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=u&DeviceId=%%3Cimg%%2Fsrc%%3Dx%%3E&DeviceType=t HTTP/1.1\r\nHost: h\r\nUser-Agent: <script>alert(1)</script>\r\nContent-Length: 0\r\n\r\n' >"$tmp/hc.txt"
+    $G saz "$tmp/h.saz" "raw/01_c.txt=$tmp/hc.txt" "raw/01_s.txt=$tmp/s.txt"
+    "$E" export "$tmp/h.saz" --html "$tmp/x.html" >/dev/null 2>&1
+    n=$(grep -aoc '<script>alert\|<img/src' "$tmp/x.html" 2>/dev/null || echo 0)
+    verdict "export --html: markup from traffic escaped" "$n live tags; pass: 0, file written" \
+      [ -s "$tmp/x.html" -a "$n" -eq 0 ]
+  else
+    skip "export --html: markup from traffic escaped" "this build has no export --html"
+  fi
 fi
 
 # ---- mailbox log ----

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "har_int.h"
+#include "eastrace/redact.h"
 
 /* One entry is formatted in memory before it is written; bodies are at most 256 MiB. */
 #define ENTRY_MAX ((size_t)1 << 30)
@@ -195,7 +196,10 @@ static int format_entry(struct et_har_writer *w, const struct et_exchange *x,
         et_buf_puts(b, ",\"postData\":{");
         put_kv_str(b, "mimeType", mime_of(&x->req.headers), 0);
         et_buf_puts(b, ",\"params\":[]");
-        put_body_text(b, &x->req.body);
+        struct et_body rb = x->req.body;
+        if (!sec && (rb.data = et_redact_body(a, &x->req.headers, rb.data, rb.len)) == NULL)
+            rb.data = x->req.body.data; /* no memory to mask: as recorded */
+        put_body_text(b, &rb);
         et_buf_putc(b, '}');
     }
     et_buf_printf(b, ",\"headersSize\":-1,\"bodySize\":%llu",
@@ -213,8 +217,12 @@ static int format_entry(struct et_har_writer *w, const struct et_exchange *x,
     put_headers(b, a, &x->resp.headers, sec);
     et_buf_printf(b, ",\"content\":{\"size\":%llu", (unsigned long long)x->resp.body.len);
     put_kv_str(b, "mimeType", mime_of(&x->resp.headers), 1);
-    if (x->resp.body.len > 0)
-        put_body_text(b, &x->resp.body);
+    if (x->resp.body.len > 0) {
+        struct et_body rb = x->resp.body;
+        if (!sec && (rb.data = et_redact_body(a, &x->resp.headers, rb.data, rb.len)) == NULL)
+            rb.data = x->resp.body.data; /* no memory to mask: as recorded */
+        put_body_text(b, &rb);
+    }
     et_buf_putc(b, '}');
     put_kv_str(b, "redirectURL", et_headers_get(&x->resp.headers, "Location"), 1);
     et_buf_printf(b, ",\"headersSize\":-1,\"bodySize\":%lld",

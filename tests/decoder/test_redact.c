@@ -60,12 +60,52 @@ static void test_redact_xml_password_elements(void **s)
     et_buf_free(&b);
 }
 
+/* Exported bodies: the Password text masked with '*' of the same length, wherever WBXML
+ * keeps it (inline string, string table, OPAQUE), and in plain XML; nothing else changes. */
+static void test_redact_body_masks_in_place(void **s)
+{
+    (void)s;
+    struct et_arena *a = et_arena_new(4096);
+    struct et_headers h = {0};
+    /* Settings (page 18): <Settings><DevicePassword><Password>pw1</Password>... */
+    static const uint8_t stri[] = "\x03\x01\x6a\x00\x00\x12\x45\x54\x55\x03pw1\x00\x01\x01\x01";
+    static const uint8_t strt[] = "\x03\x01\x6a\x04pw2\x00\x00\x12\x45\x54\x55\x83\x00\x01\x01\x01";
+    static const uint8_t opq[] = "\x03\x01\x6a\x00\x00\x12\x45\x54\x55\xc3\x03pw3\x01\x01\x01";
+    static const uint8_t none[] = "\x03\x01\x6a\x00\x00\x12\x45\x54\x01\x01";
+    const uint8_t *r;
+    size_t n;
+
+    n = sizeof(stri) - 1;
+    r = et_redact_body(a, NULL, stri, n);
+    assert_ptr_not_equal(r, stri);
+    assert_memory_equal(r + 10, "***\0", 4);
+    assert_memory_equal(r, stri, 10);
+    n = sizeof(strt) - 1;
+    r = et_redact_body(a, NULL, strt, n);
+    assert_memory_equal(r + 4, "***\0", 4);
+    n = sizeof(opq) - 1;
+    r = et_redact_body(a, NULL, opq, n);
+    assert_memory_equal(r + 11, "***", 3);
+    n = sizeof(none) - 1;
+    assert_ptr_equal(et_redact_body(a, NULL, none, n), none);
+    /* Plain XML, by its Content-Type. */
+    static const char x[] = "<A><p:Password>secret</p:Password><B>keep</B></A>";
+    et_headers_add(&h, a, "Content-Type", 12, "text/xml", 8);
+    r = et_redact_body(a, &h, (const uint8_t *)x, strlen(x));
+    assert_string_equal((const char *)r, "<A><p:Password>******</p:Password><B>keep</B></A>");
+    /* Under a Content-Encoding the bytes are not ours to touch. */
+    et_headers_add(&h, a, "Content-Encoding", 16, "gzip", 4);
+    assert_ptr_equal(et_redact_body(a, &h, (const uint8_t *)x, strlen(x)), (const uint8_t *)x);
+    et_arena_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_redact_names),
         cmocka_unit_test(test_redact_headers_targets_queries),
         cmocka_unit_test(test_redact_xml_password_elements),
+        cmocka_unit_test(test_redact_body_masks_in_place),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

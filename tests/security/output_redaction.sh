@@ -36,9 +36,10 @@ for f in r.saz r.har; do
   leak "$f: show --json" "$E" show --json "$tmp/$f" 1
   leak "$f: replay --json" "$E" replay --json "$tmp/$f"
   leak "$f: export --har" sh -c "'$E' export '$tmp/$f' --har '$tmp/x.out' >/dev/null"
-  # Headers and the query of the exported .saz; its bodies are kept byte for byte, so the
-  # WBXML Password is not checked there (docs/security.md, limits).
-  leak "$f: export --saz (headers, query)" sh -c "'$E' export '$tmp/$f' --saz '$tmp/x.saz' >/dev/null && unzip -p '$tmp/x.saz' | grep -av SECRETwbxml > '$tmp/x.out'"
+  leak "$f: export --saz" sh -c "'$E' export '$tmp/$f' --saz '$tmp/x.saz' >/dev/null && unzip -p '$tmp/x.saz' > '$tmp/x.out'"
+  # The HAR keeps WBXML as base64: look inside, and re-read both exports.
+  leak "$f: export --har, bodies decoded" sh -c "'$E' export '$tmp/$f' --har '$tmp/x.har' >/dev/null && '$E' show --include-secrets '$tmp/x.har' 1 > '$tmp/x.out'"
+  leak "$f: export --saz, re-read" sh -c "'$E' export '$tmp/$f' --saz '$tmp/x.saz' >/dev/null && '$E' show --include-secrets '$tmp/x.saz' 1 > '$tmp/x.out'"
 done
 leak "decode of the raw request" "$E" decode "$tmp/c.txt"
 leak "decode --json of the raw request" "$E" decode --json "$tmp/c.txt"
@@ -46,6 +47,7 @@ leak "decode of the Settings DevicePassword body" "$E" decode "$tmp/settings.wbx
 leak "decode --json of the Settings DevicePassword body" "$E" decode --json "$tmp/settings.wbxml"
 leak "Autodiscover XML: show" "$E" show "$tmp/ad.saz" 1
 leak "Autodiscover XML: show --json" "$E" show --json "$tmp/ad.saz" 1
+leak "Autodiscover XML: export --saz, re-read" sh -c "'$E' export '$tmp/ad.saz' --saz '$tmp/y.saz' >/dev/null && '$E' show --include-secrets '$tmp/y.saz' 1 > '$tmp/x.out'"
 # The opt-out works, so the cases above can fail.
 "$E" show --include-secrets "$tmp/r.saz" 1 >"$tmp/o" 2>&1
 n=$(grep -ao 'SECRET[a-z]*' "$tmp/o" | sort -u | wc -l)

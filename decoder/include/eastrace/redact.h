@@ -23,6 +23,7 @@
 
 #include "eastrace/arena.h"
 #include "eastrace/common.h"
+#include "eastrace/exchange.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -52,6 +53,16 @@ const char *et_redact_query(struct et_arena *a, const char *query);
  * (any prefix) replaced by "[redacted]". Returns 0 or an et_buf error.
  */
 int et_redact_xml(struct et_buf *out, const char *s, size_t n);
+/*
+ * A body to export: p itself when it holds no secret, else a copy in a whose Password
+ * elements have their text overwritten with '*' of the same length, so the bytes keep their
+ * framing (Content-Length, WBXML string lengths) and stay decodable. Handles WBXML (inline
+ * strings, string-table strings, OPAQUE) and plain XML; a body under a Content-Encoding, or
+ * one that does not decode, is returned as it is. h (may be NULL) gives the Content-Type.
+ * NULL on ENOMEM.
+ */
+const uint8_t *et_redact_body(struct et_arena *a, const struct et_headers *h, const uint8_t *p,
+                              size_t n);
 
 #ifdef __cplusplus
 }

@@ -614,9 +614,9 @@ static size_t budget_begin(struct et_buf *out, const struct et_wbxml_render_opts
 {
     size_t saved = out->max, cur = out->max ? out->max : (size_t)-1 / 2;
     size_t budget = o->max_output ? o->max_output : ET_BODY_BUDGET;
-    /* + 1: et_buf keeps a byte for the NUL inside max. */
-    if (budget < cur - ET_MIN(cur, out->len) - 1)
-        out->max = out->len + budget + 1;
+    /* et_buf lets len reach max (the NUL lives in the allocation beyond it). */
+    if (budget < cur - ET_MIN(cur, out->len))
+        out->max = out->len + budget;
     return saved;
 }
 

@@ -712,6 +712,17 @@ static void test_wbxml_string_table_bomb_stops_at_budget(void **s)
     ro.max_output = 1000;
     assert_int_equal(et_wbxml_to_json(doc, &ro, &out), ET_ETOOBIG);
     assert_true(out.len <= 1000);
+    /* Never a byte past the budget, whatever the budget (found by fuzz_output: one over). */
+    for (size_t b = 1; b < 400; b++) {
+        struct et_wbxml_render_opts rb = {0};
+        rb.max_output = b;
+        et_buf_reset(&out);
+        assert_int_equal(et_wbxml_to_xml(doc, &rb, &out), ET_ETOOBIG);
+        assert_true(out.len <= b);
+        et_buf_reset(&out);
+        assert_int_equal(et_wbxml_to_json(doc, &rb, &out), ET_ETOOBIG);
+        assert_true(out.len <= b);
+    }
     et_wbxml_doc_free(doc);
     /* A lower text budget through the options. */
     struct et_wbxml_opts wo = {0};

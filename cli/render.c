@@ -123,7 +123,8 @@ static int text_body(const char *path, const struct et_exchange *x, int is_reque
         et_buf_printf(out, "<!-- body: %zu bytes %s, %zu bytes decoded -->\n", b->len, v.encoding,
                       v.len);
     if (v.decode_status != 0 || v.multipart_status != 0) {
-        et_cli_err("%s: body: %s", path, et_error_format(&err, msg, sizeof(msg)));
+        et_cli_err("%s: %s body: %s", path, is_request ? "request" : "response",
+                   et_error_format(&err, msg, sizeof(msg)));
         bad = 1;
     }
     if (v.truncated)
@@ -132,7 +133,8 @@ static int text_body(const char *path, const struct et_exchange *x, int is_reque
     case ET_BODY_EMPTY:
         break;
     case ET_BODY_WBXML:
-        bad |= et_cli_wbxml_text(path, "body", v.data, v.len, o, out);
+        bad |= et_cli_wbxml_text(path, is_request ? "request body" : "response body", v.data,
+                                 v.len, o, out);
         break;
     case ET_BODY_MULTIPART:
         for (size_t i = 0; i < v.nparts; i++) {
@@ -294,7 +296,8 @@ static int json_body(const char *path, const struct et_exchange *x, int is_reque
     et_buf_puts(out, ",\"error\":");
     if (v.decode_status != 0 || v.multipart_status != 0) {
         et_cli_json_error(out, &err);
-        et_cli_err("%s: body: %s", path, et_error_format(&err, msg, sizeof(msg)));
+        et_cli_err("%s: %s body: %s", path, is_request ? "request" : "response",
+                   et_error_format(&err, msg, sizeof(msg)));
         bad = 1;
     } else {
         et_buf_puts(out, "null");
@@ -340,7 +343,8 @@ static int json_body(const char *path, const struct et_exchange *x, int is_reque
         et_buf_puts(out, "null");
     }
     if (err.code != 0)
-        et_cli_err("%s: body: %s", path, et_error_format(&err, msg, sizeof(msg)));
+        et_cli_err("%s: %s body: %s", path, is_request ? "request" : "response",
+                   et_error_format(&err, msg, sizeof(msg)));
     et_buf_putc(out, '}');
     return bad;
 }

@@ -264,14 +264,22 @@ static int redact_plain_xml(struct et_arena *a, const uint8_t *p, size_t n, uint
     return 0;
 }
 
-const uint8_t *et_redact_body(struct et_arena *a, const struct et_headers *h, const uint8_t *p,
-                              size_t n)
+const uint8_t *et_redact_body(struct et_arena *a, const struct et_headers *h,
+                              const struct et_body *body)
 {
     const char *ce = h != NULL ? et_headers_get(h, "Content-Encoding") : NULL;
+    if (!body->content_decoded && ce != NULL && !et_strcaseeq(ce, "identity"))
+        return body->data;
+    return et_redact_decoded_body(a, h, body->data, body->len);
+}
+
+const uint8_t *et_redact_decoded_body(struct et_arena *a, const struct et_headers *h,
+                                      const uint8_t *p, size_t n)
+{
     uint8_t *copy = NULL;
     int rc = 0;
 
-    if (p == NULL || n == 0 || (ce != NULL && !et_strcaseeq(ce, "identity")))
+    if (p == NULL || n == 0)
         return p;
     switch (et_http_body_kind(h, p, n)) {
     case ET_BODY_WBXML:

@@ -76,26 +76,32 @@ static void test_redact_body_masks_in_place(void **s)
     size_t n;
 
     n = sizeof(stri) - 1;
-    r = et_redact_body(a, NULL, stri, n);
+    r = et_redact_decoded_body(a, NULL, stri, n);
     assert_ptr_not_equal(r, stri);
     assert_memory_equal(r + 10, "***\0", 4);
     assert_memory_equal(r, stri, 10);
     n = sizeof(strt) - 1;
-    r = et_redact_body(a, NULL, strt, n);
+    r = et_redact_decoded_body(a, NULL, strt, n);
     assert_memory_equal(r + 4, "***\0", 4);
     n = sizeof(opq) - 1;
-    r = et_redact_body(a, NULL, opq, n);
+    r = et_redact_decoded_body(a, NULL, opq, n);
     assert_memory_equal(r + 11, "***", 3);
     n = sizeof(none) - 1;
-    assert_ptr_equal(et_redact_body(a, NULL, none, n), none);
+    assert_ptr_equal(et_redact_decoded_body(a, NULL, none, n), none);
     /* Plain XML, by its Content-Type. */
     static const char x[] = "<A><p:Password>secret</p:Password><B>keep</B></A>";
     et_headers_add(&h, a, "Content-Type", 12, "text/xml", 8);
-    r = et_redact_body(a, &h, (const uint8_t *)x, strlen(x));
+    r = et_redact_decoded_body(a, &h, (const uint8_t *)x, strlen(x));
     assert_string_equal((const char *)r, "<A><p:Password>******</p:Password><B>keep</B></A>");
     /* Under a Content-Encoding the bytes are not ours to touch. */
     et_headers_add(&h, a, "Content-Encoding", 16, "gzip", 4);
-    assert_ptr_equal(et_redact_body(a, &h, (const uint8_t *)x, strlen(x)), (const uint8_t *)x);
+    struct et_body body = {0};
+    body.data = (const uint8_t *)x;
+    body.len = strlen(x);
+    assert_ptr_equal(et_redact_body(a, &h, &body), (const uint8_t *)x);
+    /* ... unless the recorder already undid it. */
+    body.content_decoded = 1;
+    assert_ptr_not_equal(et_redact_body(a, &h, &body), (const uint8_t *)x);
     et_arena_free(a);
 }
 

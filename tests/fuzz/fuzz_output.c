@@ -74,7 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         const uint8_t *r;
         et_headers_add(&h, ar, "Content-Type", 12,
                        kind ? "text/xml" : "application/vnd.ms-sync.wbxml", kind ? 8 : 29);
-        r = et_redact_body(ar, &h, data, size);
+        r = et_redact_decoded_body(ar, &h, data, size);
         if (r != NULL && r != data)
             for (size_t i = 0; i < size; i++)
                 if (r[i] != data[i] && r[i] != '*')

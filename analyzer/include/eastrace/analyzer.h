@@ -51,6 +51,8 @@ struct et_view_collection {
     const char *sync_key;      /* the SyncKey the device sent; NULL when unknown */
     const char *new_sync_key;  /* the SyncKey the server answered */
     long status;               /* the server's Status for this collection; -1 unknown */
+    const char *folder_name;   /* its DisplayName from the device's FolderSync answers, set by
+                                  et_analyzer_feed(); NULL when not known */
 };
 
 #define ET_VIEW_MAX_STATUS 32
@@ -88,6 +90,19 @@ struct et_view {
     const char *throttle;       /* the throttling reason when known */
     int body_error;             /* 0, or the ET_E* of a body that failed to decode */
     char body_error_msg[160];   /* what failed and where */
+    /* Exchange's own explanation, from the response headers (NULL when absent; as sent, except
+     * failure_context, which is decoded when it is base64 text). */
+    struct et_view_exdiag {
+        const char *cas_error;       /* X-CasErrorCode: why the front end could not proxy */
+        const char *failure_context; /* X-FailureContext */
+        const char *diag_info;       /* X-DiagInfo: the server that answered */
+        const char *fe_server;       /* X-FEServer: the front end (Client Access) server */
+        const char *be_server;       /* X-BEServer: the back end (mailbox) server */
+        const char *be_target;       /* X-CalculatedBETarget: where the front end sent it */
+        const char *request_id;      /* request-id: the id in Exchange's HttpProxy logs */
+        const char *ms_diagnostics;  /* X-MS-Diagnostics */
+        unsigned present : 1;        /* at least one of the above */
+    } exdiag;
 };
 
 /* Builds the view of x. Never fails on bad input (that is recorded in body_error); returns 0
@@ -95,6 +110,12 @@ struct et_view {
 int et_view_build(const struct et_exchange *x, struct et_arena *a, struct et_view *out);
 /* Releases the documents the view holds (not the arena). */
 void et_view_reset(struct et_view *v);
+/*
+ * The one EAS Status an exchange is shown with (timeline, mailboxlog, show): the first Status
+ * that is not a success, else the root's. Returns it, or -1 when the response has none; sets
+ * *root (the command's element) and *parent (the Status's parent) for et_eas_status_lookup.
+ */
+long et_view_status(const struct et_view *v, const char **root, const char **parent);
 
 struct et_analyzer_opts {
     unsigned storm_per_minute;   /* requests in any 60 s window that make a storm (60) */
@@ -106,8 +127,22 @@ struct et_analyzer_opts {
     unsigned auth_repeat;        /* 401/403 answers in a row that make a pattern (3) */
     long heartbeat_min;          /* the server's heartbeat range, seconds (60) */
     long heartbeat_max;          /* (3540) */
+    unsigned longpoll_cut_repeat; /* long polls cut at about the same duration that make a
+                                     pattern (3) */
+    long slow_ms;                /* a command (not a long poll) slower than this is slow, ms
+                                    (10000) */
+    unsigned foldersync_grace;   /* requests after Ping 7 / Sync 12 without a FolderSync that
+                                    make foldersync-ignored (2) */
 };
 void et_analyzer_opts_default(struct et_analyzer_opts *o);
+/*
+ * Parses one threshold option of the command line into o: "--slow-ms N", "--longpoll-cut N",
+ * "--foldersync-grace N" (value is the next argument). Returns 1 when name is one of them and
+ * value is valid, 0 when name is not one of them, ET_EINVAL for a bad value.
+ */
+int et_analyzer_opt_parse(struct et_analyzer_opts *o, const char *name, const char *value);
+/* Help lines for those options (two-space indent, newline-terminated). */
+const char *et_analyzer_opts_help(void);
 
 struct et_device_stats {
     const char *device;
@@ -134,7 +169,10 @@ void et_analyzer_free(struct et_analyzer *an);
 /*
  * Judges one exchange. The findings (a NULL-terminated list, NULL when none) are allocated
  * from `a` (pass x->arena, so they go when the exchange goes). Exchanges should come in time
- * order per device. Returns 0 or ET_ENOMEM.
+ * order per device. It also names the view's collections: v->colls[i].folder_name is set from
+ * the folder hierarchy the device's earlier FolderSync answers gave (the only field of the
+ * view it writes; names live in the analyzer, valid until et_analyzer_free). Returns 0 or
+ * ET_ENOMEM.
  */
 int et_analyzer_feed(struct et_analyzer *an, const struct et_exchange *x,
                      const struct et_view *v, struct et_arena *a, struct et_finding **out);
@@ -147,6 +185,31 @@ int et_analyzer_finish(struct et_analyzer *an, struct et_finding **out);
 
 /* Per-device statistics, in first-seen order; valid until et_analyzer_free. */
 size_t et_analyzer_devices(const struct et_analyzer *an, const struct et_device_stats **out);
+
+/*
+ * What correlating several kinds of source (a client-side recording, IIS logs, mailbox logs)
+ * knows of one exchange, so the rules that need it (not-in-server-log) live here with the
+ * others. The pipeline fills it; bits are those of enum et_seen (pipeline.h): 1 a client-side
+ * recording, 2 an IIS log, 4 a mailbox log.
+ */
+struct et_correlation {
+    unsigned seen_by;          /* kinds of source that saw this exchange */
+    unsigned kinds;            /* kinds of source among the inputs */
+    int is_eas;                /* the request is an EAS request */
+    const char *cmd;           /* its EAS command, NULL when unknown */
+    int64_t start, end;        /* its start and latest end (0 unknown) */
+    uint64_t cap_iis_matched;  /* requests so far seen by both a recording and an IIS log */
+    int64_t iis_first, iis_last; /* the period the IIS lines so far cover (0 unknown) */
+    int64_t tolerance;         /* how far two sources' clocks may differ (us) */
+};
+
+/*
+ * et_analyzer_feed() plus the rules over correlation facts (c may be NULL: then the same as
+ * et_analyzer_feed). Findings are appended to *out, allocated from a.
+ */
+int et_analyzer_feed_correlated(struct et_analyzer *an, const struct et_exchange *x,
+                                const struct et_view *v, const struct et_correlation *c,
+                                struct et_arena *a, struct et_finding **out);
 
 /* Highest severity in a list, or -1 for an empty list. */
 int et_findings_max_severity(const struct et_finding *f);
@@ -167,6 +230,11 @@ int et_timeline_header(unsigned flags, struct et_buf *out);
 /* A finding as indented text lines (severity, rule, message, next step). */
 int et_finding_text(const struct et_finding *f, unsigned flags, const char *indent,
                     struct et_buf *out);
+
+/* Exchange's diagnostic headers of the view (X-CasErrorCode, X-FailureContext decoded, the
+ * servers, request-id, ...) as "name: value" lines after indent, scrubbed for a terminal;
+ * nothing when there are none. */
+int et_view_exdiag_text(const struct et_view *v, const char *indent, struct et_buf *out);
 
 /* One JSON object (no newline) for an exchange: see docs/json.md. */
 int et_exchange_json(const struct et_exchange *x, const struct et_view *v,

@@ -57,12 +57,15 @@ int et_redact_xml(struct et_buf *out, const char *s, size_t n);
  * A body to export: p itself when it holds no secret, else a copy in a whose Password
  * elements have their text overwritten with '*' of the same length, so the bytes keep their
  * framing (Content-Length, WBXML string lengths) and stay decodable. Handles WBXML (inline
- * strings, string-table strings, OPAQUE) and plain XML; a body under a Content-Encoding, or
- * one that does not decode, is returned as it is. h (may be NULL) gives the Content-Type.
- * NULL on ENOMEM.
+ * strings, string-table strings, OPAQUE) and plain XML; a body still under its
+ * Content-Encoding (not content_decoded), or one that does not decode, is returned as it is.
+ * h (may be NULL) gives the Content-Type. Returns body->data or the copy; NULL on ENOMEM.
  */
-const uint8_t *et_redact_body(struct et_arena *a, const struct et_headers *h, const uint8_t *p,
-                              size_t n);
+const uint8_t *et_redact_body(struct et_arena *a, const struct et_headers *h,
+                              const struct et_body *body);
+/* The same for bytes whose Content-Encoding in h was already undone. */
+const uint8_t *et_redact_decoded_body(struct et_arena *a, const struct et_headers *h,
+                                      const uint8_t *p, size_t n);
 
 #ifdef __cplusplus
 }

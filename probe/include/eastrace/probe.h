@@ -13,9 +13,10 @@
  *
  * Each step ends passed, warned, failed or skipped, with the reason and the next
  * troubleshooting step. A failed step stops the steps that depend on it (they are skipped).
- * Every exchange the probe makes becomes a struct et_exchange (source ET_SRC_PROBE): it is
- * written to a capture file when asked and judged by the analyzer, whose findings are kept
- * with the step that made the exchange.
+ * Every exchange the probe makes becomes a struct et_exchange (source ET_SRC_PROBE), numbered
+ * from 1 and reported through a callback, as the proxy reports its exchanges: the caller
+ * records it and judges it (the CLI sends it through the pipeline: capture file, view,
+ * analyzer) and may keep findings with the step that made it (et_probe_step_add_finding).
  *
  * The public types hold no OpenSSL type (see STYLE.md); the certificate checks have a PEM
  * entry point for tests and tools.
@@ -96,14 +97,22 @@ struct et_probe_report {
     const char *protocol;     /* the version used for the commands, NULL before OPTIONS */
     const char *policy_key;   /* the final policy key, NULL when none */
     uint64_t exchanges;       /* HTTP exchanges made */
-    uint64_t captured;        /* of which written to the capture file */
-    const char *capture_error; /* the first capture write error, or NULL */
+    uint64_t captured;        /* of which the caller wrote to a capture file */
+    const char *capture_error; /* the first capture write error (set by the caller), or NULL */
     struct et_arena *arena;
 };
 
 /* Called after each step ends (for live output); r is the report being filled. */
 typedef void (*et_probe_step_cb)(const struct et_probe_report *r, const struct et_probe_step *s,
                                  void *arg);
+/*
+ * Called with each exchange the probe made (x->id its number, from 1), during the step s of
+ * the report r being filled. x is borrowed: valid during the call, the probe goes on reading
+ * it and frees it; allocate from x->arena only what may go with it. The callee may count it
+ * as captured (r->captured, r->capture_error from r->arena) and add findings to s.
+ */
+typedef void (*et_probe_exchange_cb)(struct et_exchange *x, struct et_probe_report *r,
+                                     struct et_probe_step *s, void *arg);
 
 struct et_probe_opts {
     const char *url;          /* https://host[:port][/path]; path defaults to
@@ -125,18 +134,25 @@ struct et_probe_opts {
     int ping_seconds;         /* HeartbeatInterval of the Ping (default 60) */
     int timeout_ms;           /* connect and I/O timeout (default 15000) */
     int include_secrets;      /* keep Authorization in captures and output */
-    const char *capture_path; /* append every exchange here (-w); NULL: none */
     et_probe_step_cb on_step;
     void *cb_arg;
+    et_probe_exchange_cb on_exchange; /* every exchange made; NULL: none reported */
+    void *exchange_arg;
 };
 
 void et_probe_opts_init(struct et_probe_opts *o);
+
+/* Adds a finding about exchange number `exchange` to step s of r (strings are copied into
+ * r's arena). severity: enum et_severity of analyzer.h. Returns 0 or ET_ENOMEM. */
+int et_probe_step_add_finding(struct et_probe_report *r, struct et_probe_step *s,
+                              const char *rule, int severity, const char *message,
+                              const char *next_step, uint64_t exchange);
 
 /*
  * Runs the probe. Borrows o for the duration of the call. *out receives the report (free
  * with et_probe_report_free) whenever one could be allocated, also on failure.
  * Returns 0 when the steps ran (whatever their results), ET_EINVAL for bad options (a URL
- * that cannot be parsed; e says why), ET_EIO when the capture file cannot be opened, or
+ * that cannot be parsed; e says why), or
  * ET_ENOMEM.
  */
 int et_probe_run(const struct et_probe_opts *o, struct et_probe_report **out,
@@ -157,70 +173,9 @@ int et_probe_report_summary(const struct et_probe_report *r, struct et_buf *out)
  * "result":...,"reason":...,"next_step":...,"details":[...],"xml":...,"findings":[...]}]}. */
 int et_probe_report_json(const struct et_probe_report *r, struct et_buf *out);
 
-/* ---- Pieces with their own tests ------------------------------------------------------ */
-
 /* The EAS versions eastrace speaks, highest last: "2.5", "12.0", ..., "16.1". */
 extern const char *const et_probe_our_versions[];
 extern const size_t et_probe_our_versions_count;
-
-/*
- * Chooses the version for the commands from the server's MS-ASProtocolVersions list
- * ("2.5,12.0,12.1,14.0,14.1"; blanks allowed). forced (may be NULL) must be one of ours and
- * the server's. *out receives a static string. Returns 0, ET_ENOTFOUND when no version is
- * common (or forced is not offered by the server), ET_EINVAL when forced is not a version
- * eastrace knows, ET_EPARSE for an empty list.
- */
-int et_probe_negotiate_version(const char *server_versions, const char *forced,
-                               const char **out);
-
-/* Authentication schemes offered by WWW-Authenticate headers. */
-enum et_probe_auth {
-    ET_PROBE_AUTH_BASIC = 1u << 0,
-    ET_PROBE_AUTH_NTLM = 1u << 1,
-    ET_PROBE_AUTH_NEGOTIATE = 1u << 2,
-    ET_PROBE_AUTH_BEARER = 1u << 3,
-    ET_PROBE_AUTH_DIGEST = 1u << 4,
-    ET_PROBE_AUTH_OTHER = 1u << 5
-};
-/* Bit set of every scheme in every WWW-Authenticate header of h (challenges may be
- * comma-separated in one header). 0 when there is none. */
-unsigned et_probe_auth_schemes(const struct et_headers *h);
-/* One sentence on what a set of schemes means for an EAS device. Static. */
-const char *et_probe_auth_explain(unsigned schemes);
-/* Count of comma-separated items in an MS-ASProtocolCommands-style list; 1 when cmd
- * ("Provision") is in it (case-sensitive) and has_cmd is not NULL. */
-size_t et_probe_list_count(const char *list, const char *cmd, int *has_cmd);
-
-/* What an Autodiscover (POX, mobilesync schema) response said. Strings point into arena. */
-struct et_probe_autodiscover {
-    const char *eas_url;     /* Server/Url of the MobileSync server, or NULL */
-    const char *server_name; /* Server/Name, or NULL */
-    const char *display_name;
-    const char *redirect;    /* Action/Redirect: another e-mail address to try, or NULL */
-    const char *error_code;  /* Error/ErrorCode or Action/Error/Status, or NULL */
-    const char *error_message;
-};
-/*
- * Parses an Autodiscover response body. Returns 0 when it is an Autodiscover response (even
- * one carrying an error: see error_code), ET_EPARSE when the body is not one (e says what was
- * found instead: an HTML page is the usual case), ET_ENOMEM. Borrows p.
- */
-int et_probe_autodiscover_parse(const uint8_t *p, size_t n, struct et_arena *a,
-                                struct et_probe_autodiscover *out, struct et_error *e);
-/* Appends the POX request for email (mobilesync request schema) to out. */
-int et_probe_autodiscover_request(const char *email, struct et_buf *out);
-
-/*
- * Certificate checks of step 3 on a chain given as PEM (leaf first, then what the server
- * sent), against ca_file (PEM; NULL means the system store), for host name host (DNS name
- * or IP literal), at time now (seconds since the epoch; 0 means now). Fills step s (its
- * result, reason, next step and one detail line per certificate); lines are allocated in a.
- * Returns 0 when the checks ran (s->result says how they went), ET_EPARSE when chain_pem
- * holds no certificate, ET_EIO when ca_file cannot be read, ET_ENOMEM.
- */
-int et_probe_check_chain_pem(const char *chain_pem, size_t len, const char *ca_file,
-                             const char *host, int64_t now, struct et_arena *a,
-                             struct et_probe_step *s);
 
 #ifdef __cplusplus
 }

@@ -3,7 +3,9 @@
 #   1. the cmocka suites with warnings as errors,
 #   2. the same suites under AddressSanitizer + UndefinedBehaviorSanitizer,
 #   3. every libFuzzer target for a short time (ET_FUZZ_SECONDS, default 20 s each),
-#   4. the shell-level CLI tests (tests/cli/*.sh).
+#   4. the shell-level CLI tests (tests/cli/*.sh),
+#   5. the security battery (tests/security/run.sh: quick cases; ET_SECURITY_LONG=1 for the
+#      long ones).
 # Options: --quick skips 2 and 3. Environment: ET_CORPUS_DIR overrides ../shared/corpus.
 set -uo pipefail
 cd "$(dirname "$0")"
@@ -72,6 +74,23 @@ for t in tests/cli/*.sh; do
   fi
   rm -f "$log"
 done
+
+# The security battery (docs/security.md): each case prints its pass figure; the runner's last
+# line is "N passed, N failed" like the CLI tests'.
+echo "=== security battery"
+log=$(mktemp)
+env ET_EASTRACE="$root/build-test/cli/eastrace" bash tests/security/run.sh 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+line=$(grep -E "^[0-9]+ passed, [0-9]+ failed" "$log" | tail -1)
+if [ -n "$line" ]; then
+  passed=$((passed + $(cut -d' ' -f1 <<<"$line")))
+  failed=$((failed + $(cut -d' ' -f3 <<<"$line")))
+fi
+if [ "$rc" -ne 0 ]; then
+  failures+=("security battery")
+  [ -n "$line" ] || failed=$((failed + 1))
+fi
+rm -f "$log"
 
 echo
 for f in "${failures[@]}"; do echo "FAILED: $f"; done

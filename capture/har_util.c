@@ -1,6 +1,8 @@
 /* URL splitting, HTTP versions and the redaction rules shared by the .saz and HAR code. */
 #include "har_int.h"
 
+#include "eastrace/redact.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -146,62 +148,15 @@ int et__http_version(const char *s, uint8_t *major, uint8_t *minor)
     return -1;
 }
 
+/* The policy lives in one place (eastrace/redact.h); these names stay for the writers. */
 const char *et__redact_header(struct et_arena *a, const char *name, const char *value)
 {
-    if (et_strcaseeq(name, "Cookie") || et_strcaseeq(name, "Set-Cookie"))
-        return ET__REDACTED;
-    if (!et_strcaseeq(name, "Authorization") && !et_strcaseeq(name, "Proxy-Authorization"))
-        return value;
-
-    /* Keep the scheme ("Basic", "Bearer", "NTLM", ...) so a reader sees how the client
-     * authenticated; for Basic also the user name, which troubleshooting needs. */
-    size_t sl = strcspn(value, " \t");
-    if (sl == 0 || value[sl] == '\0')
-        return ET__REDACTED;
-    if (sl == 5 && et_strncaseeq(value, "Basic", 5)) {
-        struct et_buf dec;
-        const char *p = value + sl, *out = NULL;
-        struct et_error e;
-        while (*p == ' ' || *p == '\t')
-            p++;
-        et_buf_init(&dec, 4096);
-        et_error_clear(&e);
-        if (et_base64_decode(&dec, p, strlen(p), &e) == 0 && dec.len > 0) {
-            const uint8_t *colon = memchr(dec.data, ':', dec.len);
-            size_t ul = colon != NULL ? (size_t)(colon - dec.data) : 0;
-            if (ul > 0 && et_utf8_valid(dec.data, ul)) {
-                /* The user name goes out quoted as JSON would, control bytes dropped. */
-                struct et_buf u;
-                et_buf_init(&u, 1024);
-                for (size_t i = 0; i < ul; i++)
-                    if (dec.data[i] >= 0x20 && dec.data[i] != 0x7f)
-                        et_buf_putc(&u, dec.data[i]);
-                out = et_arena_printf(a, "%.*s " ET__REDACTED " user=%s", (int)sl, value,
-                                      u.data != NULL ? (const char *)u.data : "");
-                et_buf_free(&u);
-                et_buf_free(&dec);
-                return out;
-            }
-        }
-        et_buf_free(&dec);
-    }
-    return et_arena_printf(a, "%.*s " ET__REDACTED, (int)sl, value);
+    return et_redact_header(a, name, value);
 }
 
 const char *et__redact_url(struct et_arena *a, const char *url)
 {
-    const char *sep = strstr(url, "://"), *auth, *end, *at;
-    if (sep == NULL)
-        return url;
-    auth = sep + 3;
-    end = auth + strcspn(auth, "/?#");
-    at = NULL;
-    for (const char *p = auth; p < end; p++)
-        if (*p == '@')
-            at = p;
-    if (at == NULL)
-        return url;
-    return et_arena_printf(a, "%.*s" ET__REDACTED "%s", (int)(auth - url), url, at);
+    return et_redact_target(a, url);
 }
 
 int et__json_put_text(struct et_buf *b, const char *s, size_t n)

@@ -13,6 +13,7 @@
 
 #include "eastrace/http.h"
 #include "har_int.h"
+#include "eastrace/redact.h"
 
 /* One entry is formatted in memory before it is written; bodies are at most 256 MiB. */
 #define ENTRY_MAX ((size_t)1 << 30)
@@ -105,11 +106,13 @@ static void put_body_text(struct et_buf *b, const struct et_body *body)
  * or corrupt stream, an unsupported coding) the wire bytes are written with our own
  * "_eastraceEncoded": true, so our reader does not take them for decoded content.
  */
-static void put_content(struct et_buf *b, const struct et_exchange *x)
+static void put_content(struct et_buf *b, struct et_arena *a, const struct et_exchange *x,
+                        int sec)
 {
     const struct et_body *body = &x->resp.body;
     const char *ce = et_headers_get(&x->resp.headers, "Content-Encoding");
     struct et_buf dec;
+    struct et_body rb = *body;
 
     if (body->len > 0 && ce != NULL && !et_strcaseeq(ce, "identity") && !body->content_decoded) {
         et_buf_init(&dec, ET_HAR_MAX_ENTRY / 2);
@@ -119,7 +122,11 @@ static void put_content(struct et_buf *b, const struct et_exchange *x)
             et_buf_printf(b, ",\"compression\":%lld",
                           (long long)dec.len - (long long)body->len);
             put_kv_str(b, "mimeType", mime_of(&x->resp.headers), 1);
-            put_bytes_text(b, dec.data, dec.len);
+            /* Decoded here: the redaction policy looks at the decoded bytes. */
+            const uint8_t *d = sec ? dec.data
+                                   : et_redact_decoded_body(a, &x->resp.headers, dec.data,
+                                                            dec.len);
+            put_bytes_text(b, d != NULL ? d : dec.data, dec.len);
             et_buf_free(&dec);
             et_buf_putc(b, '}');
             return;
@@ -133,8 +140,11 @@ static void put_content(struct et_buf *b, const struct et_exchange *x)
     }
     et_buf_printf(b, ",\"content\":{\"size\":%zu", body->len);
     put_kv_str(b, "mimeType", mime_of(&x->resp.headers), 1);
+    if (!sec && body->len > 0 &&
+        (rb.data = et_redact_body(a, &x->resp.headers, body)) == NULL)
+        rb.data = body->data; /* no memory to mask: as recorded */
     if (body->len > 0)
-        put_body_text(b, body);
+        put_body_text(b, &rb);
     et_buf_putc(b, '}');
 }
 
@@ -258,7 +268,10 @@ static int format_entry(struct et_har_writer *w, const struct et_exchange *x,
         et_buf_puts(b, ",\"postData\":{");
         put_kv_str(b, "mimeType", mime_of(&x->req.headers), 0);
         et_buf_puts(b, ",\"params\":[]");
-        put_body_text(b, &x->req.body);
+        struct et_body rb = x->req.body;
+        if (!sec && (rb.data = et_redact_body(a, &x->req.headers, &x->req.body)) == NULL)
+            rb.data = x->req.body.data; /* no memory to mask: as recorded */
+        put_body_text(b, &rb);
         et_buf_putc(b, '}');
     }
     et_buf_printf(b, ",\"headersSize\":-1,\"bodySize\":%llu",
@@ -274,7 +287,7 @@ static int format_entry(struct et_har_writer *w, const struct et_exchange *x,
     put_version(b, x->resp.http_major, x->resp.http_minor, x->has_response);
     et_buf_puts(b, ",\"cookies\":[]");
     put_headers(b, a, &x->resp.headers, sec);
-    put_content(b, x);
+    put_content(b, a, x, sec);
     put_kv_str(b, "redirectURL", et_headers_get(&x->resp.headers, "Location"), 1);
     et_buf_printf(b, ",\"headersSize\":-1,\"bodySize\":%lld",
                   x->has_response

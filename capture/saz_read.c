@@ -252,8 +252,13 @@ static int read_entry(struct saz_reader *r, int64_t idx, struct et_buf *b, char 
     for (;;) {
         zip_int64_t got;
         if ((rc = et_buf_reserve(b, 64 * 1024)) != 0) {
-            snprintf(why, whylen, "entry %s: %s", st.name,
-                     rc == ET_ETOOBIG ? "over the size cap" : "out of memory");
+            if (rc == ET_ETOOBIG)
+                snprintf(why, whylen, "entry %s: inflates past the %llu MiB cap (its header "
+                         "says %llu bytes)", st.name,
+                         (unsigned long long)(ET_SAZ_MAX_ENTRY >> 20),
+                         (unsigned long long)((st.valid & ZIP_STAT_SIZE) ? st.size : 0));
+            else
+                snprintf(why, whylen, "entry %s: out of memory", st.name);
             break;
         }
         got = zip_fread(f, b->data + b->len, 64 * 1024);

@@ -21,6 +21,7 @@
 #include <zip.h>
 
 #include "har_int.h"
+#include "eastrace/redact.h"
 
 struct span {
     uint64_t off, len;
@@ -36,6 +37,15 @@ struct et_saz_writer {
     size_t n, cap;
     int failed;
 };
+
+/* A body under the redaction policy (Password elements masked, same length), or the body as
+ * recorded when there is nothing to mask or no memory to do it. */
+static const uint8_t *redacted_body(struct et_arena *a, const struct et_headers *h,
+                                    const struct et_body *body)
+{
+    const uint8_t *r = et_redact_body(a, h, body);
+    return r != NULL ? r : body->data;
+}
 
 static const char content_types[] =
     "<?xml version=\"1.0\" encoding=\"utf-8\" ?>\r\n"
@@ -276,7 +286,10 @@ static int format_session(struct et_saz_writer *w, const struct et_exchange *x,
                   target != NULL ? target : "/", (unsigned)x->req.http_major,
                   (unsigned)x->req.http_minor);
     put_framed_headers(b, a, &x->req.headers, &x->req.body, 0, sec);
-    if (x->req.body.len > 0 && (rc = et_buf_append(b, x->req.body.data, x->req.body.len)) != 0)
+    if (x->req.body.len > 0 &&
+        (rc = et_buf_append(b, sec ? x->req.body.data : redacted_body(a, &x->req.headers,
+                                                                       &x->req.body),
+                            x->req.body.len)) != 0)
         return rc;
     if ((rc = stage_write(w, b, &sp[0])) != 0)
         return rc;
@@ -295,7 +308,9 @@ static int format_session(struct et_saz_writer *w, const struct et_exchange *x,
                         x->resp.status / 100 == 2);
         put_framed_headers(b, a, &x->resp.headers, &x->resp.body, bodiless, sec);
         if (x->resp.body.len > 0 &&
-            (rc = et_buf_append(b, x->resp.body.data, x->resp.body.len)) != 0)
+            (rc = et_buf_append(b, sec ? x->resp.body.data
+                                       : redacted_body(a, &x->resp.headers, &x->resp.body),
+                                x->resp.body.len)) != 0)
             return rc;
     }
     if ((rc = stage_write(w, b, &sp[1])) != 0)

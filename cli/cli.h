@@ -88,4 +88,17 @@ void et_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Whether to colour output on this stream: a terminal, and NO_COLOR unset. */
 int et_cli_use_color(FILE *f);
 
+/*
+ * The terminal guard (docs/security.md): main() replaces stdout and stderr with streams that
+ * pass every byte through et_scrub() (newlines kept; our own colour sequences kept only on a
+ * terminal with colours on) before it reaches file descriptor 1 or 2, so nothing from
+ * traffic or files can drive the operator's terminal whichever command printed it. Fields are
+ * still scrubbed where they are formatted (et_str_printable), which keeps columns aligned;
+ * this is the backstop that makes "every terminal output" true by construction.
+ */
+void et_cli_guard_terminal(void);
+/* Standard output without the guard, for binary exports (WBXML, DER) to a pipe. Flushes the
+ * guarded stdout first. Never NULL (falls back to stdout). */
+FILE *et_cli_raw_stdout(void);
+
 #endif

@@ -36,7 +36,8 @@ static int write_out(const char *path, const struct et_buf *b)
     int fd;
 
     if (strcmp(path, "-") == 0) {
-        if (fwrite(b->data, 1, b->len, stdout) != b->len || fflush(stdout) != 0) {
+        FILE *raw = et_cli_raw_stdout(); /* DER is binary: not through the terminal guard */
+        if (fwrite(b->data, 1, b->len, raw) != b->len || fflush(raw) != 0) {
             et_cli_err("ca: cannot write to stdout: %s", strerror(errno));
             return -1;
         }

@@ -25,7 +25,7 @@
 /* Largest input file read (a capture body cap is 16 MiB; leave room for odd files). */
 #define DECODE_MAX_INPUT ((size_t)512 * 1024 * 1024)
 /* Default cap on one file's rendered output. */
-#define DECODE_DEFAULT_MAX_OUTPUT ((size_t)256 * 1024 * 1024)
+#define DECODE_DEFAULT_MAX_OUTPUT ET_BODY_BUDGET
 
 static void usage(FILE *f)
 {
@@ -44,8 +44,9 @@ static void usage(FILE *f)
             "  --compact           XML without indentation\n"
             "  --no-status-names   omit the <!-- N = Name --> comments after Status elements\n"
             "  --fragment          the input is a WBXML body without its header\n"
-            "  --include-secrets   show Authorization and Cookie values (redacted by default)\n"
-            "  --max-output BYTES  cap on the output of one file (default 256 MiB)\n"
+            "  --include-secrets   show credentials: Authorization, cookies, passwords in queries\n"
+            "                      and XML (redacted by default, docs/security.md)\n"
+            "  --max-output BYTES  cap on the output of one file (default 64 MiB)\n"
             "  -h, --help          show this help\n"
             "\n"
             "Exit status: 0 all decoded, 1 a decode error (partial output and the byte offset\n"

@@ -73,16 +73,19 @@ int et_cmd_encode(int argc, char **argv)
         et_buf_free(&wb);
         return ET_EXIT_FINDINGS;
     }
-    if (outpath == NULL && isatty(fileno(stdout))) {
+    if (outpath == NULL && isatty(1)) {
         et_cli_err("encode: WBXML is binary; use -o OUT or redirect standard output");
         rc = ET_EXIT_INPUT;
     } else {
-        o = outpath ? fopen(outpath, "wb") : stdout;
+        /* WBXML is binary: stdout without the terminal guard (a pipe, checked above). */
+        o = outpath ? fopen(outpath, "wb") : et_cli_raw_stdout();
         if (o == NULL || fwrite(wb.data, 1, wb.len, o) != wb.len) {
             et_cli_err("%s: %s", outpath ? outpath : "stdout", strerror(errno));
             rc = ET_EXIT_INPUT;
         }
-        if (o != NULL && o != stdout && fclose(o) != 0)
+        if (o != NULL && outpath != NULL && fclose(o) != 0)
+            rc = ET_EXIT_INPUT;
+        else if (o != NULL && outpath == NULL && fflush(o) != 0)
             rc = ET_EXIT_INPUT;
     }
     et_buf_free(&xml);

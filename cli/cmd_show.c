@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eastrace/redact.h"
 #include "eastrace/analyzer.h"
 #include "eastrace/exchange.h"
 #include "eastrace/pipeline.h"
@@ -32,11 +33,14 @@ static void usage(FILE *f)
                "Options:\n"
                "  --json              one JSON object instead of text\n"
                "  --compact           XML without indentation\n"
-               "  --include-secrets   show Authorization and Cookie values (redacted by default)\n"
+               "  --include-secrets   show credentials: Authorization, cookies, passwords in queries\n"
+               "                      and XML (redacted by default, docs/security.md)\n"
                "  --format FMT        read the files as FMT (capture, saz, har, iis, mailboxlog)\n"
                "  --no-correlate      as replay --no-correlate (the numbers then match it)\n"
                "  -h, --help          show this help\n");
 }
+
+static int show_secrets; /* --include-secrets: the metadata fields unredacted too */
 
 static void put_kv(struct et_buf *b, const char *k, const char *v)
 {
@@ -122,8 +126,15 @@ static void text_overview(const struct et_exchange *x, const struct et_view *v,
     }
     if (x->meta.n > 0) {
         et_buf_puts(b, "\nSource fields\n");
-        for (size_t i = 0; i < x->meta.n; i++)
-            put_kv(b, x->meta.v[i].name, x->meta.v[i].value);
+        for (size_t i = 0; i < x->meta.n; i++) {
+            const char *k = x->meta.v[i].name, *val = x->meta.v[i].value;
+            /* Recorded fields (IIS cs(Cookie), cs-uri-query) under the redaction policy. */
+            if (!show_secrets && val != NULL)
+                val = strstr(k, "query") != NULL ? et_redact_query(x->arena, val)
+                      : strstr(k, "uri") != NULL ? et_redact_target(x->arena, val)
+                                                 : et_redact_header(x->arena, k, val);
+            put_kv(b, k, val);
+        }
     }
     if (f != NULL) {
         et_buf_puts(b, "\nFindings\n");
@@ -205,7 +216,7 @@ int et_cmd_show(int argc, char **argv)
 
     memset(&c, 0, sizeof(c));
     et_pipe_opts_default(&po);
-    c.ro.max_output = (size_t)256 * 1024 * 1024;
+    c.ro.max_output = ET_BODY_BUDGET;
     files = et_calloc((size_t)argc, sizeof(*files));
     if (files == NULL)
         return ET_EXIT_INPUT;
@@ -221,6 +232,7 @@ int et_cmd_show(int argc, char **argv)
             c.ro.compact = 1;
         } else if (strcmp(a, "--include-secrets") == 0) {
             c.ro.include_secrets = 1;
+            show_secrets = 1;
         } else if (strcmp(a, "--no-correlate") == 0) {
             po.correlate = 0;
         } else if (strcmp(a, "--format") == 0 && i + 1 < argc) {

@@ -12,27 +12,42 @@
 #include "eastrace/eas.h"
 #include "eastrace/exchange.h"
 #include "eastrace/http.h"
+#include "eastrace/redact.h"
 #include "eastrace/wbxml.h"
 
-/* True for headers whose values are credentials. */
-static int is_secret_header(const char *name)
-{
-    return et_strcaseeq(name, "Authorization") || et_strcaseeq(name, "Proxy-Authorization") ||
-           et_strcaseeq(name, "Cookie") || et_strcaseeq(name, "Set-Cookie");
-}
-
-/* Appends a header value, redacted unless secrets are wanted. */
+/* Appends a header value, redacted by the policy (eastrace/redact.h) unless secrets are
+ * wanted. */
 static int put_header_value(struct et_buf *out, const struct et_header *h,
                             const struct et_cli_render_opts *o, struct et_buf *tmp)
 {
-    if (o->include_secrets || !is_secret_header(h->name))
+    struct et_arena *a;
+    const char *v;
+    int rc;
+    (void)tmp;
+    if (o->include_secrets || !et_redact_is_secret_name(h->name))
         return et_buf_puts(out, h->value);
-    et_buf_reset(tmp);
-    if (et_strcaseeq(h->name, "Authorization") || et_strcaseeq(h->name, "Proxy-Authorization")) {
-        if (et_eas_auth_redact(h->value, tmp) == 0)
-            return et_buf_append(out, tmp->data, tmp->len);
-    }
-    return et_buf_puts(out, "[redacted]");
+    if ((a = et_arena_new(1024)) == NULL)
+        return ET_ENOMEM;
+    v = et_redact_header(a, h->name, h->value);
+    rc = et_buf_puts(out, v != NULL ? v : ET_REDACTED);
+    et_arena_free(a);
+    return rc;
+}
+
+/* The exchange as the outputs may show it: the request target redacted by the policy (a
+ * shallow copy in y when it changes). */
+static const struct et_exchange *shown(const struct et_exchange *x, struct et_exchange *y,
+                                       const struct et_cli_render_opts *o)
+{
+    const char *t;
+    if (o->include_secrets || x->req.target == NULL)
+        return x;
+    t = et_redact_target(x->arena, x->req.target);
+    if (t == NULL || t == x->req.target)
+        return x;
+    *y = *x;
+    y->req.target = t;
+    return y;
 }
 
 /* ---- text (XML) output ---------------------------------------------------------------- */
@@ -50,6 +65,7 @@ int et_cli_wbxml_text(const char *path, const char *what, const uint8_t *p, size
     wo.fragment = o->fragment ? 1 : 0;
     ro.compact = o->compact;
     ro.no_status_comments = o->no_status_names;
+    ro.include_secrets = o->include_secrets;
     et_error_clear(&err);
     rc = et_wbxml_bytes_to_xml(p, n, &wo, &ro, out, &err);
     if (rc == ET_ETOOBIG && err.code == 0) {
@@ -63,6 +79,13 @@ int et_cli_wbxml_text(const char *path, const char *what, const uint8_t *p, size
     return 0;
 }
 
+/* Binary bytes shown as base64 are held to the body budget: a 48 MiB prefix is 64 MiB of
+ * base64. Returns how many bytes to encode. */
+static size_t base64_budget(size_t n)
+{
+    return ET_MIN(n, ET_BODY_BUDGET / 4 * 3);
+}
+
 /* Shows a body that is not WBXML: text as is, binary as a short hex/base64 summary. */
 static int text_other_body(const uint8_t *p, size_t n, struct et_buf *out)
 {
@@ -72,8 +95,12 @@ static int text_other_body(const uint8_t *p, size_t n, struct et_buf *out)
             rc = et_buf_putc(out, '\n');
         return rc;
     }
-    et_buf_printf(out, "[%zu bytes of binary data, base64]\n", n);
-    et_base64_encode(out, p, n);
+    if (base64_budget(n) < n)
+        et_buf_printf(out, "[%zu bytes of binary data, base64 of the first %zu: the output "
+                      "budget]\n", n, base64_budget(n));
+    else
+        et_buf_printf(out, "[%zu bytes of binary data, base64]\n", n);
+    et_base64_encode(out, p, base64_budget(n));
     return et_buf_putc(out, '\n');
 }
 
@@ -96,7 +123,8 @@ static int text_body(const char *path, const struct et_exchange *x, int is_reque
         et_buf_printf(out, "<!-- body: %zu bytes %s, %zu bytes decoded -->\n", b->len, v.encoding,
                       v.len);
     if (v.decode_status != 0 || v.multipart_status != 0) {
-        et_cli_err("%s: body: %s", path, et_error_format(&err, msg, sizeof(msg)));
+        et_cli_err("%s: %s body: %s", path, is_request ? "request" : "response",
+                   et_error_format(&err, msg, sizeof(msg)));
         bad = 1;
     }
     if (v.truncated)
@@ -105,7 +133,8 @@ static int text_body(const char *path, const struct et_exchange *x, int is_reque
     case ET_BODY_EMPTY:
         break;
     case ET_BODY_WBXML:
-        bad |= et_cli_wbxml_text(path, "body", v.data, v.len, o, out);
+        bad |= et_cli_wbxml_text(path, is_request ? "request body" : "response body", v.data,
+                                 v.len, o, out);
         break;
     case ET_BODY_MULTIPART:
         for (size_t i = 0; i < v.nparts; i++) {
@@ -124,6 +153,15 @@ static int text_body(const char *path, const struct et_exchange *x, int is_reque
         text_other_body(v.data, v.len, out);
         break;
     case ET_BODY_XML:
+        if (!o->include_secrets && et_utf8_valid(v.data, v.len)) {
+            /* Plain XML (Autodiscover): Password elements redacted by the policy. */
+            et_redact_xml(out, (const char *)v.data, v.len);
+            if (v.len > 0 && v.data[v.len - 1] != '\n')
+                et_buf_putc(out, '\n');
+            break;
+        }
+        text_other_body(v.data, v.len, out);
+        break;
     case ET_BODY_TEXT:
     case ET_BODY_OTHER:
         text_other_body(v.data, v.len, out);
@@ -139,6 +177,8 @@ int et_cli_http_text(const char *path, const struct et_exchange *x, int is_reque
     struct et_buf tmp;
     int bad = 0;
 
+    struct et_exchange y;
+    x = shown(x, &y, o);
     et_buf_init(&tmp, 0);
     if (is_request)
         et_buf_printf(out, "%s %s HTTP/%u.%u\n", x->req.method ? x->req.method : "?",
@@ -219,6 +259,7 @@ int et_cli_wbxml_json(const uint8_t *p, size_t n, const struct et_cli_render_opt
 
     wo.fragment = o->fragment ? 1 : 0;
     ro.no_status_comments = o->no_status_names;
+    ro.include_secrets = o->include_secrets;
     rc = et_wbxml_decode(p, n, &wo, &doc, err);
     et_buf_puts(out, "{\"kind\":\"wbxml\",\"tree\":");
     if (doc != NULL)
@@ -255,7 +296,8 @@ static int json_body(const char *path, const struct et_exchange *x, int is_reque
     et_buf_puts(out, ",\"error\":");
     if (v.decode_status != 0 || v.multipart_status != 0) {
         et_cli_json_error(out, &err);
-        et_cli_err("%s: body: %s", path, et_error_format(&err, msg, sizeof(msg)));
+        et_cli_err("%s: %s body: %s", path, is_request ? "request" : "response",
+                   et_error_format(&err, msg, sizeof(msg)));
         bad = 1;
     } else {
         et_buf_puts(out, "null");
@@ -275,24 +317,34 @@ static int json_body(const char *path, const struct et_exchange *x, int is_reque
                 bad |= et_cli_wbxml_json(pp, pn, o, out, &err);
             } else {
                 et_buf_printf(out, "{\"kind\":\"data\",\"bytes\":%zu,\"base64\":\"", pn);
-                et_base64_encode(out, pp, pn);
+                et_base64_encode(out, pp, base64_budget(pn));
                 et_buf_puts(out, "\"}");
             }
         }
         et_buf_puts(out, "]}");
     } else if (v.len > 0 && et_utf8_valid(v.data, v.len)) {
         et_buf_puts(out, "{\"kind\":\"text\",\"text\":");
-        et_buf_put_json_string(out, (const char *)v.data, v.len);
+        if (v.kind == ET_BODY_XML && !o->include_secrets) {
+            struct et_buf r; /* plain XML: Password elements redacted by the policy */
+            et_buf_init(&r, 0);
+            et_redact_xml(&r, (const char *)v.data, v.len);
+            et_buf_put_json_string(out, r.data ? (const char *)r.data : "", r.len);
+            et_buf_free(&r);
+        } else {
+            et_buf_put_json_string(out, (const char *)v.data, v.len);
+        }
         et_buf_putc(out, '}');
     } else if (v.len > 0) {
-        et_buf_puts(out, "{\"kind\":\"data\",\"base64\":\"");
-        et_base64_encode(out, v.data, v.len);
+        /* Past the body budget only a prefix is encoded; "bytes" says how long the body is. */
+        et_buf_printf(out, "{\"kind\":\"data\",\"bytes\":%zu,\"base64\":\"", v.len);
+        et_base64_encode(out, v.data, base64_budget(v.len));
         et_buf_puts(out, "\"}");
     } else {
         et_buf_puts(out, "null");
     }
     if (err.code != 0)
-        et_cli_err("%s: body: %s", path, et_error_format(&err, msg, sizeof(msg)));
+        et_cli_err("%s: %s body: %s", path, is_request ? "request" : "response",
+                   et_error_format(&err, msg, sizeof(msg)));
     et_buf_putc(out, '}');
     return bad;
 }
@@ -304,6 +356,8 @@ int et_cli_http_json(const char *path, const struct et_exchange *x, int is_reque
     struct et_buf tmp;
     int bad;
 
+    struct et_exchange y;
+    x = shown(x, &y, o);
     et_buf_init(&tmp, 0);
     if (is_request) {
         et_buf_puts(out, "\"type\":\"request\",\"method\":");
@@ -355,7 +409,10 @@ int et_cli_http_json(const char *path, const struct et_exchange *x, int is_reque
                 if (i)
                     et_buf_putc(out, ',');
                 json_key(out, r.params[i].name);
-                et_cli_json_str(out, r.params[i].value);
+                et_cli_json_str(out, o->include_secrets || !et_redact_is_secret_name(
+                                                               r.params[i].name)
+                                         ? r.params[i].value
+                                         : ET_REDACTED);
             }
             et_buf_puts(out, "}}");
         } else {

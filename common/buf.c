@@ -210,7 +210,14 @@ int et_buf_put_json_string(struct et_buf *b, const char *s, size_t n)
         unsigned char c = (unsigned char)s[i];
         char esc[7];
         const char *rep = NULL;
-        if (c >= 0x80) {
+        size_t skip = 0;
+        if (c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+            (unsigned char)s[i + 1] <= 0x9F) {
+            /* C1 controls (U+0080..U+009F) are legal raw in JSON but drive terminals (CSI is
+             * U+009B): escaped like C0, so JSON printed on a terminal stays inert. */
+            c = (unsigned char)s[i + 1];
+            skip = 1;
+        } else if (c >= 0x80) {
             size_t l = utf8_len((const unsigned char *)s + i, n - i);
             if (l > 0) {
                 i += l - 1;
@@ -227,7 +234,7 @@ int et_buf_put_json_string(struct et_buf *b, const char *s, size_t n)
             rep = "\\r";
         else if (c == '\t')
             rep = "\\t";
-        else if (c < 0x20 || c == 0x7f) {
+        if (skip || (rep == NULL && (c < 0x20 || c == 0x7f))) {
             esc[0] = '\\';
             esc[1] = 'u';
             esc[2] = '0';
@@ -243,6 +250,7 @@ int et_buf_put_json_string(struct et_buf *b, const char *s, size_t n)
             return rc;
         if ((rc = et_buf_puts(b, rep)) != 0)
             return rc;
+        i += skip;
         run = i + 1;
     }
     if ((rc = et_buf_append(b, s + run, n - run)) != 0)

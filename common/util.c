@@ -129,11 +129,126 @@ int et_utf8_valid(const uint8_t *p, size_t n)
     return 1;
 }
 
+/*
+ * Length of the valid UTF-8 sequence at p[0..n) (2..4), 0 when invalid, or -k when p holds a
+ * valid but incomplete prefix of k bytes that runs to the end.
+ */
+static long utf8_seq(const uint8_t *p, size_t n, uint32_t *cpout)
+{
+    uint8_t c = p[0];
+    size_t need;
+    uint32_t cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 1;
+        cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        need = 2;
+        cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        need = 3;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    for (size_t k = 1; k <= need; k++) {
+        if (k >= n)
+            return -(long)k;
+        if ((p[k] & 0xC0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[k] & 0x3F);
+        /* Overlongs and surrogates are known after the second byte: fail early. */
+        if (k == 1 && ((need == 2 && c == 0xE0 && p[1] < 0xA0) ||
+                       (need == 2 && c == 0xED && p[1] >= 0xA0) ||
+                       (need == 3 && c == 0xF0 && p[1] < 0x90) ||
+                       (need == 3 && c == 0xF4 && p[1] >= 0x90)))
+            return 0;
+    }
+    *cpout = cp;
+    return (long)need + 1;
+}
+
+/* Length of a colour sequence ESC [ [0-9;]{0,32} m at p, 0 when not one, -k when cut short. */
+static long sgr_seq(const uint8_t *p, size_t n)
+{
+    size_t i;
+    if (n < 2)
+        return -(long)n;
+    if (p[1] != '[')
+        return 0;
+    for (i = 2; i < n && i < 36; i++) {
+        if (p[i] == 'm')
+            return (long)i + 1;
+        if (!((p[i] >= '0' && p[i] <= '9') || p[i] == ';'))
+            return 0;
+    }
+    return i < 36 ? -(long)i : 0;
+}
+
+size_t et_scrub(uint8_t *p, size_t n, unsigned flags, size_t *keep)
+{
+    size_t i = 0, bad = 0;
+    if (keep != NULL)
+        *keep = 0;
+    while (i < n) {
+        uint8_t c = p[i];
+        long l;
+        uint32_t cp = 0;
+        if (c >= 0x20 && c < 0x7F) {
+            i++;
+            continue;
+        }
+        if (c < 0x80) {
+            if ((flags & ET_SCRUB_LINES) && (c == '\n' || c == '\t')) {
+                i++;
+                continue;
+            }
+            if ((flags & ET_SCRUB_LINES) && c == '\r') {
+                if (i + 1 < n && p[i + 1] == '\n') {
+                    i += 2;
+                    continue;
+                }
+                if (i + 1 == n && keep != NULL) {
+                    *keep = 1;
+                    return bad;
+                }
+            }
+            if ((flags & ET_SCRUB_SGR) && c == 0x1B) {
+                l = sgr_seq(p + i, n - i);
+                if (l > 0) {
+                    i += (size_t)l;
+                    continue;
+                }
+                if (l < 0 && keep != NULL) {
+                    *keep = (size_t)-l;
+                    return bad;
+                }
+            }
+            p[i++] = '?';
+            bad++;
+            continue;
+        }
+        l = utf8_seq(p + i, n - i, &cp);
+        if (l < 0 && keep != NULL) {
+            *keep = (size_t)-l;
+            return bad;
+        }
+        if (l > 0 && cp > 0x9F) {
+            i += (size_t)l;
+            continue;
+        }
+        /* Invalid, cut short, or a C1 control: every byte of it becomes '?'. */
+        if (l <= 0)
+            l = 1;
+        for (long k = 0; k < l; k++)
+            p[i++] = '?';
+        bad += (size_t)l;
+    }
+    return bad;
+}
+
 char *et_str_printable(char *s)
 {
-    for (char *c = s; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            *c = '?';
+    et_scrub((uint8_t *)s, strlen(s), 0, NULL);
     return s;
 }
 

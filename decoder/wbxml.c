@@ -27,7 +27,7 @@ enum dec_state {
 
 #define DEFAULT_MAX_DEPTH 256u
 #define DEFAULT_MAX_NODES ((size_t)4000000)
-#define DEFAULT_MAX_BYTES ((size_t)256 << 20)
+#define DEFAULT_MAX_BYTES (2 * ET_BODY_BUDGET)
 #define MAX_NEST 4u
 
 /* Result of one parse step over a contiguous buffer. */
@@ -321,6 +321,16 @@ static int add_text(struct et_wbxml_decoder *d, uint64_t off, const uint8_t *s, 
     if (d->depth == 0)
         return fail(d, ET_EPARSE, off, "%s outside the root element",
                     type == ET_WBXML_OPAQUE ? "opaque data" : "text");
+    /* The budget counts what the tree stands for, not what it stores: a string-table
+     * reference costs its string every time, so 0.9 MB cannot stand for 100 GB. */
+    if (n > d->opts.max_text - d->text)
+        return fail(d, ET_ETOOBIG, off,
+                    "text passes the output budget of %zu bytes (%s)", d->opts.max_text,
+                    copy == 0 && type == ET_WBXML_TEXT && d->doc->strtbl != NULL &&
+                            s >= d->doc->strtbl && s < d->doc->strtbl + d->doc->strtbl_len
+                        ? "string-table references"
+                        : "document text");
+    d->text += n;
     t = new_node(d, type, off);
     if (t == NULL)
         return d->doc->err.code;
@@ -353,11 +363,15 @@ static void try_nested(struct et_wbxml_decoder *d, struct et_wbxml_node *op)
         return;
     sub.opts.fragment = -1;
     sub.opts.max_nodes = d->opts.max_nodes > d->doc->nodes ? d->opts.max_nodes - d->doc->nodes : 1;
+    /* A nested document spends the same budget: what it stands for counts in its parent. */
+    sub.opts.max_text = d->opts.max_text - d->text;
     rc = et_wbxml_feed(&sub, &p, end);
     if (rc == 0 && sub.doc->root != NULL && sub.doc->err.code == 0)
         op->nested = sub.doc;
     /* Nodes of a failed attempt stay in the arena (bounded: MAX_NEST levels). */
     d->doc->nodes += sub.doc->nodes;
+    if (op->nested != NULL)
+        d->text += ET_MIN(sub.text, d->opts.max_text - d->text);
     et_buf_free(&sub.pending);
 }
 
@@ -567,6 +581,8 @@ int et__wbxml_init_in(struct et_wbxml_decoder *d, const struct et_wbxml_opts *op
         d->opts.max_nodes = DEFAULT_MAX_NODES;
     if (d->opts.max_bytes == 0)
         d->opts.max_bytes = DEFAULT_MAX_BYTES;
+    if (d->opts.max_text == 0)
+        d->opts.max_text = ET_BODY_BUDGET;
     if (a == NULL && (a = et_arena_new(64 * 1024)) == NULL)
         return ET_ENOMEM;
     d->doc = et_arena_alloc(a, sizeof(*d->doc));

@@ -8,6 +8,8 @@
  */
 #include "eastrace/wbxml.h"
 
+#include "eastrace/redact.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -43,6 +45,7 @@ struct rctx {
     unsigned flat;         /* > 0 inside mixed content: no indentation added */
     int no_nl;             /* the next indentation starts the output: no newline */
     int rc;
+    size_t saved_max;      /* the caller's cap of out, restored at the end */
 };
 
 /*
@@ -540,6 +543,8 @@ static void render_el(struct rctx *c, const struct et_wbxml_node *n, unsigned de
     for (k = n->first_child; k != NULL && c->rc == 0; k = k->next) {
         if (k->type == ET_WBXML_ELEMENT)
             render_el(c, k, depth + 1);
+        else if (!c->o->include_secrets && et_redact_is_secret_element(n->name))
+            PUTS(c, ET_REDACTED); /* the redaction policy: a Password's text */
         else
             render_leaf(c, k, depth + 1);
     }
@@ -600,6 +605,21 @@ static void render_doc(struct rctx *c, const struct et_wbxml_doc *doc, unsigned 
 
 static const struct et_wbxml_render_opts default_ropts;
 
+/*
+ * The output budget: for the length of one rendering, out's cap is lowered to what it holds
+ * plus opts->max_output (ET_BODY_BUDGET by default), so every append path of the renderer
+ * stops there as it stops at the caller's own cap. Returns the cap to restore.
+ */
+static size_t budget_begin(struct et_buf *out, const struct et_wbxml_render_opts *o)
+{
+    size_t saved = out->max, cur = out->max ? out->max : (size_t)-1 / 2;
+    size_t budget = o->max_output ? o->max_output : ET_BODY_BUDGET;
+    /* et_buf lets len reach max (the NUL lives in the allocation beyond it). */
+    if (budget < cur - ET_MIN(cur, out->len))
+        out->max = out->len + budget;
+    return saved;
+}
+
 int et_wbxml_to_xml(const struct et_wbxml_doc *doc, const struct et_wbxml_render_opts *opts,
                     struct et_buf *out)
 {
@@ -610,6 +630,7 @@ int et_wbxml_to_xml(const struct et_wbxml_doc *doc, const struct et_wbxml_render
     c.out = out;
     c.o = opts != NULL ? opts : &default_ropts;
     c.root_page = 0xFFFF;
+    c.saved_max = budget_begin(out, c.o);
     if (!c.o->no_declaration)
         PUTS(&c, "<?xml version=\"1.0\" encoding=\"utf-8\"?>");
     if (doc->fragment) {
@@ -643,6 +664,7 @@ int et_wbxml_to_xml(const struct et_wbxml_doc *doc, const struct et_wbxml_render
     }
     if (!c.o->compact)
         PUTS(&c, "\n");
+    out->max = c.saved_max;
     return c.rc;
 }
 
@@ -661,6 +683,11 @@ static void json_node(struct rctx *c, const struct et_wbxml_node *n)
     char t[128];
     int k;
     if (n->type != ET_WBXML_ELEMENT) {
+        if (!c->o->include_secrets && n->parent != NULL &&
+            et_redact_is_secret_element(n->parent->name)) {
+            PUTS(c, "{\"text\":\"" ET_REDACTED "\"}"); /* the redaction policy */
+            return;
+        }
         if (n->type == ET_WBXML_TEXT) {
             if (et__wbxml_xml_safe(n->data, n->len)) {
                 PUTS(c, "{\"text\":");
@@ -776,9 +803,11 @@ int et_wbxml_to_json(const struct et_wbxml_doc *doc, const struct et_wbxml_rende
     memset(&c, 0, sizeof(c));
     c.out = out;
     c.o = opts != NULL ? opts : &default_ropts;
+    c.saved_max = budget_begin(out, c.o);
     json_doc(&c, doc);
     if (!c.o->compact)
         PUTS(&c, "\n");
+    out->max = c.saved_max;
     return c.rc;
 }
 

@@ -15,6 +15,7 @@ declare -A seeds=(
   [wbxml]="tests/fixtures/wbxml" [easquery]="tests/fixtures/eas" [http]="tests/fixtures/http"
   [capfile]="tests/fixtures/capture" [saz]="tests/fixtures/saz" [har]="tests/fixtures/har"
   [iis]="tests/fixtures/logs" [chrows]="tests/fixtures/logs" [mailboxlog]="tests/fixtures/logs" [proxy_framing]="tests/fixtures/proxy" [autodiscover]="tests/fixtures/probe"
+  [output]="tests/fixtures/wbxml tests/fixtures/http"
   [pipeline]="tests/fixtures/timeline tests/fixtures/pipeline tests/fixtures/har")
 
 mkdir -p "$dir/findings"

@@ -163,6 +163,49 @@ static void test_alloc_failure_injection(void **state)
     assert_null(b.data);
 }
 
+/* The terminal scrubber: C0, DEL, ESC, C1 raw and as UTF-8, invalid UTF-8; text kept. */
+static void test_scrub_terminal_controls(void **state)
+{
+    (void)state;
+    char a[] = "a\x1b]0;PWNED\x07" "b\x7f\xc2\x9b" "c\x9b" "d\xc3\xa9\xe2\x82\xac\t\n";
+    assert_int_equal(et_scrub((uint8_t *)a, strlen(a), 0, NULL), 8);
+    assert_string_equal(a, "a?]0;PWNED?b???c?d\xc3\xa9\xe2\x82\xac??");
+    char b[] = "x\ty\r\nz\rw\n";
+    assert_int_equal(et_scrub((uint8_t *)b, strlen(b), ET_SCRUB_LINES, NULL), 1);
+    assert_string_equal(b, "x\ty\r\nz?w\n");
+    /* Overlong, surrogate and out-of-range forms are not text. */
+    char c[] = "\xc0\x9b\xe0\x80\x9b\xed\xa0\x80\xf4\x90\x80\x80";
+    et_scrub((uint8_t *)c, strlen(c), 0, NULL);
+    assert_string_equal(c, "????????????");
+    /* Colours survive only with ET_SCRUB_SGR, other sequences never. */
+    char d[] = "\x1b[1;31mred\x1b[0m\x1b[2J";
+    et_scrub((uint8_t *)d, strlen(d), ET_SCRUB_SGR, NULL);
+    assert_string_equal(d, "\x1b[1;31mred\x1b[0m?[2J");
+    /* A cut sequence at the end is held for the next call, or scrubbed without keep. */
+    size_t keep = 0;
+    char e[] = "ok\xe2\x82";
+    assert_int_equal(et_scrub((uint8_t *)e, strlen(e), 0, &keep), 0);
+    assert_int_equal(keep, 2);
+    char f[] = "ok\r";
+    et_scrub((uint8_t *)f, strlen(f), ET_SCRUB_LINES, &keep);
+    assert_int_equal(keep, 1);
+    et_scrub((uint8_t *)f, strlen(f), ET_SCRUB_LINES, NULL);
+    assert_string_equal(f, "ok?");
+    char g[] = "tab\there";
+    assert_string_equal(et_str_printable(g), "tab?here");
+}
+
+/* JSON strings escape C1 as they escape C0: JSON printed on a terminal stays inert. */
+static void test_json_string_escapes_c1(void **state)
+{
+    (void)state;
+    struct et_buf b;
+    et_buf_init(&b, 0);
+    assert_int_equal(et_buf_put_json_string(&b, "a\xc2\x9b" "b\xc2\xa0\x7f", 7), 0);
+    assert_string_equal((char *)b.data, "\"a\\u009bb\xc2\xa0\\u007f\"");
+    et_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -175,6 +218,8 @@ int main(void)
         cmocka_unit_test(test_arena_many_allocations_and_large),
         cmocka_unit_test(test_exchange_headers_and_failure),
         cmocka_unit_test(test_alloc_failure_injection),
+        cmocka_unit_test(test_scrub_terminal_controls),
+        cmocka_unit_test(test_json_string_escapes_c1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

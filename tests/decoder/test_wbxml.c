@@ -667,6 +667,73 @@ static void test_wbxml_corpus_libwbxml_test_xml_encodes(void **s)
     assert_true(count > 0);
 }
 
+static void put_mb(struct et_buf *b, uint32_t v)
+{
+    uint8_t t[5];
+    int n = 0;
+    do {
+        t[n++] = (uint8_t)(v & 0x7F);
+        v >>= 7;
+    } while (v);
+    while (n-- > 0)
+        et_buf_putc(b, t[n] | (n ? 0x80 : 0));
+}
+
+/* The string-table bomb of issue 9: 0.9 MB of WBXML standing for 100 GB of text. The decoder
+ * stops at the text budget (naming it), quickly, and the rendering stays within its budget. */
+static void test_wbxml_string_table_bomb_stops_at_budget(void **s)
+{
+    (void)s;
+    struct et_buf in, out;
+    struct et_wbxml_doc *doc = NULL;
+    struct et_error err;
+    et_buf_init(&in, 0);
+    et_buf_append(&in, "\x03\x01\x6a", 3);
+    put_mb(&in, 524288);
+    for (int i = 0; i < 524287; i++)
+        et_buf_putc(&in, 'A');
+    et_buf_putc(&in, 0);
+    et_buf_putc(&in, 0x45); /* <Sync> */
+    for (int i = 0; i < 200000; i++)
+        et_buf_append(&in, "\x83\x00", 2);
+    et_buf_putc(&in, 0x01);
+    assert_int_equal(et_wbxml_decode(in.data, in.len, NULL, &doc, &err), ET_ETOOBIG);
+    assert_non_null(strstr(err.msg, "output budget"));
+    assert_non_null(strstr(err.msg, "string-table"));
+    et_buf_init(&out, 0);
+    size_t cap = out.max;
+    assert_int_equal(et_wbxml_to_xml(doc, NULL, &out), ET_ETOOBIG);
+    assert_true(out.len <= ET_BODY_BUDGET);
+    assert_true(out.len > ET_BODY_BUDGET / 2);
+    assert_int_equal(out.max, cap); /* the caller's cap is restored */
+    et_buf_reset(&out);
+    /* A smaller budget is obeyed by both renderings. */
+    struct et_wbxml_render_opts ro = {0};
+    ro.max_output = 1000;
+    assert_int_equal(et_wbxml_to_json(doc, &ro, &out), ET_ETOOBIG);
+    assert_true(out.len <= 1000);
+    /* Never a byte past the budget, whatever the budget (found by fuzz_output: one over). */
+    for (size_t b = 1; b < 400; b++) {
+        struct et_wbxml_render_opts rb = {0};
+        rb.max_output = b;
+        et_buf_reset(&out);
+        assert_int_equal(et_wbxml_to_xml(doc, &rb, &out), ET_ETOOBIG);
+        assert_true(out.len <= b);
+        et_buf_reset(&out);
+        assert_int_equal(et_wbxml_to_json(doc, &rb, &out), ET_ETOOBIG);
+        assert_true(out.len <= b);
+    }
+    et_wbxml_doc_free(doc);
+    /* A lower text budget through the options. */
+    struct et_wbxml_opts wo = {0};
+    wo.max_text = 1 << 20;
+    doc = NULL;
+    assert_int_equal(et_wbxml_decode(in.data, in.len, &wo, &doc, &err), ET_ETOOBIG);
+    et_wbxml_doc_free(doc);
+    et_buf_free(&out);
+    et_buf_free(&in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -689,6 +756,7 @@ int main(void)
         cmocka_unit_test(test_wbxml_depth_cap),
         cmocka_unit_test(test_wbxml_node_and_output_caps),
         cmocka_unit_test(test_wbxml_refusals),
+        cmocka_unit_test(test_wbxml_string_table_bomb_stops_at_budget),
         cmocka_unit_test(test_wbxml_alloc_failure),
         cmocka_unit_test(test_wbxml_encode_errors),
         cmocka_unit_test(test_wbxml_encode_then_decode_is_identity),

@@ -19,6 +19,17 @@ extern "C" {
 #define ET_PRINTF(a, b)
 #endif
 
+/*
+ * The output budget of one body: the most one HTTP body may decode to (gzip, deflate), one
+ * WBXML document may render to (XML or JSON, string-table references and nested documents
+ * counted every time they occur) and one archive entry (.saz, HAR) may inflate to. 64 MiB
+ * because no EAS body comes near it: Exchange refuses client bodies over 10 MiB
+ * (maxRequestLength 10240 KB), fetches at most 10,240,000 bytes of data per request
+ * (MaxDocumentDataSize) and its backend admits 30,000,000-byte requests at most; a 30 MB
+ * attachment shown as base64 is 40 MB. docs/security.md gives the whole list of limits.
+ */
+#define ET_BODY_BUDGET ((size_t)64 << 20)
+
 /* Error codes: 0 is success, every failure is negative. et_strerror() names them. */
 enum et_err {
     ET_OK = 0,
@@ -129,8 +140,25 @@ int et_base64_decode(struct et_buf *out, const char *s, size_t n, struct et_erro
 /* Validates UTF-8 (no overlongs, no surrogates, max U+10FFFF). Returns 1 when valid. */
 int et_utf8_valid(const uint8_t *p, size_t n);
 
-/* Replaces C0 control characters and DEL in s with '?' so recorded values cannot drive a
- * terminal. Returns s. */
+/*
+ * The terminal scrubber: the one place that decides which bytes from traffic and files may
+ * reach a terminal. Replaces with '?', in place, every byte a terminal could act on: C0
+ * controls, DEL, ESC (so no escape sequence survives), C1 controls U+0080..U+009F both as
+ * UTF-8 (C2 80..C2 9F, each byte becomes '?') and as raw bytes, and every byte that is not
+ * part of a valid UTF-8 sequence (a raw 0x9B is CSI to an 8-bit terminal). Valid UTF-8 text
+ * otherwise stays as it is. Flags:
+ *   ET_SCRUB_LINES  keep TAB, LF and a CR right before LF (multi-line output)
+ *   ET_SCRUB_SGR    keep well-formed colour sequences ESC [ digits/';' m (our own colours;
+ *                   only for output whose fields were scrubbed before colouring)
+ * keep: NULL, or receives the length of an incomplete sequence at the end of p (a UTF-8
+ * prefix, a CR, a colour sequence cut short) left untouched for the caller to carry into its
+ * next call; with keep NULL such a tail is scrubbed. Returns the number of bytes replaced.
+ */
+#define ET_SCRUB_LINES 1u
+#define ET_SCRUB_SGR 2u
+size_t et_scrub(uint8_t *p, size_t n, unsigned flags, size_t *keep);
+
+/* et_scrub() of a single-line field, NUL-terminated (TAB and LF replaced too). Returns s. */
 char *et_str_printable(char *s);
 
 /* Value of a hexadecimal digit, or -1. */

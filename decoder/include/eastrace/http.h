@@ -79,8 +79,8 @@ int et_http_parse_request(const uint8_t *p, size_t n, struct et_exchange *x,
 int et_http_parse_response(const uint8_t *p, size_t n, struct et_exchange *x,
                            struct et_error *e);
 
-/* Default output cap for content decoding: 64 MiB (a zip-bomb defence). */
-#define ET_HTTP_DECODE_CAP ((size_t)64 * 1024 * 1024)
+/* Default output cap for content decoding: the body budget, 64 MiB (a zip-bomb defence). */
+#define ET_HTTP_DECODE_CAP ET_BODY_BUDGET
 
 /*
  * Undoes the Content-Encoding of h on p[0..n) and appends the result to out: gzip / x-gzip

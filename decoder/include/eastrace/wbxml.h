@@ -101,7 +101,11 @@ struct et_wbxml_doc {
 struct et_wbxml_opts {
     unsigned max_depth;    /* element nesting, default 256; beyond it ET_ETOOBIG */
     size_t max_nodes;      /* default 4,000,000 */
-    size_t max_bytes;      /* arena bytes (nodes + text), default 256 MiB */
+    size_t max_bytes;      /* arena bytes (nodes + text), default 128 MiB */
+    size_t max_text;       /* text bytes the document stands for, every STR_T reference and
+                              nested document counted each time (the string-table bomb:
+                              0.9 MB of WBXML standing for 100 GB of text); default
+                              ET_BODY_BUDGET; beyond it ET_ETOOBIG */
     int fragment;          /* 0: auto-detect a missing header; 1: input has no header;
                               -1: a header is required */
     int no_nested;         /* 1: never decode OPAQUE as nested WBXML */
@@ -124,6 +128,7 @@ struct et_wbxml_decoder {
     struct et_wbxml_node *cur; /* innermost open element, NULL at top level */
     struct et_arena *arena;    /* the document's arena (shared by nested documents) */
     struct et_wbxml_node *last_top; /* last top-level element */
+    size_t text;               /* text bytes so far, against opts.max_text */
 };
 
 /*
@@ -165,12 +170,17 @@ struct et_wbxml_render_opts {
     int compact;            /* 1: no newlines or indentation */
     int no_status_comments; /* 1: omit <!-- 3 = ... --> after Status elements */
     int no_declaration;     /* 1: omit <?xml version="1.0" encoding="utf-8"?> */
+    size_t max_output;      /* bytes one rendering may append (0: ET_BODY_BUDGET); beyond it
+                               the rendering stops with ET_ETOOBIG, out holding a prefix */
+    int include_secrets;    /* 1: show the text of Password elements (eastrace/redact.h);
+                               0 (default): "[redacted]" */
 };
 
 /*
  * Appends the XML rendering of doc to out (see docs/wbxml.md for the namespace scheme).
  * When doc->err is set the partial tree is rendered, followed by a comment naming the error
- * and its offset. Returns 0, or ET_ETOOBIG when out's cap was hit (out then holds a prefix).
+ * and its offset. Returns 0, or ET_ETOOBIG when out's cap or the output budget
+ * (opts->max_output) was hit (out then holds a prefix).
  */
 int et_wbxml_to_xml(const struct et_wbxml_doc *doc, const struct et_wbxml_render_opts *opts,
                     struct et_buf *out);

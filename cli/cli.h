@@ -28,6 +28,7 @@ int et_cmd_probe(int argc, char **argv);
 int et_cmd_replay(int argc, char **argv);
 int et_cmd_show(int argc, char **argv);
 int et_cmd_export(int argc, char **argv);
+int et_cmd_web(int argc, char **argv);
 
 /* How messages and bodies are rendered (decode, show). */
 struct et_cli_render_opts {
@@ -90,6 +91,19 @@ int et_cli_filter_match(const struct et_cli_filter *f, const struct et_exchange 
                         const struct et_view *v, const struct et_finding *findings);
 /* Writes recorded bytes; on a terminal control characters are shown escaped. */
 int et_cli_write_safe(FILE *f, const unsigned char *p, size_t n);
+
+/* ---- export --html (cmd_web.c) ---- */
+struct et_cli_html;
+struct et_analyzer;
+/* A session browser file being built: rows and details gathered, written on close. NULL on
+ * failure (reported). */
+struct et_cli_html *et_cli_html_open(int include_secrets);
+/* Adds exchange number n (its number in the whole timeline, as replay prints it). */
+int et_cli_html_add(struct et_cli_html *h, unsigned long long n, const struct et_exchange *x,
+                    const struct et_view *v, const struct et_finding *f, struct et_error *e);
+/* Adds the analyzer's summary and devices, writes path, frees h. Returns 0 or an ET_E*. */
+int et_cli_html_close(struct et_cli_html *h, struct et_analyzer *an, const char *path,
+                      struct et_error *e);
 
 /* Prints "eastrace: " + message to stderr. */
 void et_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

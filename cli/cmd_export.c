@@ -17,7 +17,7 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: eastrace export FILE... (--saz OUT | --har OUT) [OPTIONS]\n"
+            "usage: eastrace export FILE... (--saz OUT | --har OUT | --html OUT) [OPTIONS]\n"
             "\n"
             "Writes the exchanges of FILE... (captures, .saz, HAR, mailbox logs; merged by\n"
             "time) to a Fiddler .saz archive or a HAR 1.2 file. Authorization, Cookie and\n"
@@ -26,6 +26,8 @@ static void usage(FILE *f)
             "Options:\n"
             "  --saz OUT           write a .saz archive\n"
             "  --har OUT           write a HAR 1.2 file\n"
+            "  --html OUT          write the session browser (eastrace web) as one\n"
+            "                      self-contained HTML file: no server, no network access\n"
             "  --include-secrets   keep credentials as recorded\n"
             "  --format FMT        read the files as FMT (capture, saz, har, iis, mailboxlog)\n"
             "%s"
@@ -36,7 +38,9 @@ static void usage(FILE *f)
 int et_cmd_export(int argc, char **argv)
 {
     struct et_cli_filter flt = {0};
-    const char *saz = NULL, *har = NULL, *format = NULL;
+    const char *saz = NULL, *har = NULL, *html = NULL, *format = NULL;
+    struct et_cli_html *hp = NULL;
+    unsigned long long n = 0;
     int include_secrets = 0, status = ET_EXIT_OK;
     char **files;
     size_t nfiles = 0, written = 0;
@@ -62,6 +66,8 @@ int et_cmd_export(int argc, char **argv)
             saz = argv[++i];
         } else if (strcmp(a, "--har") == 0 && i + 1 < argc) {
             har = argv[++i];
+        } else if (strcmp(a, "--html") == 0 && i + 1 < argc) {
+            html = argv[++i];
         } else if (strcmp(a, "--include-secrets") == 0) {
             include_secrets = 1;
         } else if (strcmp(a, "--format") == 0 && i + 1 < argc) {
@@ -79,8 +85,8 @@ int et_cmd_export(int argc, char **argv)
             files[nfiles++] = argv[i];
         }
     }
-    if (nfiles == 0 || (saz == NULL) == (har == NULL)) {
-        et_cli_err("export: give input files and exactly one of --saz OUT or --har OUT");
+    if (nfiles == 0 || (saz != NULL) + (har != NULL) + (html != NULL) != 1) {
+        et_cli_err("export: give input files and exactly one of --saz, --har or --html OUT");
         et_free(files);
         return ET_EXIT_INPUT;
     }
@@ -90,6 +96,11 @@ int et_cmd_export(int argc, char **argv)
         so.include_secrets = include_secrets;
         if (et_saz_writer_open(saz, &so, &sw, &e) != 0) {
             et_cli_err("%s", et_error_format(&e, msg, sizeof(msg)));
+            et_free(files);
+            return ET_EXIT_INPUT;
+        }
+    } else if (html != NULL) {
+        if ((hp = et_cli_html_open(include_secrets)) == NULL) {
             et_free(files);
             return ET_EXIT_INPUT;
         }
@@ -112,6 +123,7 @@ int et_cmd_export(int argc, char **argv)
         struct et_view v;
         struct et_finding *f = NULL;
         int rc = 0;
+        n++;
         if (et_view_build(x, x->arena, &v) != 0 ||
             et_analyzer_feed(an, x, &v, x->arena, &f) != 0) {
             et_cli_err("out of memory");
@@ -119,7 +131,9 @@ int et_cmd_export(int argc, char **argv)
         }
         if (et_cli_filter_match(&flt, x, &v, f)) {
             et_error_clear(&e);
-            rc = sw ? et_saz_writer_add(sw, x, &e) : et_har_writer_add(hw, x, &e);
+            rc = hp   ? et_cli_html_add(hp, n, x, &v, f, &e)
+                 : sw ? et_saz_writer_add(sw, x, &e)
+                      : et_har_writer_add(hw, x, &e);
             if (rc != 0) {
                 et_cli_err("export: exchange %llu: %s", (unsigned long long)x->id,
                            et_error_format(&e, msg, sizeof(msg)));
@@ -134,13 +148,15 @@ int et_cmd_export(int argc, char **argv)
             break;
     }
     et_error_clear(&e);
-    if ((sw ? et_saz_writer_close(sw, &e) : et_har_writer_close(hw, &e)) != 0) {
+    if ((hp   ? et_cli_html_close(hp, an, html, &e)
+         : sw ? et_saz_writer_close(sw, &e)
+              : et_har_writer_close(hw, &e)) != 0) {
         et_cli_err("export: %s", et_error_format(&e, msg, sizeof(msg)));
         status = ET_EXIT_INPUT;
     }
     if (et_cli_merge_failed(m))
         status = ET_EXIT_INPUT;
-    fprintf(stderr, "eastrace: exported %zu exchange(s) to %s%s\n", written, saz ? saz : har,
+    fprintf(stderr, "eastrace: exported %zu exchange(s) to %s%s\n", written, saz ? saz : har ? har : html,
             include_secrets ? " (credentials included)" : " (credentials redacted)");
     et_analyzer_free(an);
     et_cli_merge_close(m);

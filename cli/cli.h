@@ -59,51 +59,16 @@ int et_cli_wbxml_json(const unsigned char *p, size_t n, const struct et_cli_rend
 void et_cli_json_error(struct et_buf *out, const struct et_error *e);
 void et_cli_json_str(struct et_buf *out, const char *s);
 
-/* ---- inputs (sources.c) ---- */
-struct et_source;
-struct et_view;
-struct et_finding;
-/* Formats eastrace reads, NULL-terminated: "capture", "saz", "har", "iis", "mailboxlog". */
-extern const char *const et_cli_formats[];
-/* Opens path as format (NULL: detect from its first bytes / name; a directory is IIS logs). */
-int et_cli_open_source(const char *path, const char *format, struct et_source **out,
-                       struct et_error *e);
-/* Several inputs merged into one stream by time; failures are reported on stderr. */
-struct et_cli_merge;
-struct et_cli_merge *et_cli_merge_open(char **paths, size_t npaths, const char *format);
-/* Next exchange in time order (caller frees), or NULL at the end. */
-struct et_exchange *et_cli_merge_next(struct et_cli_merge *m);
-int et_cli_merge_failed(const struct et_cli_merge *m); /* an input could not be read */
-unsigned long long et_cli_merge_damaged_count(const struct et_cli_merge *m);
-void et_cli_merge_close(struct et_cli_merge *m);
+/* ---- inputs: opening, sniffing and merging are the pipeline's (eastrace/pipeline.h) ---- */
 
-/* ---- filters (filter.c) ---- */
-struct et_cli_filter {
-    const char *device, *user, *cmd, *host, *find;
-    int64_t since, until; /* microseconds since the epoch; 0: no bound */
-    int errors_only;
-};
+/* ---- filters (filter.c): the options; the pipeline applies them ---- */
+struct et_pipe_filter;
 extern const char *et_cli_filter_help;
 /* If argv[*i] is a filter option, consumes it (and its value) and returns 1; 0 when it is
  * not one; -1 on a bad value (reported). */
-int et_cli_filter_arg(struct et_cli_filter *f, int argc, char **argv, int *i);
-int et_cli_filter_match(const struct et_cli_filter *f, const struct et_exchange *x,
-                        const struct et_view *v, const struct et_finding *findings);
+int et_cli_filter_arg(struct et_pipe_filter *f, int argc, char **argv, int *i);
 /* Writes recorded bytes; on a terminal control characters are shown escaped. */
 int et_cli_write_safe(FILE *f, const unsigned char *p, size_t n);
-
-/* ---- export --html (cmd_web.c) ---- */
-struct et_cli_html;
-struct et_analyzer;
-/* A session browser file being built: rows and details gathered, written on close. NULL on
- * failure (reported). */
-struct et_cli_html *et_cli_html_open(int include_secrets);
-/* Adds exchange number n (its number in the whole timeline, as replay prints it). */
-int et_cli_html_add(struct et_cli_html *h, unsigned long long n, const struct et_exchange *x,
-                    const struct et_view *v, const struct et_finding *f, struct et_error *e);
-/* Adds the analyzer's summary and devices, writes path, frees h. Returns 0 or an ET_E*. */
-int et_cli_html_close(struct et_cli_html *h, struct et_analyzer *an, const char *path,
-                      struct et_error *e);
 
 /* Prints "eastrace: " + message to stderr. */
 void et_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

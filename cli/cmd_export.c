@@ -12,7 +12,9 @@
 #include "eastrace/analyzer.h"
 #include "eastrace/exchange.h"
 #include "eastrace/har.h"
+#include "eastrace/pipeline.h"
 #include "eastrace/saz.h"
+#include "eastrace/web.h"
 
 static void usage(FILE *f)
 {
@@ -35,23 +37,50 @@ static void usage(FILE *f)
             et_cli_filter_help);
 }
 
+struct export_ctx {
+    struct et_saz_writer *sw;
+    struct et_har_writer *hw;
+    size_t written;
+    int failed;
+};
+
+/* The export sink: each delivered (filtered) exchange goes to the writer, numbered as in
+ * replay (the writer keeps x->id: .saz session numbers, HAR entry order). */
+static int on_export(void *arg, const struct et_pipe_item *it)
+{
+    struct export_ctx *c = arg;
+    struct et_error e;
+    char msg[400];
+    int rc;
+
+    et_error_clear(&e);
+    rc = c->sw ? et_saz_writer_add(c->sw, it->x, &e) : et_har_writer_add(c->hw, it->x, &e);
+    if (rc != 0) {
+        et_cli_err("export: exchange %llu: %s", (unsigned long long)it->n,
+                   et_error_format(&e, msg, sizeof(msg)));
+        c->failed = 1;
+        return rc == ET_EPARSE ? 0 : rc;
+    }
+    c->written++;
+    return 0;
+}
+
 int et_cmd_export(int argc, char **argv)
 {
-    struct et_cli_filter flt = {0};
-    const char *saz = NULL, *har = NULL, *html = NULL, *format = NULL;
-    struct et_cli_html *hp = NULL;
-    unsigned long long n = 0;
+    struct et_pipe_opts po;
+    struct export_ctx c;
+    const char *saz = NULL, *har = NULL, *html = NULL;
+    struct et_web_store *ws = NULL;
     int include_secrets = 0, status = ET_EXIT_OK;
     char **files;
-    size_t nfiles = 0, written = 0;
-    struct et_cli_merge *m;
-    struct et_analyzer *an;
-    struct et_saz_writer *sw = NULL;
-    struct et_har_writer *hw = NULL;
-    struct et_exchange *x;
+    size_t nfiles = 0;
+    struct et_pipe *p;
+    struct et_pipe_sink sink;
     struct et_error e;
     char msg[400];
 
+    memset(&c, 0, sizeof(c));
+    et_pipe_opts_default(&po);
     files = et_calloc((size_t)argc, sizeof(*files));
     if (files == NULL)
         return ET_EXIT_INPUT;
@@ -71,8 +100,8 @@ int et_cmd_export(int argc, char **argv)
         } else if (strcmp(a, "--include-secrets") == 0) {
             include_secrets = 1;
         } else if (strcmp(a, "--format") == 0 && i + 1 < argc) {
-            format = argv[++i];
-        } else if ((r = et_cli_filter_arg(&flt, argc, argv, &i)) != 0) {
+            po.format = argv[++i];
+        } else if ((r = et_cli_filter_arg(&po.filter, argc, argv, &i)) != 0) {
             if (r < 0) {
                 et_free(files);
                 return ET_EXIT_INPUT;
@@ -94,72 +123,62 @@ int et_cmd_export(int argc, char **argv)
     if (saz != NULL) {
         struct et_saz_write_opts so = {0};
         so.include_secrets = include_secrets;
-        if (et_saz_writer_open(saz, &so, &sw, &e) != 0) {
+        if (et_saz_writer_open(saz, &so, &c.sw, &e) != 0) {
             et_cli_err("%s", et_error_format(&e, msg, sizeof(msg)));
             et_free(files);
             return ET_EXIT_INPUT;
         }
     } else if (html != NULL) {
-        if ((hp = et_cli_html_open(include_secrets)) == NULL) {
+        struct et_web_store_opts wo = {0};
+        wo.include_secrets = include_secrets;
+        wo.redact_search = 1; /* the file leaves the machine: its search text is redacted */
+        if ((ws = et_web_store_new(&wo, &e)) == NULL) {
+            et_cli_err("%s", et_error_format(&e, msg, sizeof(msg)));
             et_free(files);
             return ET_EXIT_INPUT;
         }
     } else {
         struct et_har_write_opts ho = {0};
         ho.include_secrets = include_secrets;
-        if (et_har_writer_open(har, &ho, &hw, &e) != 0) {
+        if (et_har_writer_open(har, &ho, &c.hw, &e) != 0) {
             et_cli_err("%s", et_error_format(&e, msg, sizeof(msg)));
             et_free(files);
             return ET_EXIT_INPUT;
         }
     }
-    m = et_cli_merge_open(files, nfiles, format);
-    an = et_analyzer_new(NULL);
-    if (m == NULL || an == NULL) {
+    sink.on_exchange = on_export;
+    sink.on_finish = NULL;
+    sink.arg = &c;
+    if (ws != NULL)
+        sink = et_web_store_sink(ws);
+    p = et_pipe_new(&po, &sink);
+    if (p == NULL) {
         et_cli_err("out of memory");
         exit(ET_EXIT_INPUT);
     }
-    while ((x = et_cli_merge_next(m)) != NULL) {
-        struct et_view v;
-        struct et_finding *f = NULL;
-        int rc = 0;
-        n++;
-        if (et_view_build(x, x->arena, &v) != 0 ||
-            et_analyzer_feed(an, x, &v, x->arena, &f) != 0) {
-            et_cli_err("out of memory");
-            exit(ET_EXIT_INPUT);
-        }
-        if (et_cli_filter_match(&flt, x, &v, f)) {
-            et_error_clear(&e);
-            rc = hp   ? et_cli_html_add(hp, n, x, &v, f, &e)
-                 : sw ? et_saz_writer_add(sw, x, &e)
-                      : et_har_writer_add(hw, x, &e);
-            if (rc != 0) {
-                et_cli_err("export: exchange %llu: %s", (unsigned long long)x->id,
-                           et_error_format(&e, msg, sizeof(msg)));
-                status = ET_EXIT_INPUT;
-            } else {
-                written++;
-            }
-        }
-        et_view_reset(&v);
-        et_exchange_free(x);
-        if (rc != 0 && rc != ET_EPARSE)
-            break;
-    }
+    for (size_t i = 0; i < nfiles; i++)
+        et_pipe_open(p, files[i]);
+    if (et_pipe_run(p) != 0 || c.failed)
+        status = ET_EXIT_INPUT;
     et_error_clear(&e);
-    if ((hp   ? et_cli_html_close(hp, an, html, &e)
-         : sw ? et_saz_writer_close(sw, &e)
-              : et_har_writer_close(hw, &e)) != 0) {
+    if (ws != NULL) {
+        const char *base = strrchr(html, '/');
+        c.written = et_web_store_count(ws);
+        if (et_web_export_html(ws, html, base ? base + 1 : html, &e) != 0) {
+            et_cli_err("export: %s", et_error_format(&e, msg, sizeof(msg)));
+            status = ET_EXIT_INPUT;
+        }
+        et_web_store_free(ws);
+    } else if ((c.sw ? et_saz_writer_close(c.sw, &e) : et_har_writer_close(c.hw, &e)) != 0) {
         et_cli_err("export: %s", et_error_format(&e, msg, sizeof(msg)));
         status = ET_EXIT_INPUT;
     }
-    if (et_cli_merge_failed(m))
+    if (et_pipe_stats(p)->inputs_failed > 0)
         status = ET_EXIT_INPUT;
-    fprintf(stderr, "eastrace: exported %zu exchange(s) to %s%s\n", written, saz ? saz : har ? har : html,
+    fprintf(stderr, "eastrace: exported %zu exchange(s) to %s%s\n", c.written,
+            saz ? saz : har ? har : html,
             include_secrets ? " (credentials included)" : " (credentials redacted)");
-    et_analyzer_free(an);
-    et_cli_merge_close(m);
+    et_pipe_free(p);
     et_free(files);
     return status;
 }

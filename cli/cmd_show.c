@@ -3,8 +3,10 @@
  * TLS facts, the failure if any, the findings, then the request and the response with headers,
  * the decoded EAS request line and the bodies as XML.
  *
- * N is the exchange's number in `eastrace replay` of the same files (the merged, unfiltered
- * numbering). The analyzer runs over every exchange up to N so pattern findings are the same.
+ * N is the exchange's number in `eastrace replay` of the same files (the pipeline's one
+ * number: the record's number for one input, the merged position for several; docs/json.md).
+ * The pipeline runs the analyzer over every exchange up to N, so pattern findings are the
+ * same as replay's.
  */
 #include "cli.h"
 
@@ -13,6 +15,7 @@
 
 #include "eastrace/analyzer.h"
 #include "eastrace/exchange.h"
+#include "eastrace/pipeline.h"
 
 static void usage(FILE *f)
 {
@@ -22,11 +25,16 @@ static void usage(FILE *f)
                "timings, TLS, findings with next steps, request and response headers, the\n"
                "decoded EAS request line and both bodies as XML with Status names.\n"
                "\n"
+               "N is the number replay prints: with one input, the record's own number (capture\n"
+               "record, .saz session, HAR entry, log line or mailbox-log entry, as the proxy's\n"
+               "live view printed it); with several, the position in the merged timeline.\n"
+               "\n"
                "Options:\n"
                "  --json              one JSON object instead of text\n"
                "  --compact           XML without indentation\n"
                "  --include-secrets   show Authorization and Cookie values (redacted by default)\n"
                "  --format FMT        read the files as FMT (capture, saz, har, iis, mailboxlog)\n"
+               "  --no-correlate      as replay --no-correlate (the numbers then match it)\n"
                "  -h, --help          show this help\n");
 }
 
@@ -49,8 +57,8 @@ static void put_time(struct et_buf *b, const char *k, int64_t us, int64_t base)
 }
 
 static void text_overview(const struct et_exchange *x, const struct et_view *v,
-                          const struct et_finding *f, uint64_t n, unsigned flags,
-                          struct et_buf *b)
+                          const struct et_finding *f, uint64_t n, uint64_t record,
+                          unsigned seen_by, unsigned flags, struct et_buf *b)
 {
     int64_t base = x->t.connect ? x->t.connect : x->t.req_begin;
     char num[32];
@@ -58,10 +66,14 @@ static void text_overview(const struct et_exchange *x, const struct et_view *v,
     et_timeline_header(0, b);
     et_timeline_line(x, v, f, flags & ET_RENDER_COLOR, b);
     et_buf_printf(b, "\nExchange %llu\n", (unsigned long long)n);
-    snprintf(num, sizeof(num), "%llu", (unsigned long long)x->id);
+    snprintf(num, sizeof(num), "%llu", (unsigned long long)record);
     put_kv(b, "source", et_source_name(x->source));
     put_kv(b, "file", x->source_name);
     put_kv(b, "record in file", num);
+    if (seen_by & (seen_by - 1))
+        et_buf_printf(b, "  %-22s %s%s%s\n", "seen by", seen_by & ET_SEEN_CAP ? "capture " : "",
+                      seen_by & ET_SEEN_IIS ? "iis " : "",
+                      seen_by & ET_SEEN_MBX ? "mailboxlog" : "");
     put_kv(b, "client", x->client_addr);
     put_kv(b, "server", x->server_addr);
     put_kv(b, "host", x->host);
@@ -90,6 +102,20 @@ static void text_overview(const struct et_exchange *x, const struct et_view *v,
         et_buf_printf(b, "  %-22s %s: %s\n", "FAILED", et_stage_name(x->err.stage),
                       x->err.message ? x->err.message : et_strerror(x->err.code));
     }
+    if (x->facts.present) {
+        char st[24] = "", hb[24] = "";
+        if (x->facts.status >= 0)
+            snprintf(st, sizeof(st), "%ld", x->facts.status);
+        if (x->facts.heartbeat >= 0)
+            snprintf(hb, sizeof(hb), "%ld s", x->facts.heartbeat);
+        et_buf_puts(b, "\nServer log\n");
+        put_kv(b, "Status", st);
+        put_kv(b, "error", x->facts.error);
+        put_kv(b, "exception", x->facts.exception);
+        put_kv(b, "heartbeat", hb);
+        put_kv(b, "SyncKey", x->facts.sync_key);
+        put_kv(b, "access state", x->facts.access_state);
+    }
     if (x->meta.n > 0) {
         et_buf_puts(b, "\nSource fields\n");
         for (size_t i = 0; i < x->meta.n; i++)
@@ -104,21 +130,78 @@ static void text_overview(const struct et_exchange *x, const struct et_view *v,
         et_buf_printf(b, "\n  body decode error: %s\n", v->body_error_msg);
 }
 
+struct show_ctx {
+    uint64_t want;
+    int json, found, bad;
+    struct et_cli_render_opts ro;
+    uint64_t count, lo, hi; /* exchanges seen and their lowest and highest numbers */
+};
+
+/* The show sink: renders the exchange numbered want, then stops the pipeline. */
+static int on_show(void *arg, const struct et_pipe_item *it)
+{
+    struct show_ctx *c = arg;
+    const struct et_exchange *x = it->x;
+    struct et_buf b;
+
+    c->count++;
+    if (c->lo == 0 || it->n < c->lo)
+        c->lo = it->n;
+    if (it->n > c->hi)
+        c->hi = it->n;
+    if (it->n != c->want)
+        return 0;
+    c->found = 1;
+    et_buf_init(&b, 0);
+    if (c->json) {
+        et_buf_puts(&b, "{\"exchange\":");
+        et_exchange_json(x, it->v, it->findings, it->n, &b);
+        if (x->has_request) {
+            et_buf_puts(&b, ",\"request\":{");
+            c->bad |= et_cli_http_json(x->source_name, x, 1, &c->ro, &b);
+            et_buf_putc(&b, '}');
+        }
+        if (x->has_response) {
+            et_buf_puts(&b, ",\"response\":{");
+            c->bad |= et_cli_http_json(x->source_name, x, 0, &c->ro, &b);
+            et_buf_putc(&b, '}');
+        }
+        et_buf_puts(&b, "}\n");
+        fwrite(b.data, 1, b.len, stdout);
+    } else {
+        unsigned flags = et_cli_use_color(stdout) ? ET_RENDER_COLOR : 0;
+        text_overview(x, it->v, it->findings, it->n, it->record, it->seen_by, flags, &b);
+        fwrite(b.data, 1, b.len, stdout);
+        et_buf_reset(&b);
+        if (x->has_request) {
+            et_buf_puts(&b, "\n---- request ----\n");
+            c->bad |= et_cli_http_text(x->source_name, x, 1, &c->ro, &b);
+        }
+        if (x->has_response) {
+            et_buf_puts(&b, "\n---- response ----\n");
+            c->bad |= et_cli_http_text(x->source_name, x, 0, &c->ro, &b);
+        } else {
+            et_buf_puts(&b, "\n---- no response ----\n");
+        }
+        et_cli_write_safe(stdout, b.data, b.len);
+    }
+    et_buf_free(&b);
+    return ET_PIPE_STOP;
+}
+
 int et_cmd_show(int argc, char **argv)
 {
-    struct et_cli_render_opts ro = {0};
-    const char *format = NULL;
+    struct et_pipe_opts po;
+    struct show_ctx c;
+    struct et_pipe_sink sink;
+    struct et_pipe *p;
     char **files = NULL;
     size_t nfiles = 0;
-    unsigned long long want = 0;
-    int json = 0, status = ET_EXIT_OK;
-    struct et_cli_merge *m = NULL;
-    struct et_analyzer *an = NULL;
-    struct et_exchange *x;
-    unsigned long long n = 0;
-    int found = 0;
+    int status = ET_EXIT_OK;
 
-    ro.max_output = (size_t)256 * 1024 * 1024;
+    memset(&c, 0, sizeof(c));
+    et_pipe_opts_default(&po);
+    c.ro.max_output = (size_t)256 * 1024 * 1024;
     files = et_calloc((size_t)argc, sizeof(*files));
     if (files == NULL)
         return ET_EXIT_INPUT;
@@ -129,13 +212,15 @@ int et_cmd_show(int argc, char **argv)
             et_free(files);
             return ET_EXIT_OK;
         } else if (strcmp(a, "--json") == 0) {
-            json = 1;
+            c.json = 1;
         } else if (strcmp(a, "--compact") == 0) {
-            ro.compact = 1;
+            c.ro.compact = 1;
         } else if (strcmp(a, "--include-secrets") == 0) {
-            ro.include_secrets = 1;
+            c.ro.include_secrets = 1;
+        } else if (strcmp(a, "--no-correlate") == 0) {
+            po.correlate = 0;
         } else if (strcmp(a, "--format") == 0 && i + 1 < argc) {
-            format = argv[++i];
+            po.format = argv[++i];
         } else if (a[0] == '-' && a[1] != '\0') {
             et_cli_err("show: unknown option '%s' (see eastrace show --help)", a);
             et_free(files);
@@ -151,81 +236,42 @@ int et_cmd_show(int argc, char **argv)
     }
     {
         char *end;
-        want = strtoull(files[nfiles - 1], &end, 10);
-        if (*end != '\0' || want == 0) {
+        c.want = strtoull(files[nfiles - 1], &end, 10);
+        if (*end != '\0' || c.want == 0) {
             et_cli_err("show: the last argument must be an exchange number (from replay)");
             et_free(files);
             return ET_EXIT_INPUT;
         }
         nfiles--;
     }
-    m = et_cli_merge_open(files, nfiles, format);
-    an = et_analyzer_new(NULL);
-    if (m == NULL || an == NULL) {
+    sink.on_exchange = on_show;
+    sink.on_finish = NULL;
+    sink.arg = &c;
+    p = et_pipe_new(&po, &sink);
+    if (p == NULL) {
         et_cli_err("out of memory");
         exit(ET_EXIT_INPUT);
     }
-    while (!found && (x = et_cli_merge_next(m)) != NULL) {
-        struct et_view v;
-        struct et_finding *f = NULL;
-        n++;
-        if (et_view_build(x, x->arena, &v) != 0 ||
-            et_analyzer_feed(an, x, &v, x->arena, &f) != 0) {
-            et_cli_err("out of memory");
-            exit(ET_EXIT_INPUT);
-        }
-        if (n == want) {
-            struct et_buf b;
-            int bad = 0;
-            found = 1;
-            et_buf_init(&b, 0);
-            if (json) {
-                et_buf_puts(&b, "{\"exchange\":");
-                et_exchange_json(x, &v, f, n, &b);
-                if (x->has_request) {
-                    et_buf_puts(&b, ",\"request\":{");
-                    bad |= et_cli_http_json(x->source_name, x, 1, &ro, &b);
-                    et_buf_putc(&b, '}');
-                }
-                if (x->has_response) {
-                    et_buf_puts(&b, ",\"response\":{");
-                    bad |= et_cli_http_json(x->source_name, x, 0, &ro, &b);
-                    et_buf_putc(&b, '}');
-                }
-                et_buf_puts(&b, "}\n");
-                fwrite(b.data, 1, b.len, stdout);
-            } else {
-                unsigned flags = et_cli_use_color(stdout) ? ET_RENDER_COLOR : 0;
-                text_overview(x, &v, f, n, flags, &b);
-                fwrite(b.data, 1, b.len, stdout);
-                et_buf_reset(&b);
-                if (x->has_request) {
-                    et_buf_puts(&b, "\n---- request ----\n");
-                    bad |= et_cli_http_text(x->source_name, x, 1, &ro, &b);
-                }
-                if (x->has_response) {
-                    et_buf_puts(&b, "\n---- response ----\n");
-                    bad |= et_cli_http_text(x->source_name, x, 0, &ro, &b);
-                } else {
-                    et_buf_puts(&b, "\n---- no response ----\n");
-                }
-                et_cli_write_safe(stdout, b.data, b.len);
-            }
-            et_buf_free(&b);
-            if (bad)
-                status = ET_EXIT_FINDINGS;
-        }
-        et_view_reset(&v);
-        et_exchange_free(x);
-    }
-    if (!found) {
-        et_cli_err("show: no exchange %llu (the input holds %llu)", want, n);
+    for (size_t i = 0; i < nfiles; i++)
+        et_pipe_open(p, files[i]);
+    if (et_pipe_run(p) != 0) {
+        et_cli_err("show: out of memory");
         status = ET_EXIT_INPUT;
-    } else if (et_cli_merge_failed(m)) {
+    } else if (!c.found) {
+        if (c.count == 0)
+            et_cli_err("show: no exchange %llu (the input holds none)",
+                       (unsigned long long)c.want);
+        else
+            et_cli_err("show: no exchange %llu (the input holds %llu, numbered %llu to %llu)",
+                       (unsigned long long)c.want, (unsigned long long)c.count,
+                       (unsigned long long)c.lo, (unsigned long long)c.hi);
         status = ET_EXIT_INPUT;
+    } else if (et_pipe_stats(p)->inputs_failed > 0) {
+        status = ET_EXIT_INPUT;
+    } else if (c.bad) {
+        status = ET_EXIT_FINDINGS;
     }
-    et_analyzer_free(an);
-    et_cli_merge_close(m);
+    et_pipe_free(p);
     et_free(files);
     return status;
 }

@@ -12,6 +12,7 @@
 
 #include "eastrace/analyzer.h"
 #include "eastrace/exchange.h"
+#include "eastrace/pipeline.h"
 #include "eastrace/web.h"
 
 static void usage(FILE *f)
@@ -38,43 +39,30 @@ static void usage(FILE *f)
             "could not be used.\n");
 }
 
-/* Reads every input into the store: one exchange at a time, numbered in timeline order. */
+/* Reads every input into the store through the pipeline: the numbers, correlation, findings
+ * and filters are replay's. */
 static int load(char **files, size_t nfiles, const char *format, struct et_web_store *st)
 {
-    struct et_cli_merge *m = et_cli_merge_open(files, nfiles, format);
-    struct et_analyzer *an = et_analyzer_new(NULL);
-    struct et_finding *summary = NULL;
-    struct et_exchange *x;
-    unsigned long long n = 0;
-    int rc = 0;
+    struct et_pipe_opts po;
+    struct et_pipe_sink sink = et_web_store_sink(st);
+    struct et_pipe *p;
+    int rc;
 
-    if (m == NULL || an == NULL) {
+    et_pipe_opts_default(&po);
+    po.format = format;
+    p = et_pipe_new(&po, &sink);
+    if (p == NULL) {
         et_cli_err("out of memory");
         exit(ET_EXIT_INPUT);
     }
-    while ((x = et_cli_merge_next(m)) != NULL) {
-        struct et_view v;
-        struct et_finding *f = NULL;
-        n++;
-        if (et_view_build(x, x->arena, &v) != 0 ||
-            et_analyzer_feed(an, x, &v, x->arena, &f) != 0) {
-            et_cli_err("out of memory");
-            exit(ET_EXIT_INPUT);
-        }
-        rc = et_web_store_add(st, n, x, &v, f, 0);
-        et_view_reset(&v);
-        et_exchange_free(x);
-        if (rc != 0) {
-            et_cli_err("web store: %s", et_strerror(rc));
-            break;
-        }
-    }
-    if (rc == 0 && et_analyzer_finish(an, &summary) == 0)
-        rc = et_web_store_finish(st, summary, an);
-    if (et_cli_merge_failed(m))
-        rc = rc ? rc : ET_EIO;
-    et_cli_merge_close(m);
-    et_analyzer_free(an);
+    for (size_t i = 0; i < nfiles; i++)
+        et_pipe_open(p, files[i]);
+    rc = et_pipe_run(p);
+    if (rc != 0)
+        et_cli_err("web store: %s", et_strerror(rc));
+    else if (et_pipe_stats(p)->inputs_failed > 0)
+        rc = ET_EIO;
+    et_pipe_free(p);
     return rc;
 }
 
@@ -158,58 +146,3 @@ out:
     return status;
 }
 
-/* ---- export --html ---------------------------------------------------------------------- */
-
-struct et_cli_html {
-    struct et_web_store *st;
-};
-
-struct et_cli_html *et_cli_html_open(int include_secrets)
-{
-    struct et_web_store_opts so = {0};
-    struct et_cli_html *h = et_calloc(1, sizeof(*h));
-    struct et_error e;
-    char msg[400];
-
-    if (h == NULL) {
-        et_cli_err("out of memory");
-        return NULL;
-    }
-    so.include_secrets = include_secrets;
-    so.redact_search = 1; /* the file leaves the machine: its search text is redacted too */
-    et_error_clear(&e);
-    if ((h->st = et_web_store_new(&so, &e)) == NULL) {
-        et_cli_err("%s", et_error_format(&e, msg, sizeof(msg)));
-        et_free(h);
-        return NULL;
-    }
-    return h;
-}
-
-int et_cli_html_add(struct et_cli_html *h, unsigned long long n, const struct et_exchange *x,
-                    const struct et_view *v, const struct et_finding *f, struct et_error *e)
-{
-    int rc = et_web_store_add(h->st, n, x, v, f, 0);
-    if (rc != 0)
-        et_error_set(e, rc, "%s", et_strerror(rc));
-    return rc;
-}
-
-int et_cli_html_close(struct et_cli_html *h, struct et_analyzer *an, const char *path,
-                      struct et_error *e)
-{
-    struct et_finding *summary = NULL;
-    const char *base = strrchr(path, '/');
-    int rc;
-
-    if (et_analyzer_finish(an, &summary) != 0)
-        summary = NULL;
-    rc = et_web_store_finish(h->st, summary, an);
-    if (rc == 0)
-        rc = et_web_export_html(h->st, path, base ? base + 1 : path, e);
-    else
-        et_error_set(e, rc, "%s", et_strerror(rc));
-    et_web_store_free(h->st);
-    et_free(h);
-    return rc;
-}

@@ -49,6 +49,8 @@ struct et_exchange *et_exchange_new(void)
         et_free(x);
         return NULL;
     }
+    x->facts.status = -1;
+    x->facts.heartbeat = -1;
     return x;
 }
 
@@ -143,6 +145,26 @@ int64_t et_exchange_duration_us(const struct et_exchange *x)
     if (start <= 0 || end <= 0 || end < start)
         return -1;
     return end - start;
+}
+
+int64_t et_exchange_time(const struct et_exchange *x)
+{
+    if (x->t.req_begin > 0)
+        return x->t.req_begin;
+    if (x->t.connect > 0)
+        return x->t.connect;
+    if (x->t.resp_begin > 0)
+        return x->t.resp_begin;
+    return x->t.resp_end > 0 ? x->t.resp_end : 0;
+}
+
+int64_t et_exchange_end_time(const struct et_exchange *x)
+{
+    if (x->t.resp_end > 0)
+        return x->t.resp_end;
+    if (x->t.resp_begin > 0)
+        return x->t.resp_begin;
+    return et_exchange_time(x);
 }
 
 struct et_source *et_source_new(const struct et_source_ops *ops, void *impl, const char *name)

@@ -642,6 +642,22 @@ int et_web_store_finish(struct et_web_store *s, const struct et_finding *summary
     return rc;
 }
 
+static int sink_exchange(void *arg, const struct et_pipe_item *it)
+{
+    return et_web_store_add(arg, it->n, it->x, it->v, it->findings, it->seen_by);
+}
+
+static int sink_finish(void *arg, const struct et_finding *summary, const struct et_analyzer *an)
+{
+    return et_web_store_finish(arg, summary, an);
+}
+
+struct et_pipe_sink et_web_store_sink(struct et_web_store *s)
+{
+    struct et_pipe_sink k = {sink_exchange, sink_finish, s};
+    return k;
+}
+
 int et_web_store_begin_pending(struct et_web_store *s, uint64_t key, int64_t start_us,
                                const char *device, const char *cmd, const char *host,
                                long heartbeat_s)

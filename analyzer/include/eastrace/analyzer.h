@@ -148,6 +148,31 @@ int et_analyzer_finish(struct et_analyzer *an, struct et_finding **out);
 /* Per-device statistics, in first-seen order; valid until et_analyzer_free. */
 size_t et_analyzer_devices(const struct et_analyzer *an, const struct et_device_stats **out);
 
+/*
+ * What correlating several kinds of source (a client-side recording, IIS logs, mailbox logs)
+ * knows of one exchange, so the rules that need it (not-in-server-log) live here with the
+ * others. The pipeline fills it; bits are those of enum et_seen (pipeline.h): 1 a client-side
+ * recording, 2 an IIS log, 4 a mailbox log.
+ */
+struct et_correlation {
+    unsigned seen_by;          /* kinds of source that saw this exchange */
+    unsigned kinds;            /* kinds of source among the inputs */
+    int is_eas;                /* the request is an EAS request */
+    const char *cmd;           /* its EAS command, NULL when unknown */
+    int64_t start, end;        /* its start and latest end (0 unknown) */
+    uint64_t cap_iis_matched;  /* requests so far seen by both a recording and an IIS log */
+    int64_t iis_first, iis_last; /* the period the IIS lines so far cover (0 unknown) */
+    int64_t tolerance;         /* how far two sources' clocks may differ (us) */
+};
+
+/*
+ * et_analyzer_feed() plus the rules over correlation facts (c may be NULL: then the same as
+ * et_analyzer_feed). Findings are appended to *out, allocated from a.
+ */
+int et_analyzer_feed_correlated(struct et_analyzer *an, const struct et_exchange *x,
+                                const struct et_view *v, const struct et_correlation *c,
+                                struct et_arena *a, struct et_finding **out);
+
 /* Highest severity in a list, or -1 for an empty list. */
 int et_findings_max_severity(const struct et_finding *f);
 

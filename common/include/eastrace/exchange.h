@@ -122,6 +122,25 @@ struct et_exchange_error {
     const char *message;  /* what failed and where, human readable */
 };
 
+/*
+ * What a server-side log states about an exchange, typed, so that every reader sets the same
+ * fields and the view (analyzer/view.c) reads them one way: an IIS line's Log= items
+ * (S:, Error:, Hb, Sk, As:), a mailbox log's exception and AccessState. Statuses per
+ * collection come from the logged bodies, which the view decodes like any other body.
+ * Strings live in the exchange's arena.
+ */
+struct et_server_facts {
+    unsigned present : 1;     /* a reader set at least one fact */
+    long status;              /* the command's Status as logged (IIS S:); -1 unknown */
+    const char *error;        /* the logged EAS error name (IIS Error:); NULL none */
+    long heartbeat;           /* the Ping heartbeat as logged (IIS Hb), seconds; -1 unknown */
+    const char *sync_key;     /* the client's SyncKey as logged (IIS Sk); NULL unknown */
+    const char *exception;    /* the server's exception, first line "<Type>: <message>"
+                                 (mailbox log "<Type>_Exception" field); NULL none */
+    const char *access_state; /* the device's access state (IIS As:, mailbox-log
+                                 AccessState: Allowed, Blocked, Quarantined...); NULL unknown */
+};
+
 struct et_exchange {
     uint64_t id;              /* position in its source, from 1 */
     enum et_source_kind source;
@@ -141,10 +160,12 @@ struct et_exchange {
     /* Source-specific facts as name/value pairs: IIS fields (cs-username, time-taken, ...),
      * mailbox log fields (AccessState, ...), Fiddler session flags (x-clientip, ...). */
     struct et_headers meta;
+    struct et_server_facts facts; /* typed facts of a server-side log (IIS, mailbox log) */
     struct et_arena *arena;   /* owns everything above */
 };
 
-/* A new empty exchange with its own arena; NULL on ENOMEM. */
+/* A new empty exchange with its own arena (facts unknown: status and heartbeat -1); NULL on
+ * ENOMEM. */
 struct et_exchange *et_exchange_new(void);
 /* Frees the exchange and its arena. NULL does nothing. */
 void et_exchange_free(struct et_exchange *x);
@@ -164,6 +185,12 @@ void et_exchange_fail(struct et_exchange *x, int code, enum et_stage stage, cons
     ;
 /* Duration from request start to response end in microseconds, or -1 when unknown. */
 int64_t et_exchange_duration_us(const struct et_exchange *x);
+/* When the exchange began, the one order every command sorts and prints by: the request's
+ * first byte, else the connection, else the first and then the last byte of the response
+ * (IIS lines without time-taken know only their end). 0 when unknown. */
+int64_t et_exchange_time(const struct et_exchange *x);
+/* When it ended: the response's last byte, else its first, else et_exchange_time(). */
+int64_t et_exchange_end_time(const struct et_exchange *x);
 
 #ifdef __cplusplus
 }

@@ -23,6 +23,7 @@
 #include "eastrace/analyzer.h"
 #include "eastrace/common.h"
 #include "eastrace/exchange.h"
+#include "eastrace/pipeline.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,6 +64,10 @@ int et_web_store_add(struct et_web_store *s, uint64_t n, const struct et_exchang
  * statistics (an may be NULL: the store's own counts are used). Copies what it keeps. */
 int et_web_store_finish(struct et_web_store *s, const struct et_finding *summary,
                         const struct et_analyzer *an);
+
+/* The store as a pipeline sink: on_exchange adds the item (n, x, v, findings, seen_by),
+ * on_finish calls et_web_store_finish. */
+struct et_pipe_sink et_web_store_sink(struct et_web_store *s);
 
 /* A request in flight (live proxy): shown as pending until et_web_store_end_pending() or
  * the exchange itself arrives with the same key. heartbeat_s: the Ping/Sync wait the client

@@ -357,6 +357,26 @@ async function testHostile(browser, har) {
   await p.close();
 }
 
+/* Three kinds of source of the same requests: one row per request with replay's "seen by". */
+async function testTimeline(browser) {
+  const tl = path.join(__dirname, '..', 'fixtures', 'timeline');
+  const files = ['capture-appl1-5-requests.har', 'iis-appl1-dev2-6-eas-lines.log', 'mailboxlog-appl1-4-entries.txt'].map(f => path.join(tl, f));
+  const want = replayJson(files);
+  const web = await startWeb(files);
+  const page = await browser.newPage();
+  await page.goto(web.url);
+  ok('three sources: page loads', (await pageReady(page)) === '1');
+  const bits = { capture: 1, iis: 2, mailboxlog: 4 };
+  const got = await page.eval("Array.from(document.querySelectorAll('#grid-space .row')).map(r => [Number(r.dataset.n), r.children[11].textContent])");
+  eqv('three sources: one row per request, seen by as replay', got,
+    want.rows.map(r => [r.n, ['cap', 'iis', 'mbx'].filter((k, i) => (r.seen_by || []).map(s => bits[s]).reduce((a, b) => a | b, 0) & (1 << i)).join(' ')]));
+  const rules = await page.eval("fetch('/api/findings').then(r => r.json()).then(d => d.rules.map(r => r.rule).sort())");
+  ok('three sources: the not-in-server-log note is there', rules.includes('not-in-server-log'), JSON.stringify(rules));
+  if (SHOTS) await page.screenshot(path.join(SHOTS, 'timeline.png'));
+  await page.close();
+  web.proc.kill('SIGINT');
+}
+
 async function testExport(browser, cap, N) {
   const out = path.join(tmp, 'session.html');
   const t = Date.now();
@@ -439,6 +459,7 @@ async function main() {
   try {
     const N = await testServer(browser, cap);
     await testHostile(browser, har);
+    await testTimeline(browser);
     await testExport(browser, cap, N);
     if (process.env.ET_WEB_LOADTIME) await loadTime(browser, process.env.ET_WEB_LOADTIME.split(',').map(Number));
   } catch (e) {

@@ -275,6 +275,7 @@ function kvTable(pairs) {
 function findingsBox(list) {
   const d = el('div');
   if (!list || list.length === 0) { d.appendChild(el('p', 'hint', 'No findings.')); return d; }
+  d.className = 'findings';
   for (const f of list) {
     const b = el('div', 'finding ' + f.severity);
     const h = el('div');
@@ -357,6 +358,14 @@ function renderDetail(d) {
   const x = d.exchange;
   const h = el('h2', null, 'Exchange ' + d.n + (x.eas && x.eas.cmd ? ' \u2014 ' + x.eas.cmd : ''));
   box.appendChild(h);
+  box.appendChild(el('div', 'summaryline', [fmtIso(x.time !== null ? Date.parse(x.time) : null), d.source,
+    d.host, x.status !== null ? 'HTTP ' + x.status : 'no response', fmtDur(x.duration_ms),
+    x.error ? 'failed: ' + x.error.stage : ''].filter(Boolean).join(' \u00b7 ')));
+  if (x.findings && x.findings.length) box.appendChild(findingsBox(x.findings));
+  const cols = el('div', 'cols');
+  cols.appendChild(messageBox('Request', d.request, true));
+  cols.appendChild(messageBox('Response', d.response, false));
+  box.appendChild(cols);
   const over = el('div', 'over');
   const left = el('div');
   left.appendChild(el('h3', null, 'Overview'));
@@ -383,8 +392,6 @@ function renderDetail(d) {
   ]));
   over.appendChild(left);
   const right = el('div');
-  right.appendChild(el('h3', null, 'Findings'));
-  right.appendChild(findingsBox(x.findings));
   if (d.tls) {
     right.appendChild(el('h3', null, 'TLS'));
     right.appendChild(kvTable([
@@ -393,7 +400,7 @@ function renderDetail(d) {
       ['cipher', d.tls.cipher], ['ALPN', d.tls.alpn],
       ['verification', d.tls.insecure ? 'OFF (--insecure-upstream)' : null],
     ]));
-    right.appendChild(el('h3', null, 'Upstream certificate'));
+    if (d.tls.subject || d.tls.sha256 || d.tls.verify_error) right.appendChild(el('h3', null, 'Upstream certificate'));
     right.appendChild(kvTable([
       ['subject', d.tls.subject], ['issuer', d.tls.issuer], ['not before', d.tls.not_before],
       ['not after', d.tls.not_after], ['SHA-256', d.tls.sha256], ['verify error', d.tls.verify_error],
@@ -405,10 +412,6 @@ function renderDetail(d) {
   }
   over.appendChild(right);
   box.appendChild(over);
-  const cols = el('div', 'cols');
-  cols.appendChild(messageBox('Request', d.request, true));
-  cols.appendChild(messageBox('Response', d.response, false));
-  box.appendChild(cols);
 }
 
 /* ---- the grid --------------------------------------------------------------------------- */

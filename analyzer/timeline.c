@@ -58,28 +58,15 @@ static int64_t exchange_time(const struct et_exchange *x)
     return x->t.resp_end;
 }
 
-/* The EAS Status shown on the line: the first one that is not a success, else the root's. */
+/* The EAS Status shown on the line (et_view_status: the same in every command). */
 static void status_cell(const struct et_view *v, char *out, size_t len)
 {
-    const char *root = v->resp_root ? v->resp_root : v->cmd;
-    long show = -1;
-    const char *parent = NULL;
+    const char *root, *parent;
+    long show = et_view_status(v, &root, &parent);
 
-    if (root == NULL || v->nstatus == 0) {
+    if (show < 0) {
         snprintf(out, len, "-");
         return;
-    }
-    for (size_t i = 0; i < v->nstatus; i++) {
-        int sev = et_eas_status_severity(root, v->status_parent[i], (int)v->statuses[i]);
-        if (sev != ET_EAS_SEV_SUCCESS) {
-            show = v->statuses[i];
-            parent = v->status_parent[i];
-            break;
-        }
-    }
-    if (show < 0) {
-        show = v->top_status >= 0 ? v->top_status : v->statuses[0];
-        parent = v->top_status >= 0 ? root : v->status_parent[0];
     }
     const struct et_eas_status *s = et_eas_status_lookup(root, parent, (int)show);
     snprintf(out, len, "%ld=%s", show, s ? s->name : "?");

@@ -3,8 +3,8 @@
  *
  * Sources differ in what they carry: a capture or .saz has WBXML bodies, a mailbox log has the
  * same documents as XML text, an IIS log line has no body but Exchange's Log= items (S = status,
- * Error:, ...). The view hides that: statuses, collections and heartbeats come from whichever
- * is present.
+ * Error:, ...), which the readers turn into typed facts (x->facts). The view hides that:
+ * statuses, collections and heartbeats come from whichever is present.
  */
 #include "eastrace/analyzer.h"
 
@@ -16,18 +16,6 @@
 
 /* Cap on decoded body size for analysis (a capture body cap is 16 MiB). */
 #define VIEW_BODY_CAP ((size_t)64 * 1024 * 1024)
-
-static long parse_long(const char *s, long dflt)
-{
-    char *end;
-    long v;
-    if (s == NULL || *s == '\0')
-        return dflt;
-    v = strtol(s, &end, 10);
-    if (end == s)
-        return dflt;
-    return v;
-}
 
 /* Decodes a body (WBXML, multipart part 0, or mailbox-log XML) into a document. */
 static struct et_wbxml_doc *decode_body(const struct et_headers *h, const struct et_body *b,
@@ -197,39 +185,40 @@ static void read_response(struct et_view *v, struct et_arena *a)
     }
 }
 
-/* IIS entries carry Exchange's Log= items in meta ("Log-S", "Log-Error", ...). */
-static void read_iis_meta(struct et_view *v, const struct et_exchange *x, struct et_arena *a)
+/* What a server-side log said (exchange.h, struct et_server_facts): an IIS line's Log= items
+ * or a mailbox log's exception, set by the readers, or carried over by the pipeline from the
+ * other members of a correlated group. Bodies, when decoded, take precedence. */
+static void read_facts(struct et_view *v, const struct et_exchange *x, struct et_arena *a)
 {
-    const char *s = et_headers_get(&x->meta, "Log-S");
-    const char *err = et_headers_get(&x->meta, "Log-Error");
-    const char *hb = et_headers_get(&x->meta, "Log-Hb");
-    const char *sk = et_headers_get(&x->meta, "Log-Sk");
+    const struct et_server_facts *f = &x->facts;
+    const char *err = f->error != NULL && *f->error != '\0' ? f->error : NULL;
 
-    if (err == NULL)
-        err = et_headers_get(&x->meta, "Log-Error:");
-    if (s != NULL && v->nstatus == 0) {
-        long st = parse_long(s, -1);
-        if (st >= 0) {
-            v->top_status = st;
-            v->statuses[0] = st;
-            v->status_parent[0] = NULL;
-            v->nstatus = 1;
-        }
+    if (!f->present)
+        return;
+    if (f->status >= 0 && v->nstatus == 0) {
+        v->top_status = f->status;
+        v->statuses[0] = f->status;
+        v->status_parent[0] = NULL;
+        v->nstatus = 1;
     }
-    if (err != NULL && *err != '\0') {
-        v->server_error = err;
+    /* The exception explains more than the error's name: it wins when a group has both. */
+    if (f->exception != NULL)
+        v->server_error = f->exception;
+    if (err != NULL) {
+        if (v->server_error == NULL)
+            v->server_error = err;
         if (strstr(err, "TooManyJobsQueued") || strstr(err, "OverBudget") ||
             strstr(err, "Throttl") || strstr(err, "Budget")) {
             v->throttled = 1;
             v->throttle = err;
         }
     }
-    if (hb != NULL && v->heartbeat_req < 0)
-        v->heartbeat_req = parse_long(hb, -1);
-    if (sk != NULL && v->ncolls == 0 && v->cmd != NULL && strcmp(v->cmd, "Sync") == 0) {
+    if (f->heartbeat >= 0 && v->heartbeat_req < 0)
+        v->heartbeat_req = f->heartbeat;
+    if (f->sync_key != NULL && v->ncolls == 0 && v->cmd != NULL && strcmp(v->cmd, "Sync") == 0) {
         struct et_view_collection *vc = find_coll(v, NULL);
         if (vc != NULL) {
-            vc->sync_key = et_arena_strdup(a, sk);
+            vc->sync_key = et_arena_strdup(a, f->sync_key);
             vc->status = v->top_status;
         }
     }
@@ -239,7 +228,6 @@ int et_view_build(const struct et_exchange *x, struct et_arena *a, struct et_vie
 {
     struct et_eas_response_info ri;
     struct et_error err;
-    const char *exc;
 
     memset(v, 0, sizeof(*v));
     v->top_status = -1;
@@ -290,20 +278,34 @@ int et_view_build(const struct et_exchange *x, struct et_arena *a, struct et_vie
         read_request(v, a);
         read_response(v, a);
     }
-    if (x->source == ET_SRC_IIS)
-        read_iis_meta(v, x, a);
-    /* Mailbox logs name each exception as a field "<Type>_Exception" (other sources never
-     * carry them); its first line is "<Type>: <message>". */
-    for (size_t i = 0; x->source == ET_SRC_MAILBOX && v->server_error == NULL &&
-                       i < x->meta.n; i++) {
-        const char *nm = x->meta.v[i].name;
-        size_t nl = strlen(nm);
-        if (nl <= 10 || strcmp(nm + nl - 10, "_Exception") != 0)
-            continue;
-        exc = x->meta.v[i].value;
-        v->server_error = et_arena_strndup(a, exc, ET_MIN(strcspn(exc, "\r\n"), 300));
-    }
+    read_facts(v, x, a);
     return 0;
+}
+
+long et_view_status(const struct et_view *v, const char **rootp, const char **parentp)
+{
+    const char *root = v->resp_root ? v->resp_root : v->cmd;
+    const char *parent = NULL;
+    long show = -1;
+
+    *rootp = root;
+    *parentp = NULL;
+    if (root == NULL || v->nstatus == 0)
+        return -1;
+    for (size_t i = 0; i < v->nstatus; i++) {
+        int sev = et_eas_status_severity(root, v->status_parent[i], (int)v->statuses[i]);
+        if (sev != ET_EAS_SEV_SUCCESS) {
+            show = v->statuses[i];
+            parent = v->status_parent[i];
+            break;
+        }
+    }
+    if (show < 0) {
+        show = v->top_status >= 0 ? v->top_status : v->statuses[0];
+        parent = v->top_status >= 0 ? root : v->status_parent[0];
+    }
+    *parentp = parent;
+    return show;
 }
 
 void et_view_reset(struct et_view *v)

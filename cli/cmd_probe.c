@@ -1,7 +1,9 @@
 /*
  * eastrace probe: the EAS connectivity test (see probe/include/eastrace/probe.h). This file
- * only parses arguments, gets the password without exposing it, and prints the report as the
- * steps end.
+ * parses arguments, gets the password without exposing it, prints the report as the steps
+ * end, and takes the exchanges the probe reports (as the proxy's live view does): each is
+ * appended to the capture file (-w) and judged by the pipeline (view, analyzer); the findings
+ * go back to the step that made the exchange.
  *
  * Exit status: 0 every step passed (warnings allowed), 1 a step failed, 2 bad usage or the
  * capture file could not be opened.
@@ -16,7 +18,9 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "eastrace/capfile.h"
 #include "eastrace/common.h"
+#include "eastrace/pipeline.h"
 #include "eastrace/probe.h"
 
 #define PASSWORD_MAX 1024
@@ -113,6 +117,43 @@ struct live {
     unsigned printed; /* bit i: step i was printed */
 };
 
+/* Where the probe's exchanges go: the capture file, then the pipeline. */
+struct probe_sink {
+    struct et_capfile_writer *cap;
+    struct et_pipe *pipe;
+    struct et_probe_report *r; /* during on_probe_exchange */
+    struct et_probe_step *s;
+};
+
+/* The pipeline's sink: the findings of the exchange go to its step. */
+static int on_judged(void *arg, const struct et_pipe_item *it)
+{
+    struct probe_sink *ps = arg;
+    for (const struct et_finding *f = it->findings; f != NULL; f = f->next)
+        if (et_probe_step_add_finding(ps->r, ps->s, f->rule, (int)f->severity, f->message,
+                                      f->next_step, it->n) != 0)
+            return ET_ENOMEM;
+    return 0;
+}
+
+static void on_probe_exchange(struct et_exchange *x, struct et_probe_report *r,
+                              struct et_probe_step *s, void *arg)
+{
+    struct probe_sink *ps = arg;
+    struct et_error e;
+
+    if (ps->cap != NULL) {
+        et_error_clear(&e);
+        if (et_capfile_write(ps->cap, x, &e) == 0)
+            r->captured++;
+        else if (r->capture_error == NULL)
+            r->capture_error = et_arena_strdup(r->arena, e.msg);
+    }
+    ps->r = r;
+    ps->s = s;
+    et_pipe_judge(ps->pipe, x); /* out of memory: the step just has no findings */
+}
+
 static void print_step(struct live *l, const struct et_probe_step *s)
 {
     struct et_buf b;
@@ -196,6 +237,10 @@ int et_cmd_probe(int argc, char **argv)
     const char *password_file = NULL, *password_arg = NULL;
     int json = 0, c, rc, secs;
     struct live live = {0, 0};
+    const char *capture_path = NULL;
+    struct probe_sink ps;
+    struct et_pipe_opts po;
+    struct et_pipe_sink judged = {on_judged, NULL, NULL};
 
     et_probe_opts_init(&o);
     password[0] = '\0';
@@ -204,7 +249,7 @@ int et_cmd_probe(int argc, char **argv)
         switch (c) {
         case 'u': o.user = optarg; break;
         case 'x': o.proxy = optarg; break;
-        case 'w': o.capture_path = optarg; break;
+        case 'w': capture_path = optarg; break;
         case 'h': usage(stdout); return ET_EXIT_OK;
         case OPT_PASSWORD_FILE: password_file = optarg; break;
         case OPT_PASSWORD_INSECURE: password_arg = optarg; break;
@@ -287,9 +332,36 @@ int et_cmd_probe(int argc, char **argv)
         o.on_step = on_step;
         o.cb_arg = &live;
     }
+    memset(&ps, 0, sizeof(ps));
+    et_error_clear(&e);
+    if (capture_path != NULL && et_capfile_open_append(capture_path, NULL, &ps.cap, &e) != 0) {
+        et_cli_err("probe: %s", e.msg);
+        memset(password, 0, sizeof(password));
+        return ET_EXIT_INPUT;
+    }
+    /* Judged one at a time as they are made; summary findings (usage per day, loops still
+     * going) say nothing about a handful of exchanges made in a few seconds. */
+    et_pipe_opts_default(&po);
+    po.window_us = 0;
+    po.correlate = 0;
+    judged.arg = &ps;
+    ps.pipe = et_pipe_new(&po, &judged);
+    if (ps.pipe == NULL) {
+        et_cli_err("out of memory");
+        exit(ET_EXIT_INPUT);
+    }
+    o.on_exchange = on_probe_exchange;
+    o.exchange_arg = &ps;
     et_error_clear(&e);
     rc = et_probe_run(&o, &r, &e);
     memset(password, 0, sizeof(password));
+    et_pipe_free(ps.pipe);
+    if (ps.cap != NULL) {
+        struct et_error ce;
+        et_error_clear(&ce);
+        if (et_capfile_close(ps.cap, &ce) != 0 && r != NULL && r->capture_error == NULL)
+            r->capture_error = et_arena_strdup(r->arena, ce.msg);
+    }
     if (rc != 0) {
         et_cli_err("probe: %s", e.code ? e.msg : et_strerror(rc));
         et_probe_report_free(r);

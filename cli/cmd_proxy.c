@@ -10,6 +10,7 @@
 #include "eastrace/certs.h"
 #include "eastrace/common.h"
 #include "eastrace/exchange.h"
+#include "eastrace/pipeline.h"
 #include "eastrace/proxy.h"
 
 #include <signal.h>
@@ -35,50 +36,85 @@ struct run_ctx {
     struct et_capfile_writer *cap;
     uint64_t cap_failures;
     int cap_error_reported;
-    struct et_analyzer *an; /* findings as they happen; the summary at the end */
-    int header_done;
-    uint64_t n_err, n_warn;
+    uint64_t cap_base;  /* exchange records already in the capture file we append to */
+    uint64_t seq;       /* exchanges seen, the live number without a capture file */
+    /* The live view: the same pipeline as `eastrace replay` (view, analyzer, timeline sink),
+     * one exchange delivered as it finishes; findings under its line. */
+    struct et_pipe *pipe;
+    struct et_pipe_timeline *tl;
+    struct et_pipe_sink tl_sink;
 };
 
-/*
- * The live view: each finished exchange goes through the same decoding and analyzer as
- * `eastrace replay`, printed as one timeline line (with client and host) and its findings
- * as they happen.
- */
-static void print_exchange(struct run_ctx *r, struct et_exchange *x)
+/* The live view's sink: the timeline's line (unless --quiet), and at the end the session
+ * summary on stderr. */
+static int on_live(void *arg, const struct et_pipe_item *it)
 {
-    struct et_view v;
-    struct et_finding *f = NULL;
-    struct et_buf b;
-    unsigned flags = ET_RENDER_FINDINGS | ET_RENDER_ADDRS | (r->color ? ET_RENDER_COLOR : 0);
+    struct run_ctx *r = arg;
+    return r->quiet ? 0 : r->tl_sink.on_exchange(r->tl_sink.arg, it);
+}
 
-    if (et_view_build(x, x->arena, &v) != 0 || et_analyzer_feed(r->an, x, &v, x->arena, &f) != 0)
-        return; /* out of memory: the exchange is still recorded */
-    for (const struct et_finding *g = f; g != NULL; g = g->next) {
-        if (g->severity == ET_SEV_ERROR)
-            r->n_err++;
-        else if (g->severity == ET_SEV_WARNING)
-            r->n_warn++;
-    }
-    if (!r->quiet) {
-        et_buf_init(&b, 0);
-        if (!r->header_done) {
-            et_timeline_header(ET_RENDER_ADDRS, &b);
-            r->header_done = 1;
+static int on_live_finish(void *arg, const struct et_finding *sf, const struct et_analyzer *an)
+{
+    struct run_ctx *r = arg;
+    const struct et_pipe_stats *st = et_pipe_stats(r->pipe);
+    const struct et_device_stats *ds;
+    size_t nd = et_analyzer_devices(an, &ds);
+    struct et_buf b;
+
+    /* The analyzer's view of the whole session: findings across it, then per device. */
+    et_buf_init(&b, 0);
+    for (const struct et_finding *g = sf; g != NULL; g = g->next)
+        et_finding_text(g, r->color ? ET_RENDER_COLOR : 0, "  ", &b);
+    for (size_t i = 0; i < nd; i++)
+        et_buf_printf(&b, "  device %-24s %-16s %6llu requests, %llu errors, %llu warnings\n",
+                      ds[i].device, ds[i].device_type ? ds[i].device_type : "-",
+                      (unsigned long long)ds[i].requests, (unsigned long long)ds[i].errors,
+                      (unsigned long long)ds[i].warnings);
+    et_buf_printf(&b, "findings: %llu error(s), %llu warning(s)\n",
+                  (unsigned long long)st->errors, (unsigned long long)st->warnings);
+    fwrite(b.data, 1, b.len, stderr);
+    et_buf_free(&b);
+    return 0;
+}
+
+/* Exchange records already in a capture file we append to, so the live numbers go on from
+ * there and equal what `eastrace replay FILE` prints. */
+static uint64_t count_records(const char *path)
+{
+    struct et_source *s = NULL;
+    struct et_error e;
+    uint64_t n = 0;
+    et_error_clear(&e);
+    if (et_capfile_open(path, &s, &e) != 0)
+        return 0;
+    for (;;) {
+        struct et_exchange *x = NULL;
+        int rc;
+        et_error_clear(&e);
+        rc = et_source_next(s, &x, &e);
+        if (rc == 1) {
+            n = x->id > n ? x->id : n;
+            et_exchange_free(x);
+        } else if (rc != ET_EPARSE) {
+            break;
         }
-        et_timeline_line(x, &v, f, flags, &b);
-        fwrite(b.data, 1, b.len, r->out);
-        fflush(r->out);
-        et_buf_free(&b);
     }
-    et_view_reset(&v);
+    et_source_close(s);
+    return n;
 }
 
 static void on_exchange(struct et_exchange *x, void *ud)
 {
     struct run_ctx *r = ud;
+    /* One number per exchange (docs/json.md): with -w, the record number it gets in the
+     * capture file, the number `eastrace replay FILE` gives it (an exchange that failed to be
+     * written is not in the file; the next one gets its number); without, the count. */
+    x->id = ++r->seq;
     if (r->cap != NULL) {
         struct et_error e;
+        struct et_capfile_stats cs;
+        et_capfile_writer_stats(r->cap, &cs);
+        x->id = r->cap_base + cs.records + 1;
         et_error_clear(&e);
         if (et_capfile_write(r->cap, x, &e) != 0) {
             r->cap_failures++;
@@ -92,8 +128,7 @@ static void on_exchange(struct et_exchange *x, void *ud)
                 et_proxy_stop(g_proxy);
         }
     }
-    print_exchange(r, x);
-    et_exchange_free(x);
+    et_pipe_push(r->pipe, x); /* takes x; out of memory: the exchange is still recorded */
 }
 
 static void usage(FILE *f)
@@ -240,6 +275,7 @@ int et_cmd_proxy(int argc, char **argv)
     if (capfile != NULL) {
         struct et_capfile_opts cop;
         et_capfile_opts_init(&cop);
+        r.cap_base = count_records(capfile);
         if (et_capfile_open_append(capfile, &cop, &r.cap, &e) != 0) {
             et_cli_err("cannot open capture file %s: %s", capfile, e.msg);
             goto out;
@@ -247,10 +283,24 @@ int et_cmd_proxy(int argc, char **argv)
     }
     r.out = stdout;
     r.color = et_cli_use_color(stdout);
-    r.an = et_analyzer_new(NULL);
-    if (r.an == NULL) {
-        et_cli_err("out of memory");
-        goto out;
+    {
+        struct et_pipe_opts pio;
+        struct et_pipe_timeline_opts to;
+        struct et_pipe_sink live = {on_live, on_live_finish, &r};
+        et_pipe_opts_default(&pio);
+        pio.window_us = 0; /* each exchange as it finishes */
+        pio.correlate = 0;
+        memset(&to, 0, sizeof(to));
+        to.out = stdout;
+        to.live = 1;
+        to.flags = ET_RENDER_ADDRS | (r.color ? ET_RENDER_COLOR : 0);
+        r.pipe = et_pipe_new(&pio, &live);
+        r.tl = r.pipe ? et_pipe_timeline_new(r.pipe, &to) : NULL;
+        if (r.tl == NULL) {
+            et_cli_err("out of memory");
+            goto out;
+        }
+        r.tl_sink = et_pipe_timeline_sink(r.tl);
     }
     po.certs = certs;
     po.on_exchange = on_exchange;
@@ -295,27 +345,7 @@ int et_cmd_proxy(int argc, char **argv)
             (unsigned long long)st.connections, (unsigned long long)st.exchanges,
             (unsigned long long)st.errors, (unsigned long long)st.tunnels,
             (unsigned long long)st.denied);
-    {
-        /* The analyzer's view of the whole session: findings across it, then per device. */
-        struct et_finding *sf = NULL;
-        const struct et_device_stats *ds;
-        size_t nd;
-        struct et_buf b;
-        et_buf_init(&b, 0);
-        if (et_analyzer_finish(r.an, &sf) == 0)
-            for (const struct et_finding *g = sf; g != NULL; g = g->next)
-                et_finding_text(g, r.color ? ET_RENDER_COLOR : 0, "  ", &b);
-        nd = et_analyzer_devices(r.an, &ds);
-        for (size_t i = 0; i < nd; i++)
-            et_buf_printf(&b, "  device %-24s %-16s %6llu requests, %llu errors, %llu warnings\n",
-                          ds[i].device, ds[i].device_type ? ds[i].device_type : "-",
-                          (unsigned long long)ds[i].requests, (unsigned long long)ds[i].errors,
-                          (unsigned long long)ds[i].warnings);
-        et_buf_printf(&b, "findings: %llu error(s), %llu warning(s)\n",
-                      (unsigned long long)r.n_err, (unsigned long long)r.n_warn);
-        fwrite(b.data, 1, b.len, stderr);
-        et_buf_free(&b);
-    }
+    et_pipe_finish(r.pipe); /* the session summary (on_live_finish) */
     rc = ET_EXIT_OK;
     if (r.cap != NULL) {
         struct et_capfile_stats cs;
@@ -337,7 +367,8 @@ out:
         et_proxy_free(p);
     }
     et_certs_free(certs);
-    et_analyzer_free(r.an);
+    et_pipe_timeline_free(r.tl);
+    et_pipe_free(r.pipe);
     free(allow);
     free(allow_t);
     free(icpt);

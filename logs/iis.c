@@ -59,6 +59,44 @@ static int meta_add(struct et_exchange *x, const char *name, const char *v, size
     return et_headers_add(&x->meta, x->arena, name, strlen(name), v, vl);
 }
 
+/* A URL-encoded Log= value, decoded into the arena; NULL when empty. */
+static const char *log_str(struct et_exchange *x, struct et_slice v, int *nomem)
+{
+    char tmp[1024];
+    size_t k;
+    const char *s;
+    if (v.len == 0)
+        return NULL;
+    k = et_iis_url_decode((const char *)v.ptr, v.len, tmp, sizeof(tmp));
+    s = et_arena_strndup(x->arena, tmp, k);
+    if (s == NULL)
+        *nomem = 1;
+    return s;
+}
+
+/* The Log= items the view reads, as typed facts (exchange.h): S:, Error:, Hb, Sk, As:. */
+static int set_facts(struct et_exchange *x, const struct et_eas_log *lg)
+{
+    struct et_server_facts *f = &x->facts;
+    int nomem = 0;
+    char sk[24];
+
+    if (lg->exch2003)
+        return 0; /* the packed 2003 string's S: is server counts, not a Status */
+    f->status = lg->status;
+    f->heartbeat = lg->heartbeat;
+    f->error = log_str(x, lg->error, &nomem);
+    f->access_state = log_str(x, lg->access_state, &nomem);
+    if (lg->sync_key >= 0) {
+        int n = snprintf(sk, sizeof(sk), "%ld", lg->sync_key);
+        if ((f->sync_key = et_arena_strndup(x->arena, sk, (size_t)n)) == NULL)
+            nomem = 1;
+    }
+    f->present = f->status >= 0 || f->heartbeat >= 0 || f->error || f->access_state ||
+                 f->sync_key;
+    return nomem ? ET_ENOMEM : 0;
+}
+
 static int is_dash(struct et_slice s)
 {
     return s.len == 0 || (s.len == 1 && s.ptr[0] == '-');
@@ -214,6 +252,8 @@ static int build(struct iis_src *s, const char *fname, const struct et_slice *f,
             struct et_eas_log lg;
             et_eas_log_parse((const char *)eq.log.ptr, eq.log.len, &lg);
             if (lg.exch2003 && meta_add(x, "eas-log-format", "2003", 4) < 0)
+                goto fail;
+            if (set_facts(x, &lg) < 0)
                 goto fail;
             for (size_t i = 0; i < lg.nitems; i++) {
                 const struct et_eas_log_item *it = &lg.items[i];

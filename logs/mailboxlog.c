@@ -322,11 +322,24 @@ static int build(struct mbx_src *m, struct fields *fs, long entry_no, uint64_t l
             (nl == 11 && memcmp(name, "RequestBody", 11) == 0) ||
             (nl == 12 && memcmp(name, "ResponseBody", 12) == 0))
             continue;
-        if (et_headers_add(&x->meta, x->arena, name, nl,
-                           (const char *)fs->text.data + fs->f[i].val,
-                           trim_end((const char *)fs->text.data + fs->f[i].val,
-                                    fs->f[i].vlen)) < 0)
+        const char *val = (const char *)fs->text.data + fs->f[i].val;
+        size_t vl = trim_end(val, fs->f[i].vlen);
+        if (et_headers_add(&x->meta, x->arena, name, nl, val, vl) < 0)
             goto nomem;
+        /* Typed facts (exchange.h): the first exception's first line, the access state. */
+        if (nl > 10 && memcmp(name + nl - 10, "_Exception", 10) == 0 &&
+            x->facts.exception == NULL && vl > 0) {
+            size_t fl = 0;
+            while (fl < vl && fl < 300 && val[fl] != '\r' && val[fl] != '\n')
+                fl++;
+            if ((x->facts.exception = et_arena_strndup(x->arena, val, fl)) == NULL)
+                goto nomem;
+            x->facts.present = 1;
+        } else if (nl == 11 && memcmp(name, "AccessState", 11) == 0 && vl > 0) {
+            if ((x->facts.access_state = et_arena_strndup(x->arena, val, vl)) == NULL)
+                goto nomem;
+            x->facts.present = 1;
+        }
     }
     if (truncated)
         et_exchange_fail(x, ET_ETRUNC, ET_STAGE_DECODE,

@@ -50,6 +50,7 @@ struct group {
     int64_t last_end;      /* latest end (or start) of any member */
     int64_t key;           /* sort key: start, else the clock when it came */
     unsigned eas : 1;
+    unsigned borrowed : 1; /* et_pipe_judge(): the caller owns the exchange */
     struct group *prev, *next;
 };
 
@@ -129,7 +130,8 @@ void et_pipe_set_sink(struct et_pipe *p, const struct et_pipe_sink *sink)
 static void free_group(struct group *g)
 {
     for (int k = 0; k < KIND_N; k++)
-        et_exchange_free(g->x[k]);
+        if (!g->borrowed)
+            et_exchange_free(g->x[k]);
     et_free(g);
 }
 
@@ -168,8 +170,12 @@ static void report(struct et_pipe *p, const char *input, const struct et_error *
         p->o.on_error(p->o.error_arg, input, e, skipped);
         return;
     }
-    fprintf(stderr, "eastrace: %s: %s%s\n", input, et_error_format(e, msg, sizeof(msg)),
-            skipped ? " (skipped)" : "");
+    et_error_format(e, msg, sizeof(msg));
+    /* Readers name their file in most messages; say it once. */
+    if (strncmp(msg, input, strlen(input)) == 0 && msg[strlen(input)] == ':')
+        fprintf(stderr, "eastrace: %s%s\n", msg, skipped ? " (skipped)" : "");
+    else
+        fprintf(stderr, "eastrace: %s: %s%s\n", input, msg, skipped ? " (skipped)" : "");
 }
 
 /* ---- formats ---------------------------------------------------------------------------- */
@@ -441,6 +447,18 @@ static int same_error(const struct et_error *a, const struct et_error *b)
            strcmp(a->msg, b->msg) == 0;
 }
 
+/* Widens the period the IIS lines cover (not-in-server-log judges against it). */
+static void cover(struct et_pipe *p, const struct et_exchange *x)
+{
+    int64_t st = et_exchange_time(x), en = et_exchange_end_time(x);
+    if (en <= 0)
+        return;
+    if (p->iis_first == 0 || st < p->iis_first)
+        p->iis_first = st;
+    if (en > p->iis_last)
+        p->iis_last = en;
+}
+
 /*
  * Reads the next exchange of one input into its look-ahead slot. A reader that reports a
  * skippable error but makes no progress (the same error at the same place again), or more
@@ -454,6 +472,8 @@ static void refill(struct et_pipe *p, struct input *in)
         et_error_clear(&e);
         rc = et_source_next(in->src, &in->x, &e);
         if (rc == 1 && in->x != NULL) {
+            if (in->kind == ET_SEEN_IIS)
+                cover(p, in->x); /* known as soon as it is read, before it is taken */
             if (in->has_pending)
                 report(p, in->src->name, &in->pending, 1);
             in->has_pending = 0;
@@ -701,12 +721,8 @@ static int take(struct et_pipe *p, struct et_exchange *x)
     }
     if (st > p->clock)
         p->clock = st;
-    if (k == 1 && en > 0) {
-        if (p->iis_first == 0 || st < p->iis_first)
-            p->iis_first = st;
-        if (en > p->iis_last)
-            p->iis_last = en;
-    }
+    if (k == 1)
+        cover(p, x);
     if (p->st.correlating && eas && dev != NULL && st != 0) {
         for (g = p->tail; g != NULL; g = g->prev) {
             if (g->x[k] != NULL || !g->eas || g->dev == NULL || !et_strcaseeq(g->dev, dev) ||
@@ -758,6 +774,28 @@ int et_pipe_push(struct et_pipe *p, struct et_exchange *x)
     rc = take(p, x);
     if (rc != 0)
         return rc;
+    return p->stopped ? p->sink_rc : 0;
+}
+
+int et_pipe_judge(struct et_pipe *p, struct et_exchange *x)
+{
+    struct group *g;
+    int64_t st = et_exchange_time(x);
+
+    if (p->stopped)
+        return p->sink_rc;
+    g = et_calloc(1, sizeof(*g));
+    if (g == NULL)
+        return ET_ENOMEM;
+    g->x[kind_index(et_pipe_seen_of(x->source))] = x;
+    g->borrowed = 1;
+    g->start = st;
+    g->end = x->t.resp_end;
+    g->last_end = et_exchange_end_time(x);
+    g->key = st;
+    if (st > p->clock)
+        p->clock = st;
+    deliver(p, g);
     return p->stopped ? p->sink_rc : 0;
 }
 

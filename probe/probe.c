@@ -6,8 +6,8 @@
  *                                      |                                     |-> [7 Sync]
  *                                      +-- --insecure goes on after a failure |-> [8 Ping]
  *
- * Every HTTP exchange goes through probe_exchange(): recorded (capture file), judged (the
- * analyzer's findings are kept with the step) and freed by the caller.
+ * Every HTTP exchange goes through record(): numbered and reported to opts.on_exchange (the
+ * caller records and judges it, as it does for the proxy's exchanges), then freed here.
  */
 #include "eastrace/probe.h"
 
@@ -24,8 +24,6 @@
 
 #include "probe_int.h"
 
-#include "eastrace/analyzer.h"
-#include "eastrace/capfile.h"
 #include "eastrace/eas.h"
 #include "eastrace/http.h"
 #include "eastrace/wbxml.h"
@@ -39,8 +37,6 @@ struct probe {
     const struct et_probe_opts *o;
     struct et_probe_report *r;
     struct et_arena *a;
-    struct et_analyzer *an;
-    struct et_capfile_writer *cap;
     struct et_probe_conn conn;
     int conn_ready;
     char host[256];
@@ -125,46 +121,35 @@ void et__probe_set(struct et_probe_step *s, struct et_arena *a, enum et_probe_re
 
 /* ---- Exchanges ------------------------------------------------------------------------- */
 
-static void keep_findings(struct probe *pr, struct et_probe_step *s, const struct et_finding *f,
-                          uint64_t id)
+int et_probe_step_add_finding(struct et_probe_report *r, struct et_probe_step *s,
+                              const char *rule, int severity, const char *message,
+                              const char *next_step, uint64_t exchange)
 {
-    for (; f != NULL; f = f->next) {
-        struct et_probe_finding *pf = et_arena_alloc(pr->a, sizeof(*pf));
-        if (pf == NULL)
-            return;
-        pf->rule = et_arena_strdup(pr->a, f->rule ? f->rule : "?");
-        pf->severity = (int)f->severity;
-        pf->message = et_arena_strdup(pr->a, f->message ? f->message : "");
-        pf->next_step = f->next_step ? et_arena_strdup(pr->a, f->next_step) : NULL;
-        pf->exchange = id;
-        if (s->findings_tail != NULL)
-            s->findings_tail->next = pf;
-        else
-            s->findings = pf;
-        s->findings_tail = pf;
-    }
+    struct et_probe_finding *pf = et_arena_alloc(r->arena, sizeof(*pf));
+    if (pf == NULL)
+        return ET_ENOMEM;
+    memset(pf, 0, sizeof(*pf));
+    pf->rule = et_arena_strdup(r->arena, rule ? rule : "?");
+    pf->severity = severity;
+    pf->message = et_arena_strdup(r->arena, message ? message : "");
+    pf->next_step = next_step ? et_arena_strdup(r->arena, next_step) : NULL;
+    pf->exchange = exchange;
+    if (pf->rule == NULL || pf->message == NULL)
+        return ET_ENOMEM;
+    if (s->findings_tail != NULL)
+        s->findings_tail->next = pf;
+    else
+        s->findings = pf;
+    s->findings_tail = pf;
+    return 0;
 }
 
-/* Records x: capture file, analyzer. */
+/* Numbers x and reports it to the caller (which records and judges it); x stays ours. */
 static void record(struct probe *pr, struct et_probe_step *s, struct et_exchange *x)
 {
-    struct et_view v;
-    struct et_finding *f = NULL;
-    struct et_error e;
-
     x->id = ++pr->r->exchanges;
-    if (pr->cap != NULL) {
-        et_error_clear(&e);
-        if (et_capfile_write(pr->cap, x, &e) == 0)
-            pr->r->captured++;
-        else if (pr->r->capture_error == NULL)
-            pr->r->capture_error = et_arena_strdup(pr->a, e.msg);
-    }
-    if (pr->an != NULL && et_view_build(x, x->arena, &v) == 0) {
-        if (et_analyzer_feed(pr->an, x, &v, x->arena, &f) == 0)
-            keep_findings(pr, s, f, x->id);
-        et_view_reset(&v);
-    }
+    if (pr->o->on_exchange != NULL)
+        pr->o->on_exchange(x, pr->r, s, pr->o->exchange_arg);
 }
 
 /* The EAS headers of a request, wire or recorded form. */
@@ -1420,12 +1405,6 @@ int et_probe_run(const struct et_probe_opts *o, struct et_probe_report **out,
     }
     if ((rc = set_auth(&pr)) != 0)
         return rc;
-    if (o->capture_path != NULL) {
-        rc = et_capfile_open_append(o->capture_path, NULL, &pr.cap, e);
-        if (rc != 0)
-            return rc;
-    }
-    pr.an = et_analyzer_new(NULL);
 
     url = o->url;
     if (o->autodiscover != NULL) {
@@ -1479,17 +1458,6 @@ int et_probe_run(const struct et_probe_opts *o, struct et_probe_report **out,
 done:
     et__probe_conn_close(&pr.conn);
     et_buf_free(&pr.conn.in);
-    if (pr.an != NULL) {
-        /* Summary findings (usage per day, loops still going) say nothing about a handful of
-         * exchanges made in a few seconds: only the per-exchange ones are kept. */
-        et_analyzer_free(pr.an);
-    }
-    if (pr.cap != NULL) {
-        struct et_error ce;
-        et_error_clear(&ce);
-        if (et_capfile_close(pr.cap, &ce) != 0 && r->capture_error == NULL)
-            r->capture_error = et_arena_strdup(a, ce.msg);
-    }
     if (pr.auth_wire != NULL) /* wipe the credentials before the arena goes */
         memset(pr.auth_wire, 0, strlen(pr.auth_wire));
     return 0;

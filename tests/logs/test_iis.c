@@ -170,6 +170,12 @@ static void test_iis_2010_exchanges_fields_and_meta(void **state)
     assert_int_equal(x[8]->resp.status, 449);
     assert_string_equal(et_headers_get(&x[8]->meta, "Log-Error"), "DeviceNotProvisioned");
     assert_string_equal(et_headers_get(&x[8]->meta, "Log-As"), "BlockedP");
+    /* The same Log= items as typed facts (exchange.h), which the view reads. */
+    assert_true(x[1]->facts.present);
+    assert_int_equal(x[1]->facts.status, 1);
+    assert_null(x[1]->facts.error);
+    assert_string_equal(x[8]->facts.error, "DeviceNotProvisioned");
+    assert_string_equal(x[8]->facts.access_state, "BlockedP");
     for (size_t i = 0; i < 20; i++)
         et_exchange_free(x[i]);
 }
@@ -190,6 +196,7 @@ static void test_iis_fields_change_mid_file_custom_field_and_sites(void **state)
     assert_string_equal(et_headers_get(&x[2]->meta, "sc-bytes"), "1500");
     assert_int_equal(x[2]->t.resp_end - x[2]->t.req_begin, 45000);
     assert_string_equal(et_headers_get(&x[0]->meta, "Log-Hb"), "600");
+    assert_int_equal(x[0]->facts.heartbeat, 600);
     assert_string_equal(et_headers_get(&x[0]->meta, "eas-user"), "gina@contoso.com");
     for (size_t i = 0; i < 8; i++)
         et_exchange_free(x[i]);

@@ -90,6 +90,11 @@ static void test_mailboxlog_entries_fields_and_dedup(void **state)
                                     "Microsoft.Exchange.Data.Storage.StoragePermanentException_Exception");
     assert_non_null(ex);
     assert_non_null(strstr(ex, "The device is blocked.\n   at Microsoft.Exchange.AirSync"));
+    /* The typed fact: the exception's first line only. */
+    assert_true(x[3]->facts.present);
+    assert_non_null(x[3]->facts.exception);
+    assert_null(strchr(x[3]->facts.exception, '\n'));
+    assert_non_null(strstr(x[3]->facts.exception, "The device is blocked."));
     assert_string_equal(et_headers_get(&x[3]->meta, "DeviceAccessControlRule") != NULL
                             ? "ok" : "missing", "ok");
     assert_int_equal(x[3]->has_response, 0);

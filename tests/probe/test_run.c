@@ -227,6 +227,24 @@ static int has_line(const struct et_probe_step *s, const char *text)
     return 0;
 }
 
+struct capture_cb {
+    struct et_capfile_writer *w;
+    uint64_t last_id;
+};
+
+static void on_capture(struct et_exchange *x, struct et_probe_report *r, struct et_probe_step *s,
+                       void *arg)
+{
+    struct capture_cb *cc = arg;
+    struct et_error e;
+    (void)s;
+    assert_int_equal(x->id, cc->last_id + 1);
+    cc->last_id = x->id;
+    et_error_clear(&e);
+    if (et_capfile_write(cc->w, x, &e) == 0)
+        r->captured++;
+}
+
 static void test_run_full_probe_with_policy_and_449(void **state)
 {
     struct fake f;
@@ -251,9 +269,15 @@ static void test_run_full_probe_with_policy_and_449(void **state)
     o.do_sync = 1;
     o.do_ping = 1;
     o.ping_seconds = 5;
-    o.capture_path = cap;
+    /* The probe reports every exchange; here the callback records them, as the CLI does. */
+    struct capture_cb cc = {NULL, 0};
+    assert_int_equal(et_capfile_open_append(cap, NULL, &cc.w, &e), 0);
+    o.on_exchange = on_capture;
+    o.exchange_arg = &cc;
     et_error_clear(&e);
     assert_int_equal(et_probe_run(&o, &r, &e), 0);
+    assert_int_equal(et_capfile_close(cc.w, &e), 0);
+    assert_int_equal(cc.last_id, 10); /* numbered from 1 */
     fake_stop(&f);
 
     assert_int_equal(r->steps[ET_PROBE_STEP_CONNECT].result, ET_PROBE_PASSED);

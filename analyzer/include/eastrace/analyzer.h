@@ -95,6 +95,12 @@ struct et_view {
 int et_view_build(const struct et_exchange *x, struct et_arena *a, struct et_view *out);
 /* Releases the documents the view holds (not the arena). */
 void et_view_reset(struct et_view *v);
+/*
+ * The one EAS Status an exchange is shown with (timeline, mailboxlog, show): the first Status
+ * that is not a success, else the root's. Returns it, or -1 when the response has none; sets
+ * *root (the command's element) and *parent (the Status's parent) for et_eas_status_lookup.
+ */
+long et_view_status(const struct et_view *v, const char **root, const char **parent);
 
 struct et_analyzer_opts {
     unsigned storm_per_minute;   /* requests in any 60 s window that make a storm (60) */

@@ -137,6 +137,10 @@ int et_pipe_run(struct et_pipe *p);
  * window_us 0 the exchange is delivered before this returns. Returns 0 or the sink's
  * error. */
 int et_pipe_push(struct et_pipe *p, struct et_exchange *x);
+/* The same for an exchange the caller keeps (the probe uses it after): delivered before this
+ * returns, whatever the window; x stays the caller's (its view and findings are allocated in
+ * x's arena). Returns 0 or the sink's error. */
+int et_pipe_judge(struct et_pipe *p, struct et_exchange *x);
 /* Delivers everything held and calls on_finish once. Returns 0 or the sink's error. */
 int et_pipe_finish(struct et_pipe *p);
 

@@ -13,9 +13,10 @@
  *
  * Each step ends passed, warned, failed or skipped, with the reason and the next
  * troubleshooting step. A failed step stops the steps that depend on it (they are skipped).
- * Every exchange the probe makes becomes a struct et_exchange (source ET_SRC_PROBE): it is
- * written to a capture file when asked and judged by the analyzer, whose findings are kept
- * with the step that made the exchange.
+ * Every exchange the probe makes becomes a struct et_exchange (source ET_SRC_PROBE), numbered
+ * from 1 and reported through a callback, as the proxy reports its exchanges: the caller
+ * records it and judges it (the CLI sends it through the pipeline: capture file, view,
+ * analyzer) and may keep findings with the step that made it (et_probe_step_add_finding).
  *
  * The public types hold no OpenSSL type (see STYLE.md); the certificate checks have a PEM
  * entry point for tests and tools.
@@ -96,14 +97,22 @@ struct et_probe_report {
     const char *protocol;     /* the version used for the commands, NULL before OPTIONS */
     const char *policy_key;   /* the final policy key, NULL when none */
     uint64_t exchanges;       /* HTTP exchanges made */
-    uint64_t captured;        /* of which written to the capture file */
-    const char *capture_error; /* the first capture write error, or NULL */
+    uint64_t captured;        /* of which the caller wrote to a capture file */
+    const char *capture_error; /* the first capture write error (set by the caller), or NULL */
     struct et_arena *arena;
 };
 
 /* Called after each step ends (for live output); r is the report being filled. */
 typedef void (*et_probe_step_cb)(const struct et_probe_report *r, const struct et_probe_step *s,
                                  void *arg);
+/*
+ * Called with each exchange the probe made (x->id its number, from 1), during the step s of
+ * the report r being filled. x is borrowed: valid during the call, the probe goes on reading
+ * it and frees it; allocate from x->arena only what may go with it. The callee may count it
+ * as captured (r->captured, r->capture_error from r->arena) and add findings to s.
+ */
+typedef void (*et_probe_exchange_cb)(struct et_exchange *x, struct et_probe_report *r,
+                                     struct et_probe_step *s, void *arg);
 
 struct et_probe_opts {
     const char *url;          /* https://host[:port][/path]; path defaults to
@@ -125,18 +134,25 @@ struct et_probe_opts {
     int ping_seconds;         /* HeartbeatInterval of the Ping (default 60) */
     int timeout_ms;           /* connect and I/O timeout (default 15000) */
     int include_secrets;      /* keep Authorization in captures and output */
-    const char *capture_path; /* append every exchange here (-w); NULL: none */
     et_probe_step_cb on_step;
     void *cb_arg;
+    et_probe_exchange_cb on_exchange; /* every exchange made; NULL: none reported */
+    void *exchange_arg;
 };
 
 void et_probe_opts_init(struct et_probe_opts *o);
+
+/* Adds a finding about exchange number `exchange` to step s of r (strings are copied into
+ * r's arena). severity: enum et_severity of analyzer.h. Returns 0 or ET_ENOMEM. */
+int et_probe_step_add_finding(struct et_probe_report *r, struct et_probe_step *s,
+                              const char *rule, int severity, const char *message,
+                              const char *next_step, uint64_t exchange);
 
 /*
  * Runs the probe. Borrows o for the duration of the call. *out receives the report (free
  * with et_probe_report_free) whenever one could be allocated, also on failure.
  * Returns 0 when the steps ran (whatever their results), ET_EINVAL for bad options (a URL
- * that cannot be parsed; e says why), ET_EIO when the capture file cannot be opened, or
+ * that cannot be parsed; e says why), or
  * ET_ENOMEM.
  */
 int et_probe_run(const struct et_probe_opts *o, struct et_probe_report **out,

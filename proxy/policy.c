@@ -1,10 +1,14 @@
 /*
- * Access policy helpers: CIDR parsing and matching, special-address checks (so the proxy is
- * not an open door to loopback or link-local services), host-name validation and globbing.
+ * Access policy. The helpers first (CIDR parsing and matching, special-address checks so the
+ * proxy is not an open door to loopback or link-local services, host-name validation and
+ * globbing; pure, unit-tested), then the decisions the proxy takes with them: which clients
+ * may connect, which resolved targets may be reached, which hosts are intercepted, pinned or
+ * not verified.
  */
 #include "proxy_int.h"
 
 #include <arpa/inet.h>
+#include <ifaddrs.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -172,4 +176,204 @@ void et__addr_format(const struct sockaddr *sa, char *out, size_t outlen)
     } else {
         snprintf(out, outlen, "?");
     }
+}
+
+/* ---------------------------------------------------------------- the proxy's decisions */
+
+#define MAX_PINNED 4096
+
+static int is_pinned(struct et_proxy *p, const char *host);
+
+static int add_cidr(struct et__cidr **v, size_t *n, const struct et__cidr *c)
+{
+    struct et__cidr *nv = et_realloc(*v, (*n + 1) * sizeof(*nv));
+    if (nv == NULL)
+        return ET_ENOMEM;
+    nv[(*n)++] = *c;
+    *v = nv;
+    return 0;
+}
+
+/* Prefix length of a netmask. */
+static unsigned mask_bits(const struct sockaddr *m)
+{
+    const uint8_t *b;
+    size_t n;
+    if (m->sa_family == AF_INET) {
+        b = (const uint8_t *)&((const struct sockaddr_in *)(const void *)m)->sin_addr;
+        n = 4;
+    } else {
+        b = ((const struct sockaddr_in6 *)(const void *)m)->sin6_addr.s6_addr;
+        n = 16;
+    }
+    unsigned bits = 0;
+    for (size_t i = 0; i < n; i++)
+        for (int k = 7; k >= 0; k--)
+            if (b[i] & (1u << k))
+                bits++;
+    return bits;
+}
+
+int et__policy_init(struct et_proxy *p, const struct et_proxy_opts *o, struct et_error *e)
+{
+    int rc;
+    for (size_t i = 0; i < o->n_allow; i++) {
+        struct et__cidr c;
+        if (et__cidr_parse(o->allow[i], &c) != 0) {
+            et_error_set(e, ET_EINVAL, "bad --allow CIDR '%s'", o->allow[i]);
+            return ET_EINVAL;
+        }
+        if ((rc = add_cidr(&p->allow_clients, &p->n_allow_clients, &c)) != 0)
+            return rc;
+    }
+    for (size_t i = 0; i < o->n_allow_target; i++) {
+        struct et__cidr c;
+        if (et__cidr_parse(o->allow_target[i], &c) == 0) {
+            if ((rc = add_cidr(&p->allow_targets, &p->n_allow_targets, &c)) != 0)
+                return rc;
+        } else if (!et__host_valid(o->allow_target[i])) {
+            et_error_set(e, ET_EINVAL, "bad --allow-target '%s'", o->allow_target[i]);
+            return ET_EINVAL;
+        }
+    }
+    return 0;
+}
+
+/* Our own addresses, and the subnets of the listening interface as allowed clients. */
+void et__policy_load_interfaces(struct et_proxy *p, const struct sockaddr *listen_sa)
+{
+    struct ifaddrs *ifa = NULL;
+    if (getifaddrs(&ifa) != 0)
+        return;
+    int unspec = et__addr_is_special(listen_sa) &&
+                 !(listen_sa->sa_family == AF_INET &&
+                   ((const uint8_t *)&((const struct sockaddr_in *)(const void *)listen_sa)
+                        ->sin_addr)[0] == 127);
+    for (struct ifaddrs *i = ifa; i != NULL; i = i->ifa_next) {
+        if (i->ifa_addr == NULL ||
+            (i->ifa_addr->sa_family != AF_INET && i->ifa_addr->sa_family != AF_INET6))
+            continue;
+        struct sockaddr_storage *no = et_realloc(p->own, (p->n_own + 1) * sizeof(*no));
+        if (no == NULL)
+            break;
+        p->own = no;
+        memset(&no[p->n_own], 0, sizeof(*no));
+        memcpy(&no[p->n_own], i->ifa_addr,
+               i->ifa_addr->sa_family == AF_INET ? sizeof(struct sockaddr_in)
+                                                 : sizeof(struct sockaddr_in6));
+        p->n_own++;
+        if (i->ifa_netmask == NULL)
+            continue;
+        if (unspec || et__addr_same_ip(i->ifa_addr, listen_sa)) {
+            struct et__cidr c;
+            memset(&c, 0, sizeof(c));
+            c.family = i->ifa_addr->sa_family;
+            if (c.family == AF_INET)
+                memcpy(c.addr, &((const struct sockaddr_in *)(const void *)i->ifa_addr)->sin_addr, 4);
+            else
+                memcpy(c.addr,
+                       ((const struct sockaddr_in6 *)(const void *)i->ifa_addr)->sin6_addr.s6_addr,
+                       16);
+            c.bits = mask_bits(i->ifa_netmask);
+            add_cidr(&p->allow_clients, &p->n_allow_clients, &c);
+        }
+    }
+    freeifaddrs(ifa);
+}
+
+void et__policy_free(struct et_proxy *p)
+{
+    for (size_t i = 0; i < p->n_pinned; i++)
+        et_free(p->pinned[i]);
+    et_free(p->pinned);
+    et_free(p->allow_clients);
+    et_free(p->allow_targets);
+    et_free(p->own);
+    p->pinned = NULL;
+    p->allow_clients = p->allow_targets = NULL;
+    p->own = NULL;
+    p->n_pinned = p->n_allow_clients = p->n_allow_targets = p->n_own = 0;
+}
+
+int et__client_allowed(struct et_proxy *p, const struct sockaddr *sa)
+{
+    uint8_t lb4[4] = {127, 0, 0, 0};
+    struct et__cidr lo4 = {.family = AF_INET, .bits = 8};
+    struct et__cidr lo6 = {.family = AF_INET6, .bits = 128};
+    memcpy(lo4.addr, lb4, 4);
+    lo6.addr[15] = 1;
+    if (et__cidr_match(&lo4, sa) || et__cidr_match(&lo6, sa))
+        return 1;
+    for (size_t i = 0; i < p->n_allow_clients; i++)
+        if (et__cidr_match(&p->allow_clients[i], sa))
+            return 1;
+    return 0;
+}
+
+int et__target_allowed(struct et_proxy *p, const char *host, const struct sockaddr *sa)
+{
+    int special = et__addr_is_special(sa);
+    for (size_t i = 0; !special && i < p->n_own; i++)
+        if (et__addr_same_ip((const struct sockaddr *)&p->own[i], sa))
+            special = 1;
+    if (!special)
+        return 1;
+    for (size_t i = 0; i < p->o.n_allow_target; i++)
+        if (et_strcaseeq(p->o.allow_target[i], host))
+            return 1;
+    for (size_t i = 0; i < p->n_allow_targets; i++)
+        if (et__cidr_match(&p->allow_targets[i], sa))
+            return 1;
+    return 0;
+}
+
+int et__should_intercept(struct et_proxy *p, const char *host)
+{
+    if (p->o.certs == NULL || p->sctx == NULL)
+        return 0;
+    if (is_pinned(p, host))
+        return 0;
+    if (p->o.n_intercept == 0)
+        return 1;
+    for (size_t i = 0; i < p->o.n_intercept; i++)
+        if (et__glob_match(p->o.intercept[i], host))
+            return 1;
+    return 0;
+}
+
+int et__host_insecure(struct et_proxy *p, const char *host)
+{
+    for (size_t i = 0; i < p->o.n_insecure_upstream; i++)
+        if (et_strcaseeq(p->o.insecure_upstream[i], host) ||
+            et__glob_match(p->o.insecure_upstream[i], host))
+            return 1;
+    return 0;
+}
+
+int et__host_insecure_exact(struct et_proxy *p, const char *host)
+{
+    for (size_t i = 0; i < p->o.n_insecure_upstream; i++)
+        if (et_strcaseeq(p->o.insecure_upstream[i], host))
+            return 1;
+    return 0;
+}
+
+static int is_pinned(struct et_proxy *p, const char *host)
+{
+    for (size_t i = 0; i < p->n_pinned; i++)
+        if (et_strcaseeq(p->pinned[i], host))
+            return 1;
+    return 0;
+}
+
+void et__policy_pin(struct et_proxy *p, const char *host)
+{
+    if (is_pinned(p, host) || p->n_pinned >= MAX_PINNED)
+        return;
+    char **n = et_realloc(p->pinned, (p->n_pinned + 1) * sizeof(*n));
+    if (n == NULL)
+        return;
+    p->pinned = n;
+    if ((n[p->n_pinned] = et_strdup(host)) != NULL)
+        p->n_pinned++;
 }

@@ -1,6 +1,20 @@
 /*
- * Private declarations shared inside proxy/: the strict HTTP/1.1 head scanner and chunked
- * decoder (http1.c) and the access policy helpers (policy.c). Tests include this header.
+ * Private declarations shared by the files of proxy/ (docs/proxy.md has the file map):
+ *
+ *   http1.c     strict HTTP/1.1 head scanner and chunked decoder (pure; tests and fuzz use it)
+ *   policy.c    CIDRs, special addresses, globbing, host names; who may connect, which targets
+ *               are allowed, what is intercepted, pinned and verified
+ *   leg.c       buffers and TLS legs: chunks, the custom BIO, reads, writes, the TLS pump, the
+ *               SSL_CTXs and the client-side SNI/ALPN callbacks
+ *   upstream.c  DNS (cache, literals, getaddrinfo), connect with fallback, upstream TLS and the
+ *               facts about it
+ *   record.c    the only code that builds a struct et_exchange and hands it to on_exchange
+ *   forward.c   routing of a request, head rewriting, body framing, the answers we make
+ *   conn.c      the connection state machine (et__conn_set_mode is the one place a mode
+ *               changes), et__conn_advance, timers, closing
+ *   listener.c  the public API: listening socket, accept, stop, the malloc trimmer
+ *
+ * Tests and the fuzz targets include this header too (for the http1.c and policy.c helpers).
  */
 #ifndef ET_PROXY_PROXY_INT_H
 #define ET_PROXY_PROXY_INT_H
@@ -10,6 +24,11 @@
 #include <sys/socket.h>
 
 #include "eastrace/common.h"
+#include "eastrace/exchange.h"
+#include "eastrace/proxy.h"
+
+#include <openssl/ssl.h>
+#include <uv.h>
 
 #define ET__MAX_HEAD 65536   /* header section cap, start line included */
 #define ET__MAX_FIELDS 100   /* header field cap */
@@ -108,5 +127,355 @@ int et__glob_match(const char *pat, const char *s);
 int et__host_valid(const char *s);
 /* "ip:port" or "[ip6]:port" into out. */
 void et__addr_format(const struct sockaddr *sa, char *out, size_t outlen);
+
+
+/* ================================================================ the proxy's own types */
+
+#define ET__CHUNK_DATA (16384 + 512) /* one full TLS record fits */
+#define ET__HIGH_WATER (256 * 1024)  /* stop reading the other side above this */
+#define ET__DNS_CACHE_SIZE 64
+#define ET__MAX_ADDRS 4
+
+#define et__container_of(ptr, type, member)                                                      \
+    ((type *)(void *)((char *)(ptr) - offsetof(type, member)))
+
+/* A buffer of the per-proxy pool (ET__CHUNK_DATA bytes) or a one-off big one (long heads). */
+struct et__chunk {
+    struct et__chunk *next;
+    uint32_t off, len, cap;
+    uint8_t data[];
+};
+
+/* A write request: owns its chunks until on_write gives them back; recycled per proxy. */
+struct et__wreq {
+    uv_write_t req;
+    struct et__leg *leg;
+    struct et__wreq *next_free;
+    unsigned n;
+    size_t bytes;
+    struct et__chunk *c[8];
+    uv_buf_t b[8];
+};
+
+/* Facts about an upstream TLS session, computed once per connection (upstream.c). */
+struct et__upinfo {
+    char *version, *cipher, *alpn, *subject, *issuer, *not_before, *not_after, *sha256;
+};
+
+struct et__conn;
+
+/* One side of a connection: a TCP socket, optional TLS, its input and output chunks. */
+struct et__leg {
+    uv_tcp_t tcp;
+    struct et_proxy *p;
+    struct et__conn *conn;   /* NULL once an upstream leg is detached (closing) */
+    SSL *ssl;                /* NULL: plaintext */
+    struct et__chunk *cin;   /* TLS ciphertext received, not yet read by OpenSSL */
+    struct et__chunk *in;    /* plaintext received, not yet processed */
+    struct et__chunk *out_head, *out_tail; /* plaintext queued (before SSL_write on TLS legs) */
+    struct et__chunk *w_head, *w_tail;     /* bytes ready for uv_write */
+    size_t queued;           /* bytes in out + w + in flight */
+    unsigned handle_open : 1, reading : 1, eof : 1, closing : 1, connected : 1, hs_done : 1,
+        is_up : 1, tls : 1, close_after_flush : 1, failed : 1;
+    /* Upstream identity (for reuse): host, port, tls, sni. */
+    char *host;
+    char *sni;
+    int port;
+    struct et__upinfo *info;
+    uv_connect_t creq;
+    struct sockaddr_storage peer;
+};
+
+/*
+ * Connection mode: what the client connection is. et__conn_set_mode() (conn.c) is the only
+ * code that changes it, and it asserts that the change is one of these arrows:
+ *
+ *                 accept (calloc: ET__M_HTTP)
+ *                   |
+ *                   v
+ *              ET__M_HTTP ---- absolute-form requests, install page: [exchange loop]
+ *                   | CONNECT host:port (forward.c)
+ *                   v
+ *            ET__M_RESOLVING -- DNS / cache / literal; every address checked (upstream.c)
+ *            intercept |     \ tunnel (--intercept miss, pinned host, no certs)
+ *          "200", TLS  v      v
+ *            ET__M_TLS_HS   ET__M_TUNNEL_WAIT -- upstream TCP up, "200" --> ET__M_TUNNEL
+ *                   | client handshake done
+ *                   v
+ *              ET__M_MITM ---- HTTP/1.1 inside the client TLS: [exchange loop]
+ *
+ *   every mode --(error, deadline, end of stream, Connection: close)--> ET__M_CLOSING
+ *   ET__M_CLOSING --> ET__M_CLOSING (closing again is harmless)
+ *
+ * The exchange loop (ET__M_HTTP and ET__M_MITM) runs two direction states, rq and rs:
+ *   rq: ET__RQ_HEAD --head scanned--> ET__RQ_BODY --body framed--> ET__RQ_DONE
+ *   rs: ET__RS_NONE --request sent--> ET__RS_HEAD --head forwarded--> ET__RS_BODY --> ET__RS_DONE
+ *   both done: the exchange is recorded, back to HEAD/NONE (keep-alive) or ET__M_CLOSING.
+ */
+enum et__mode {
+    ET__M_HTTP = 0,        /* plain explicit-proxy HTTP from the client */
+    ET__M_RESOLVING = 1,   /* CONNECT received, resolving/checking the target */
+    ET__M_TLS_HS = 2,      /* CONNECT accepted, TLS handshake with the client */
+    ET__M_MITM = 3,        /* HTTP inside the intercepted TLS */
+    ET__M_TUNNEL_WAIT = 4, /* CONNECT to be tunnelled, connecting upstream */
+    ET__M_TUNNEL = 5,      /* blind relay */
+    ET__M_CLOSING = 6      /* flushing what is queued, then closing */
+};
+
+/* Request direction. */
+enum et__rq {
+    ET__RQ_HEAD = 0,  /* waiting for a request head */
+    ET__RQ_BODY = 1,  /* streaming the request body upstream */
+    ET__RQ_DONE = 2   /* request complete */
+};
+
+/* Response direction. */
+enum et__rs {
+    ET__RS_NONE = 0,  /* no request sent */
+    ET__RS_HEAD = 1,  /* waiting for the response head */
+    ET__RS_BODY = 2,  /* streaming the response body to the client */
+    ET__RS_DONE = 3   /* response complete */
+};
+
+/* How a body is framed on the way in and on the way out. */
+struct et__bodyframe {
+    enum et__framing kind;
+    enum et__framing out_kind; /* how we frame it towards the other side */
+    uint64_t remaining;
+    struct et__chunked ck;
+};
+
+/* A body being recorded (record.c): in the exchange's arena when its length is known. */
+struct et__capbuf {
+    uint8_t *data;
+    size_t len, cap;
+    uint64_t wire;
+    unsigned in_arena : 1, truncated : 1;
+};
+
+/* A pending getaddrinfo; conn is NULL when the connection went away meanwhile. */
+struct et__resolve {
+    uv_getaddrinfo_t req;
+    struct et__conn *conn;
+};
+
+/* A client connection: the client leg, the current upstream leg, mode and exchange. */
+struct et__conn {
+    struct et__leg cl;
+    struct et__leg *up;
+    struct et_proxy *p;
+    struct et__conn *prev, *next;
+    uv_timer_t timer;
+    int handles;              /* open handles (client tcp, timer); freed at 0 */
+    enum et__mode mode;       /* written by et__conn_set_mode() only */
+    enum et__rq rq;
+    enum et__rs rs;
+    struct et__bodyframe reqf, respf;
+    struct et_exchange *x;    /* the exchange being recorded (record.c) */
+    struct et__capbuf reqbody, respbody;
+    struct et__resolve *res;
+    char client_addr[56];
+    char *connect_host;       /* CONNECT target host, or NULL */
+    int connect_port;
+    char *sni;                /* SNI the client sent in the intercepted handshake */
+    char *target_host;        /* current request's target */
+    int target_port;
+    unsigned target_tls : 1, req_is_head : 1, client_close : 1, resp_started : 1,
+        local : 1, up_ready : 1, resolved : 1, intercept : 1, tunnel : 1;
+    int naddr;
+    struct sockaddr_storage addrs[ET__MAX_ADDRS];
+    int addr_i;
+    int64_t t_accept, t_req_begin;
+    uint64_t deadline;
+    uint64_t timer_due;
+    enum et_proxy_timer tkind;
+    int tkind_set;
+    uint64_t tun_up, tun_down;
+    int64_t tun_begin;
+};
+
+struct et__dns_entry {
+    char host[256];
+    int naddr;
+    struct sockaddr_storage a[ET__MAX_ADDRS];
+    uint64_t expires;
+};
+
+struct et_proxy {
+    uv_loop_t loop;
+    uv_tcp_t listener;
+    uv_async_t async;
+    uv_timer_t trim;      /* gives freed heap back after connection churn */
+    uint64_t trim_seen;   /* st.connections at the last trim */
+    struct et_proxy_opts o;
+    SSL_CTX *sctx, *cctx, *cctx_insecure;
+    BIO_METHOD *biometh;
+    struct et__chunk *free_chunks;
+    unsigned n_free;
+    struct et__wreq *free_wreqs;
+    struct et__conn *conns;
+    struct et_proxy_stats st;
+    uint64_t next_id;
+    struct et__head head; /* scratch, one thread */
+    struct et__cidr *allow_clients;
+    size_t n_allow_clients;
+    struct et__cidr *allow_targets;
+    size_t n_allow_targets;
+    struct sockaddr_storage *own;
+    size_t n_own;
+    char **pinned;
+    size_t n_pinned;
+    struct et__dns_entry dns[ET__DNS_CACHE_SIZE];
+    unsigned dns_next;
+    char listen_str[64];
+    int port;
+    unsigned stopping : 1, running : 1, handles_closed : 1;
+};
+
+/* ---------------------------------------------------------------- policy.c (decisions) */
+
+/* Parses o->allow and o->allow_target into p. 0, ET_EINVAL (e set) or ET_ENOMEM. */
+int et__policy_init(struct et_proxy *p, const struct et_proxy_opts *o, struct et_error *e);
+/* Our own addresses, and the listening interface's subnets as allowed clients. */
+void et__policy_load_interfaces(struct et_proxy *p, const struct sockaddr *listen_sa);
+/* Frees what et__policy_init, et__policy_load_interfaces and et__policy_pin allocated. */
+void et__policy_free(struct et_proxy *p);
+/* 1 when a client at sa may use the proxy (loopback, own subnets, --allow). */
+int et__client_allowed(struct et_proxy *p, const struct sockaddr *sa);
+/* 1 when host, resolved to sa, may be reached (not special, or --allow-target). */
+int et__target_allowed(struct et_proxy *p, const char *host, const struct sockaddr *sa);
+/* 1 when a CONNECT to host is intercepted (certs loaded, not pinned, --intercept match). */
+int et__should_intercept(struct et_proxy *p, const char *host);
+/* 1 when host's upstream certificate is not verified (--insecure-upstream, exact or glob). */
+int et__host_insecure(struct et_proxy *p, const char *host);
+/* 1 when host is on the --insecure-upstream list exactly (what tls.insecure reports). */
+int et__host_insecure_exact(struct et_proxy *p, const char *host);
+/* Adds host to the pinned set (tunnelled from now on); a full set or no memory is ignored. */
+void et__policy_pin(struct et_proxy *p, const char *host);
+
+/* ---------------------------------------------------------------- leg.c */
+
+struct et__chunk *et__chunk_get(struct et_proxy *p);
+/* Returns a chunk to the pool (or frees it); NULL does nothing. */
+void et__chunk_put(struct et_proxy *p, struct et__chunk *c);
+void et__chunk_list_put(struct et_proxy *p, struct et__chunk *c);
+/* Creates the BIO method and the three SSL_CTXs (client-facing, verifying, insecure). */
+int et__tls_setup(struct et_proxy *p, struct et_error *e);
+void et__tls_free(struct et_proxy *p);
+/* Puts TLS on leg l with a new SSL from ctx over the leg's BIO (SSL_MODE_RELEASE_BUFFERS).
+ * The caller sets accept or connect state. 0 or ET_ETLS. */
+int et__leg_tls_new(struct et__leg *l, SSL_CTX *ctx);
+/* Frees a leg's chunks, SSL, upstream facts and names (not the leg itself). */
+void et__leg_free_bufs(struct et_proxy *p, struct et__leg *l);
+/* uv_close callback of a heap-allocated (upstream) leg: frees it. */
+void et__leg_on_closed(uv_handle_t *h);
+void et__leg_read_start(struct et__leg *l);
+void et__leg_read_stop(struct et__leg *l);
+/* Encrypts staged plaintext (TLS legs) and starts writes. */
+void et__leg_flush(struct et__leg *l);
+/* Queues plaintext bytes for a leg (copied). 0 or ET_ENOMEM. */
+int et__leg_write(struct et__leg *l, const void *d, size_t n);
+int et__leg_printf(struct et__leg *l, const char *fmt, ...) ET_PRINTF(2, 3);
+/* Drops n processed bytes from the front of l->in (an emptied chunk goes back). */
+void et__leg_in_consume(struct et__leg *l, size_t n);
+/* Moves l->in into a one-off chunk big enough for a whole header section. */
+int et__leg_in_grow(struct et__leg *l);
+/* Runs the handshake and decrypts into `in`. 0, 1 (handshake just completed), or ET_ETLS /
+ * ET_ENOMEM (a handshake failure has the SSL error code in *sslerr). */
+int et__leg_tls_pump(struct et__leg *l, unsigned long *sslerr);
+/* 1 when a TLS leg holds ciphertext or decrypted bytes that did not fit into `in`. */
+int et__leg_tls_has_more(const struct et__leg *l);
+
+/* ---------------------------------------------------------------- upstream.c */
+
+/* Resolves c->target_host (literal, cache or uv_getaddrinfo), then et__target_resolved(). */
+void et__resolve_target(struct et__conn *c);
+/* Abandons a pending lookup (its callback then only frees it). */
+void et__resolve_cancel(struct et__conn *c);
+/* c->addrs holds the target's addresses: checks each against the policy (DNS rebinding),
+ * then hands over to et__conn_on_target(). */
+void et__target_resolved(struct et__conn *c);
+/* Starts a new upstream leg for the current target (adopting the old leg's staged bytes). */
+void et__up_start(struct et__conn *c);
+/* Detaches and closes the upstream leg; its close callback frees it. */
+void et__up_close(struct et__conn *c);
+/* Upstream TLS: handshake, verification result, decryption; on completion collects the TLS
+ * facts and calls et__conn_up_ready(). Failures go to et__conn_fail(). */
+void et__up_pump(struct et__conn *c);
+
+/* ---------------------------------------------------------------- record.c */
+
+/* The current exchange, made on first use (NULL: no memory). */
+struct et_exchange *et__rec_exchange(struct et__conn *c);
+/* Starts recording a body of known length (> 0 and within body_cap: straight in the arena). */
+void et__cap_init(struct et__conn *c, struct et__capbuf *b, int64_t known);
+/* Records n body bytes (up to body_cap, wire length always). */
+void et__cap_add(struct et__conn *c, struct et__capbuf *b, const uint8_t *d, size_t n);
+void et__cap_drop(struct et__capbuf *b);
+/* The request line and header fields of h. */
+void et__rec_request(struct et__conn *c, const struct et__head *h);
+/* Where the request goes; https also marks TLS present. */
+void et__rec_target(struct et__conn *c, const char *scheme, const char *host, int port);
+void et__rec_intercepted(struct et__conn *c, int yes);
+/* The request ended now. */
+void et__rec_req_end(struct et__conn *c);
+/* The response status line and header fields of h. */
+void et__rec_response(struct et__conn *c, const struct et__head *h);
+/* A response the proxy made itself (error page, install page), unless one is recorded. */
+void et__rec_local_response(struct et__conn *c, int status, const char *reason,
+                            const char *ctype, const void *body, size_t blen);
+/* A client handshake failed before any request: record it as the CONNECT it was. */
+void et__rec_connect_attempt(struct et__conn *c);
+/* Marks the exchange (made when needed) failed with msg. */
+void et__rec_fail(struct et__conn *c, int code, enum et_stage stage, const char *msg);
+/* The client's stream ended: a started exchange is marked reset by the client. */
+void et__rec_client_eof(struct et__conn *c);
+/* Drops the current exchange unrecorded (an intercepted CONNECT: the requests inside count). */
+void et__rec_discard(struct et__conn *c);
+/* Hands the current exchange to on_exchange (bodies, upstream facts, end times). */
+void et__rec_finish(struct et__conn *c);
+/* The connection closes: a tunnel's exchange is completed and handed over, a started
+ * exchange is marked reset (unless already failed) and handed over. */
+void et__rec_close(struct et__conn *c);
+/* Frees what is still being recorded (the connection is freed). */
+void et__rec_free(struct et__conn *c);
+
+/* ---------------------------------------------------------------- forward.c */
+
+/* A complete request head h is at the front of cl.in: record it, route it, forward it. */
+void et__handle_request(struct et__conn *c, const struct et__head *h);
+/* The response head h is at the front of up->in. */
+void et__handle_response(struct et__conn *c, const struct et__head *h);
+/* Moves body bytes from src->in to dst (re-framed; dst NULL drops them), recording them.
+ * 1 when the body is complete, 0 when more is needed, negative on a framing error (e set). */
+int et__pump_body(struct et__conn *c, struct et__leg *src, struct et__leg *dst,
+                  struct et__bodyframe *f, struct et__capbuf *cap, struct et_error *e);
+/* Writes a complete small response to the client (and records it). */
+void et__send_simple(struct et__conn *c, int status, const char *ctype, const void *body,
+                     size_t blen, int close);
+const char *et__reason_of(int status);
+
+/* ---------------------------------------------------------------- conn.c */
+
+/* The one place the mode changes (asserts the arrow is in the diagram above). */
+void et__conn_set_mode(struct et__conn *c, enum et__mode to);
+/* Runs TLS, the HTTP machine, flushes both legs, then decides reads and deadlines. */
+void et__conn_advance(struct et__conn *c);
+/* Decides what to read next and arms the deadline that applies. */
+void et__conn_update_io(struct et__conn *c);
+/* Arms (or extends) the connection's deadline of the given kind. */
+void et__conn_deadline(struct et__conn *c, enum et_proxy_timer kind);
+/* Records a failure (answering status when possible, 0: no answer), finishes the exchange,
+ * closes the upstream and moves to ET__M_CLOSING. */
+void et__conn_fail(struct et__conn *c, int code, enum et_stage stage, int status,
+                   const char *fmt, ...) ET_PRINTF(5, 6);
+/* Closes the connection and everything it owns (freed in the close callbacks). */
+void et__conn_close(struct et__conn *c);
+/* The target's addresses passed the policy: continue by mode (intercept, tunnel, connect). */
+void et__conn_on_target(struct et__conn *c);
+/* The upstream leg is connected (and its TLS done): flush the request or start the tunnel. */
+void et__conn_up_ready(struct et__conn *c);
+/* A leg read nread bytes (or an error): the connection reacts. */
+void et__conn_on_read(struct et__leg *l, ssize_t nread);
 
 #endif

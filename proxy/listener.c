@@ -1,0 +1,226 @@
+/*
+ * The listener and the public API (eastrace/proxy.h): options and defaults, the listening
+ * socket, accepting a client (policy check, then the connection starts in ET__M_HTTP),
+ * stopping from any thread, and the timer that gives freed heap back after connection churn.
+ * Per-connection work lives in conn.c; docs/proxy.md has the map of the files.
+ */
+#include "proxy_int.h"
+
+#include <malloc.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void on_connection(uv_stream_t *server, int status)
+{
+    struct et_proxy *p = server->data;
+    if (status < 0 || p->stopping)
+        return;
+    struct et__conn *c = et_calloc(1, sizeof(*c));
+    if (c == NULL)
+        return;
+    c->p = p;
+    c->cl.p = p;
+    c->cl.conn = c;
+    if (uv_tcp_init(&p->loop, &c->cl.tcp) != 0) {
+        et_free(c);
+        return;
+    }
+    c->cl.tcp.data = &c->cl;
+    c->cl.handle_open = 1;
+    uv_timer_init(&p->loop, &c->timer);
+    c->timer.data = c;
+    c->handles = 2;
+    c->next = p->conns;
+    if (p->conns)
+        p->conns->prev = c;
+    p->conns = c;
+    p->st.connections++;
+    p->st.active++;
+    if (uv_accept(server, (uv_stream_t *)&c->cl.tcp) != 0) {
+        et__conn_close(c);
+        return;
+    }
+    c->cl.connected = 1;
+    c->t_accept = et_now_us();
+    uv_tcp_nodelay(&c->cl.tcp, 1);
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    memset(&ss, 0, sizeof(ss));
+    uv_tcp_getpeername(&c->cl.tcp, (struct sockaddr *)&ss, &len);
+    et__addr_format((const struct sockaddr *)&ss, c->client_addr, sizeof(c->client_addr));
+    /* c->mode is ET__M_HTTP (calloc): the first state of the diagram. */
+    if (!et__client_allowed(p, (const struct sockaddr *)&ss)) {
+        p->st.denied++;
+        et__conn_fail(c, ET_EDENIED, ET_STAGE_CLIENT, 403,
+                      "client %s is not on the proxy's subnets (--allow)", c->client_addr);
+        et__leg_flush(&c->cl);
+        et__conn_update_io(c);
+        return;
+    }
+    et__conn_update_io(c);
+}
+
+/*
+ * After a burst of handshakes (a reconnect storm), glibc keeps the freed TLS buffers in its
+ * arenas; held connections then look far bigger than they are. Trimming every few seconds
+ * while connections come and go returns those pages (malloc_trim also releases free pages in
+ * the middle of the heap), which keeps RSS per held long poll near its real size.
+ */
+static void on_trim(uv_timer_t *t)
+{
+    struct et_proxy *p = t->data;
+    if (getenv("ET_PROXY_DEBUG_MEM") != NULL) {
+        struct mallinfo2 mi = mallinfo2();
+        fprintf(stderr, "mem: active %llu in-use %zu KiB (%zu B/conn), heap %zu KiB\n",
+                (unsigned long long)p->st.active, mi.uordblks / 1024,
+                p->st.active ? mi.uordblks / (size_t)p->st.active : 0, mi.arena / 1024);
+    }
+    if (p->st.connections != p->trim_seen) {
+        p->trim_seen = p->st.connections;
+        malloc_trim(0);
+    }
+}
+
+static void on_async(uv_async_t *a)
+{
+    struct et_proxy *p = a->data;
+    p->stopping = 1;
+    if (!p->handles_closed) {
+        p->handles_closed = 1;
+        uv_close((uv_handle_t *)&p->listener, NULL);
+        uv_close((uv_handle_t *)&p->async, NULL);
+        uv_close((uv_handle_t *)&p->trim, NULL);
+    }
+    while (p->conns != NULL)
+        et__conn_close(p->conns);
+}
+
+/* ---------------------------------------------------------------- setup */
+
+int et_proxy_new(const struct et_proxy_opts *o, struct et_proxy **out, struct et_error *e)
+{
+    struct et_proxy *p = et_calloc(1, sizeof(*p));
+    int rc;
+    if (p == NULL)
+        return ET_ENOMEM;
+    p->o = *o;
+    if (p->o.listen_addr == NULL)
+        p->o.listen_addr = "127.0.0.1";
+    if (p->o.listen_port < 0)
+        p->o.listen_port = 8888;
+    if (p->o.body_cap == 0)
+        p->o.body_cap = 1 << 20;
+    if (p->o.idle_timeout_ms == 0)
+        p->o.idle_timeout_ms = 120000;
+    if (p->o.header_timeout_ms == 0)
+        p->o.header_timeout_ms = 30000;
+    if (p->o.connect_timeout_ms == 0)
+        p->o.connect_timeout_ms = 30000;
+    if (p->o.longpoll_timeout_ms < 3660000)
+        p->o.longpoll_timeout_ms = 3660000;
+
+    if ((rc = et__policy_init(p, o, e)) != 0)
+        goto fail;
+
+    rc = uv_loop_init(&p->loop);
+    if (rc != 0) {
+        et_error_set(e, ET_EIO, "uv_loop_init: %s", uv_strerror(rc));
+        et__policy_free(p);
+        et_free(p);
+        return ET_EIO;
+    }
+    uv_tcp_init(&p->loop, &p->listener);
+    p->listener.data = p;
+    uv_async_init(&p->loop, &p->async, on_async);
+    p->async.data = p;
+    uv_timer_init(&p->loop, &p->trim);
+    p->trim.data = p;
+    uv_timer_start(&p->trim, on_trim, 2000, 2000);
+    uv_unref((uv_handle_t *)&p->trim);
+
+    if ((rc = et__tls_setup(p, e)) != 0)
+        goto fail_loop;
+
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (uv_ip4_addr(p->o.listen_addr, p->o.listen_port, (struct sockaddr_in *)(void *)&ss) != 0 &&
+        uv_ip6_addr(p->o.listen_addr, p->o.listen_port, (struct sockaddr_in6 *)(void *)&ss) != 0) {
+        et_error_set(e, ET_EINVAL, "bad listen address '%s'", p->o.listen_addr);
+        rc = ET_EINVAL;
+        goto fail_loop;
+    }
+    et__policy_load_interfaces(p, (const struct sockaddr *)&ss);
+    rc = uv_tcp_bind(&p->listener, (const struct sockaddr *)&ss, 0);
+    if (rc == 0)
+        rc = uv_listen((uv_stream_t *)&p->listener, 4096, on_connection);
+    if (rc != 0) {
+        et_error_set(e, ET_EIO, "cannot listen on %s:%d: %s", p->o.listen_addr,
+                     p->o.listen_port, uv_strerror(rc));
+        rc = ET_EIO;
+        goto fail_loop;
+    }
+    struct sockaddr_storage bound;
+    int blen = sizeof(bound);
+    uv_tcp_getsockname(&p->listener, (struct sockaddr *)&bound, &blen);
+    et__addr_format((const struct sockaddr *)&bound, p->listen_str, sizeof(p->listen_str));
+    p->port = ntohs(bound.ss_family == AF_INET
+                        ? ((struct sockaddr_in *)(void *)&bound)->sin_port
+                        : ((struct sockaddr_in6 *)(void *)&bound)->sin6_port);
+    *out = p;
+    return 0;
+fail_loop:
+    et_proxy_free(p);
+    return rc;
+fail:
+    et__policy_free(p);
+    et_free(p);
+    return rc;
+}
+
+int et_proxy_port(const struct et_proxy *p)
+{
+    return p->port;
+}
+
+int et_proxy_run(struct et_proxy *p)
+{
+    p->running = 1;
+    int rc = uv_run(&p->loop, UV_RUN_DEFAULT);
+    p->running = 0;
+    return rc < 0 ? ET_EIO : 0;
+}
+
+void et_proxy_stop(struct et_proxy *p)
+{
+    uv_async_send(&p->async);
+}
+
+void et_proxy_get_stats(const struct et_proxy *p, struct et_proxy_stats *out)
+{
+    *out = p->st;
+}
+
+void et_proxy_free(struct et_proxy *p)
+{
+    if (p == NULL)
+        return;
+    if (!p->handles_closed)
+        on_async(&p->async);
+    uv_run(&p->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&p->loop);
+    while (p->free_chunks != NULL) {
+        struct et__chunk *c = p->free_chunks;
+        p->free_chunks = c->next;
+        et_free(c);
+    }
+    while (p->free_wreqs != NULL) {
+        struct et__wreq *w = p->free_wreqs;
+        p->free_wreqs = w->next_free;
+        et_free(w);
+    }
+    et__tls_free(p);
+    et__policy_free(p);
+    et_free(p);
+}

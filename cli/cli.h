@@ -70,6 +70,20 @@ int et_cli_filter_arg(struct et_pipe_filter *f, int argc, char **argv, int *i);
 /* Writes recorded bytes; on a terminal control characters are shown escaped. */
 int et_cli_write_safe(FILE *f, const unsigned char *p, size_t n);
 
+/* ---- proxy --web (cmd_web.c): the session browser of a live capture ---- */
+struct et_cli_live_web;
+struct et_pipe_item;
+/* Starts the web server on listen (ADDR:PORT) over a live store; prints its URL as the first
+ * line of standard output. NULL on failure (reported). */
+struct et_cli_live_web *et_cli_live_web_start(const char *listen);
+/* A request read whole (the proxy's on_request): EAS requests show as pending. */
+void et_cli_live_web_request(struct et_cli_live_web *w, const struct et_exchange *x);
+/* The exchange of proxy number id finished (before the live number replaces it). */
+void et_cli_live_web_done(struct et_cli_live_web *w, uint64_t id);
+/* One exchange of the live pipeline. */
+void et_cli_live_web_add(struct et_cli_live_web *w, const struct et_pipe_item *it);
+void et_cli_live_web_stop(struct et_cli_live_web *w);
+
 /* Prints "eastrace: " + message to stderr. */
 void et_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

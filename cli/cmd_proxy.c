@@ -43,6 +43,7 @@ struct run_ctx {
     struct et_pipe *pipe;
     struct et_pipe_timeline *tl;
     struct et_pipe_sink tl_sink;
+    struct et_cli_live_web *web; /* --web: the session browser, live */
 };
 
 /* The live view's sink: the timeline's line (unless --quiet), and at the end the session
@@ -50,6 +51,8 @@ struct run_ctx {
 static int on_live(void *arg, const struct et_pipe_item *it)
 {
     struct run_ctx *r = arg;
+    if (r->web != NULL)
+        et_cli_live_web_add(r->web, it);
     return r->quiet ? 0 : r->tl_sink.on_exchange(r->tl_sink.arg, it);
 }
 
@@ -103,9 +106,18 @@ static uint64_t count_records(const char *path)
     return n;
 }
 
+static void on_request(const struct et_exchange *x, void *ud)
+{
+    struct run_ctx *r = ud;
+    if (r->web != NULL)
+        et_cli_live_web_request(r->web, x);
+}
+
 static void on_exchange(struct et_exchange *x, void *ud)
 {
     struct run_ctx *r = ud;
+    if (r->web != NULL)
+        et_cli_live_web_done(r->web, x->id);
     /* One number per exchange (docs/json.md): with -w, the record number it gets in the
      * capture file, the number `eastrace replay FILE` gives it (an exchange that failed to be
      * written is not in the file; the next one gets its number); without, the count. */
@@ -152,7 +164,11 @@ static void usage(FILE *f)
             "  --rsa                     RSA-2048 leaf certificates (old devices)\n"
             "  -w FILE                   append every exchange to the capture FILE\n"
             "  --on-capture-error continue|stop   what a capture write error does\n"
-            "  --quiet                   no line per exchange\n");
+            "  --quiet                   no line per exchange\n"
+            "  --web ADDR:PORT           also serve the session browser (eastrace web), live:\n"
+            "                            exchanges appear as they complete, held long polls\n"
+            "                            as pending; its URL with the token is the first line\n"
+            "                            of output (127.0.0.1:0 picks a free port)\n");
 }
 
 /* Splits "ADDR:PORT" / "[v6]:PORT" / "PORT". */
@@ -189,7 +205,7 @@ int et_cmd_proxy(int argc, char **argv)
     struct et_certs_opts co;
     struct run_ctx r;
     struct et_error e;
-    const char *capfile = NULL;
+    const char *capfile = NULL, *web = NULL;
     int rc = ET_EXIT_INPUT;
     struct et_certs *certs = NULL;
     const char **allow = calloc((size_t)argc + 1, sizeof(char *));
@@ -243,6 +259,8 @@ int et_cmd_proxy(int argc, char **argv)
             co.ca_key_file = v;
         } else if (strcmp(a, "--ca-dir") == 0) {
             co.dir = v;
+        } else if (strcmp(a, "--web") == 0) {
+            web = v;
         } else if (strcmp(a, "-w") == 0) {
             capfile = v;
         } else if (strcmp(a, "--on-capture-error") == 0) {
@@ -304,7 +322,10 @@ int et_cmd_proxy(int argc, char **argv)
     }
     po.certs = certs;
     po.on_exchange = on_exchange;
+    po.on_request = on_request;
     po.ud = &r;
+    if (web != NULL && (r.web = et_cli_live_web_start(web)) == NULL)
+        goto out;
     if (et_proxy_new(&po, &g_proxy, &e) != 0) {
         et_cli_err("cannot start the proxy: %s", e.msg);
         goto out;
@@ -366,6 +387,7 @@ out:
         g_proxy = NULL;
         et_proxy_free(p);
     }
+    et_cli_live_web_stop(r.web);
     et_certs_free(certs);
     et_pipe_timeline_free(r.tl);
     et_pipe_free(r.pipe);

@@ -146,3 +146,80 @@ out:
     return status;
 }
 
+
+/* ---- proxy --web ------------------------------------------------------------------------- */
+
+struct et_cli_live_web {
+    struct et_web_store *st;
+    struct et_web_server *srv;
+};
+
+/* Rows kept in a live session: the oldest go first beyond this. */
+#define LIVE_MAX_ROWS ((size_t)100000)
+
+struct et_cli_live_web *et_cli_live_web_start(const char *listen)
+{
+    struct et_web_store_opts so = {0};
+    struct et_web_server_opts wo = {0};
+    struct et_cli_live_web *w = et_calloc(1, sizeof(*w));
+    struct et_error e;
+    char msg[400];
+
+    if (w == NULL) {
+        et_cli_err("out of memory");
+        return NULL;
+    }
+    so.max_rows = LIVE_MAX_ROWS;
+    wo.listen = listen;
+    et_error_clear(&e);
+    if ((w->st = et_web_store_new(&so, &e)) == NULL ||
+        et_web_server_start(w->st, &wo, &w->srv, &e) != 0) {
+        et_cli_err("proxy --web: %s", et_error_format(&e, msg, sizeof(msg)));
+        et_web_store_free(w->st);
+        et_free(w);
+        return NULL;
+    }
+    et_web_store_set_live(w->st, 1);
+    printf("%s\n", et_web_server_url(w->srv));
+    fflush(stdout);
+    fprintf(stderr, "eastrace proxy: the session browser is at the URL above%s\n",
+            et_web_server_loopback(w->srv)
+                ? ""
+                : " (not a loopback address: every request there needs the token too)");
+    return w;
+}
+
+void et_cli_live_web_request(struct et_cli_live_web *w, const struct et_exchange *x)
+{
+    struct et_arena *a = et_arena_new(0);
+    struct et_view v;
+    if (a == NULL)
+        return;
+    /* The view of the request alone: device, command, and the heartbeat it asked for. */
+    if (et_view_build(x, a, &v) == 0) {
+        if (v.is_eas)
+            et_web_store_begin_pending(w->st, x->id, x->t.req_begin, v.device, v.cmd, x->host,
+                                       v.heartbeat_req);
+        et_view_reset(&v);
+    }
+    et_arena_free(a);
+}
+
+void et_cli_live_web_done(struct et_cli_live_web *w, uint64_t id)
+{
+    et_web_store_end_pending(w->st, id);
+}
+
+void et_cli_live_web_add(struct et_cli_live_web *w, const struct et_pipe_item *it)
+{
+    et_web_store_add(w->st, it->n, it->x, it->v, it->findings, it->seen_by);
+}
+
+void et_cli_live_web_stop(struct et_cli_live_web *w)
+{
+    if (w == NULL)
+        return;
+    et_web_server_stop(w->srv);
+    et_web_store_free(w->st);
+    et_free(w);
+}

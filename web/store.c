@@ -565,16 +565,6 @@ int et_web_store_add(struct et_web_store *s, uint64_t n, const struct et_exchang
                     d->warnings++;
         }
     }
-    /* The exchange of a pending request has arrived. */
-    for (size_t i = 0; i < s->npend; i++) {
-        if (s->pend[i].key == x->id && x->source == ET_SRC_PROXY) {
-            et_free(s->pend[i].device);
-            et_free(s->pend[i].cmd);
-            et_free(s->pend[i].host);
-            s->pend[i] = s->pend[--s->npend];
-            break;
-        }
-    }
     changed(s);
 unlock:
     pthread_mutex_unlock(&s->mu);
@@ -857,9 +847,14 @@ void et__web_summary_json(struct et_web_store *s, struct et_buf *out)
                   s->live ? "true" : "false", s->finished ? "true" : "false",
                   (unsigned long long)s->nerr, (unsigned long long)s->nwarn,
                   (unsigned long long)s->ninfo, s->ndevs, (long long)(now / 1000));
-    for (size_t i = 0; i < s->npend; i++) {
+    for (size_t i = 0, m = 0; i < s->npend; i++) {
         const struct et__web_pending *p = &s->pend[i];
-        if (i)
+        /* A request whose exchange never came (the client went away and the proxy dropped
+         * it) is not shown for ever. */
+        int64_t limit = (int64_t)(p->heartbeat > 0 ? p->heartbeat + 300 : 3700) * 1000000;
+        if (p->start > 0 && now - p->start > limit)
+            continue;
+        if (m++)
             et_buf_putc(out, ',');
         et_buf_printf(out, "{\"key\":%llu,\"t\":", (unsigned long long)p->key);
         jtime(out, p->start);

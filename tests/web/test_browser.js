@@ -357,6 +357,86 @@ async function testHostile(browser, har) {
   await p.close();
 }
 
+/* eastrace proxy --web: a real TLS origin that holds Pings, curl through the proxy, the page
+ * open meanwhile: a Sync row arrives by itself, a held Ping shows as pending with its heartbeat
+ * counting down, then becomes a row. */
+async function testLive(browser) {
+  const https = require('https');
+  const F = path.join(__dirname, '..', 'fixtures', 'proxy');
+  const CLI = path.join(__dirname, '..', 'fixtures', 'cli');
+  const pingBody = path.join(tmp, 'ping.wbxml');
+  const pingResp = path.join(tmp, 'ping-resp.wbxml');
+  cli(['encode', path.join(CLI, 'ping-req.xml'), '-o', pingBody]);
+  cli(['encode', path.join(CLI, 'ping-resp-changes.xml'), '-o', pingResp]);
+  const respBytes = fs.readFileSync(pingResp);
+  const HOLD_MS = 3500;
+  const origin = https.createServer({ cert: fs.readFileSync(path.join(F, 'origin-localhost.pem')), key: fs.readFileSync(path.join(F, 'origin-localhost.key')) }, (req, res) => {
+    req.on('data', () => {});
+    req.on('end', () => {
+      const ping = /Cmd=Ping/.test(req.url);
+      setTimeout(() => {
+        res.writeHead(200, { 'Content-Type': 'application/vnd.ms-sync.wbxml', 'MS-Server-ActiveSync': '15.1' });
+        res.end(ping ? respBytes : Buffer.alloc(0));
+      }, ping ? HOLD_MS : 0);
+    });
+  });
+  await new Promise(r => origin.listen(0, '127.0.0.1', r));
+  const oport = origin.address().port;
+  const data = path.join(tmp, 'xdg');
+  const proxy = spawn(E, ['proxy', '--listen', '127.0.0.1:0', '--allow-target', '127.0.0.1', '--allow-target', 'localhost',
+    '--upstream-ca', path.join(F, 'origin-ca.pem'), '--web', '127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'], env: Object.assign({}, process.env, { XDG_DATA_HOME: data }) });
+  procs.push(proxy);
+  let out = '', err = '';
+  proxy.stdout.on('data', d => { out += d; });
+  proxy.stderr.on('data', d => { err += d; });
+  const end = Date.now() + 20000;
+  while ((!/\n/.test(out) || !/listening on 127\.0\.0\.1:\d+/.test(err)) && Date.now() < end) await new Promise(r => setTimeout(r, 50));
+  const url = out.split('\n')[0];
+  const pm = /listening on 127\.0\.0\.1:(\d+)/.exec(err);
+  ok('proxy --web: the URL is the first line of output', /^http:\/\/127\.0\.0\.1:\d+\/\?token=[0-9a-f]{32}$/.test(url), out + err);
+  if (!pm) { origin.close(); return; }
+  const pport = pm[1];
+  const ca = path.join(data, 'eastrace', 'ca.pem');
+  const curl = (cmd, body) => new Promise((resolve) => {
+    const args = ['-s', '-o', '/dev/null', '-w', '%{http_code}', '-x', 'http://127.0.0.1:' + pport, '--cacert', ca,
+      '-H', 'Content-Type: application/vnd.ms-sync.wbxml', '-H', 'MS-ASProtocolVersion: 14.1', '-H', 'User-Agent: Apple-iPhone/1',
+      'https://localhost:' + oport + '/Microsoft-Server-ActiveSync?Cmd=' + cmd + '&User=alice&DeviceId=LIVE1&DeviceType=iPhone'];
+    if (body) args.push('--data-binary', '@' + body); else args.push('-X', 'POST', '-d', '');
+    const c = spawn('curl', args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    let code = '';
+    c.stdout.on('data', d => { code += d; });
+    c.on('exit', () => resolve(code));
+  });
+  const page = await browser.newPage();
+  await page.goto(url);
+  await page.waitFor("document.body.dataset.ready === '1'");
+  ok('proxy --web: live badge shown', await page.eval("!document.getElementById('live').hidden"));
+  eqv('proxy --web: no exchange yet', matchedCount(await page.eval("document.getElementById('matched').textContent")), 0);
+  eqv('proxy --web: a Sync through the proxy', await curl('Sync'), '200');
+  const arrived = await page.waitFor("(r => r && r.dataset.n === '1' ? r.children[4].textContent : '')(document.querySelector('#grid-space .row'))", 10000).catch(() => '');
+  eqv('proxy --web: the Sync arrives in the open page by itself', arrived, 'Sync');
+  const t0 = Date.now();
+  const held = curl('Ping', pingBody);
+  const p1 = await page.waitFor("(p => p && !p.hidden && /Ping/.test(p.textContent) ? p.textContent : '')(document.getElementById('pending'))", 5000).catch(() => '');
+  ok('proxy --web: the held Ping shows as pending with its heartbeat', /Ping LIVE1 localhost held \d+s, heartbeat 900s: \d+s left/.test(p1), p1);
+  if (SHOTS) await page.screenshot(path.join(SHOTS, 'live.png'));
+  await new Promise(r => setTimeout(r, 1600));
+  const p2 = await page.eval("document.getElementById('pending').textContent");
+  const left = (t) => Number((/(\d+)s left/.exec(t) || [0, -1])[1]);
+  ok('proxy --web: its heartbeat counts down', left(p1) > 0 && left(p2) < left(p1), p1 + ' / ' + p2);
+  eqv('proxy --web: the Ping is answered', await held, '200');
+  ok('proxy --web: it was held by the origin', Date.now() - t0 >= HOLD_MS - 200);
+  const row2 = await page.waitFor("(r => r.length > 1 ? r[1].children[4].textContent + ' ' + r[1].children[7].textContent : '')(document.querySelectorAll('#grid-space .row'))", 10000).catch(() => '');
+  eqv('proxy --web: then it becomes a row (Ping, Status 2=Changes)', row2, 'Ping 2=Changes');
+  ok('proxy --web: and is no longer pending', await page.waitFor("document.getElementById('pending').hidden", 5000).catch(() => false));
+  ok('proxy --web: no script error', page.consoleErrors.length === 0, page.consoleErrors.join('; '));
+  await page.close();
+  proxy.kill('SIGINT');
+  await new Promise(r => proxy.once('exit', r));
+  ok('proxy --web: stops on SIGINT', proxy.exitCode === 0, 'exit ' + proxy.exitCode + ' ' + err.slice(-300));
+  origin.close();
+}
+
 /* Three kinds of source of the same requests: one row per request with replay's "seen by". */
 async function testTimeline(browser) {
   const tl = path.join(__dirname, '..', 'fixtures', 'timeline');
@@ -465,6 +545,7 @@ async function main() {
     const N = await testServer(browser, cap);
     await testHostile(browser, har);
     await testTimeline(browser);
+    await testLive(browser);
     await testExport(browser, cap, N);
     if (process.env.ET_WEB_LOADTIME) await loadTime(browser, process.env.ET_WEB_LOADTIME.split(',').map(Number));
   } catch (e) {

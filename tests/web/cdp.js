@@ -75,6 +75,7 @@ class Browser {
     await page.send('Page.enable');
     await page.send('Runtime.enable');
     await page.send('Network.enable');
+    await page.send('Page.bringToFront'); /* a background page's timers are throttled */
     return page;
   }
 

@@ -369,7 +369,7 @@ async function testLive(browser) {
   cli(['encode', path.join(CLI, 'ping-req.xml'), '-o', pingBody]);
   cli(['encode', path.join(CLI, 'ping-resp-changes.xml'), '-o', pingResp]);
   const respBytes = fs.readFileSync(pingResp);
-  const HOLD_MS = 3500;
+  const HOLD_MS = 5000;
   const origin = https.createServer({ cert: fs.readFileSync(path.join(F, 'origin-localhost.pem')), key: fs.readFileSync(path.join(F, 'origin-localhost.key')) }, (req, res) => {
     req.on('data', () => {});
     req.on('end', () => {
@@ -420,9 +420,8 @@ async function testLive(browser) {
   const p1 = await page.waitFor("(p => p && !p.hidden && /Ping/.test(p.textContent) ? p.textContent : '')(document.getElementById('pending'))", 5000).catch(() => '');
   ok('proxy --web: the held Ping shows as pending with its heartbeat', /Ping LIVE1 localhost held \d+s, heartbeat 900s: \d+s left/.test(p1), p1);
   if (SHOTS) await page.screenshot(path.join(SHOTS, 'live.png'));
-  await new Promise(r => setTimeout(r, 1600));
-  const p2 = await page.eval("document.getElementById('pending').textContent");
   const left = (t) => Number((/(\d+)s left/.exec(t) || [0, -1])[1]);
+  const p2 = await page.waitFor(`(t => (/(\\d+)s left/.exec(t) || [0, 1e9])[1] < ${left(p1)} ? t : '')(document.getElementById('pending').textContent)`, 3500).catch(() => page.eval("document.getElementById('pending').textContent"));
   ok('proxy --web: its heartbeat counts down', left(p1) > 0 && left(p2) < left(p1), p1 + ' / ' + p2);
   eqv('proxy --web: the Ping is answered', await held, '200');
   ok('proxy --web: it was held by the origin', Date.now() - t0 >= HOLD_MS - 200);

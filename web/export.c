@@ -45,6 +45,13 @@ static int write_all(FILE *f, const struct et_buf *b)
     return fwrite(b->data, 1, b->len, f) == b->len ? 0 : ET_EIO;
 }
 
+/* Writes JSON text with '<' '>' '&' escaped, so nothing in it can end the script element. */
+static int write_json(FILE *f, struct et_buf *b)
+{
+    int rc = et__web_json_harden(b);
+    return rc != 0 ? rc : write_all(f, b);
+}
+
 /* The data block, streamed: {"mode":"file","title":..,"summary":..,"devices":..,
  * "findings":..,"rows":[..],"details":[..],"texts":[..]}. */
 static int write_data(struct et_web_store *s, FILE *f, const char *title)
@@ -68,7 +75,7 @@ static int write_data(struct et_web_store *s, FILE *f, const char *title)
             et_buf_putc(&b, ',');
         et__web_row_json(s, &s->rows[i], &b);
         if (b.len > (1u << 20)) {
-            if ((rc = write_all(f, &b)) != 0)
+            if ((rc = write_json(f, &b)) != 0)
                 goto out;
             et_buf_reset(&b);
         }
@@ -80,7 +87,7 @@ static int write_data(struct et_web_store *s, FILE *f, const char *title)
         if ((rc = et__web_spill_read(s, s->rows[i].detail_off, s->rows[i].detail_len, &b)) != 0)
             goto out;
         if (b.len > (1u << 20)) {
-            if ((rc = write_all(f, &b)) != 0)
+            if ((rc = write_json(f, &b)) != 0)
                 goto out;
             et_buf_reset(&b);
         }
@@ -94,14 +101,13 @@ static int write_data(struct et_web_store *s, FILE *f, const char *title)
             goto out;
         et__web_json_str(&b, (const char *)tmp.data, tmp.len);
         if (b.len > (1u << 20)) {
-            if ((rc = write_all(f, &b)) != 0)
+            if ((rc = write_json(f, &b)) != 0)
                 goto out;
             et_buf_reset(&b);
         }
     }
     et_buf_puts(&b, "]}");
-    /* Every string above went through et__web_json_str or et__web_json_harden: no '<'. */
-    rc = write_all(f, &b);
+    rc = write_json(f, &b);
 out:
     et_buf_free(&b);
     et_buf_free(&tmp);

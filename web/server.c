@@ -52,6 +52,7 @@ struct conn {
     int waiting;           /* /api/wait held */
     uint64_t wait_version;
     int closing;
+    int shutting;          /* a close after the last write is under way */
     int keep_alive;
     int handles;           /* open handles; freed when 0 */
     struct conn *next, **pprev;
@@ -85,6 +86,35 @@ static void on_write(uv_write_t *w, int status)
 }
 
 static void conn_close(struct conn *c);
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    struct conn *c = req->data;
+    (void)status;
+    et_free(req);
+    conn_close(c);
+}
+
+/* Closes once everything written has gone out (uv_close would cancel queued writes). */
+static void conn_close_after_write(struct conn *c)
+{
+    uv_shutdown_t *req;
+    if (c->closing || c->shutting)
+        return;
+    c->shutting = 1;
+    c->waiting = 0;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    req = et_malloc(sizeof(*req));
+    if (req == NULL) {
+        conn_close(c);
+        return;
+    }
+    req->data = c;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        et_free(req);
+        conn_close(c);
+    }
+}
 
 static void send_raw(struct conn *c, struct et_buf *b)
 {
@@ -149,7 +179,7 @@ static void respond(struct conn *c, int status, const char *type, const void *bo
     et_buf_append(&b, body, len);
     send_raw(c, &b);
     if (!c->keep_alive)
-        conn_close(c);
+        conn_close_after_write(c);
 }
 
 static void respond_text(struct conn *c, int status, const char *text)
@@ -488,7 +518,7 @@ static void conn_close(struct conn *c)
 
 static void conn_feed(struct conn *c)
 {
-    while (c->in.len > 0 && !c->waiting && !c->closing) {
+    while (c->in.len > 0 && !c->waiting && !c->closing && !c->shutting) {
         enum llhttp_errno err = llhttp_execute(&c->p, (const char *)c->in.data, c->in.len);
         if (err == HPE_OK) {
             et_buf_reset(&c->in);

@@ -116,13 +116,17 @@ int et__web_json_str(struct et_buf *b, const char *s, size_t n)
 
     if (s == NULL)
         return et_buf_puts(b, "null");
-    if ((rc = et_buf_putc(b, '"')) != 0)
+    if ((rc = et_buf_reserve(b, n + 2)) != 0 || (rc = et_buf_putc(b, '"')) != 0)
         return rc;
     while (i < n) {
         uint8_t c = p[i];
         char esc[8];
         const char *rep = NULL;
         size_t adv = 1;
+        if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') { /* the common case */
+            i++;
+            continue;
+        }
         if (c == '"')
             rep = "\\\"";
         else if (c == '\\')
@@ -131,10 +135,10 @@ int et__web_json_str(struct et_buf *b, const char *s, size_t n)
             rep = "\\n";
         else if (c == '\t')
             rep = "\\t";
-        else if (c < 0x20 || c == 0x7f || c == '<' || c == '>' || c == '&') {
+        else if (c < 0x80) {
             snprintf(esc, sizeof(esc), "\\u00%c%c", hex[c >> 4], hex[c & 15]);
             rep = esc;
-        } else if (c >= 0x80) {
+        } else {
             adv = utf8_seq(p + i, n - i);
             if (adv == 0) {
                 rep = "\\ufffd";

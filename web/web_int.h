@@ -107,8 +107,9 @@ struct et_web_store {
 uint32_t et__pool_intern(struct et__strpool *p, const char *s);
 const char *et__pool_str(const struct et__strpool *p, uint32_t id);
 
-/* Appends s as a JSON string safe to embed in HTML: quotes, backslash and controls escaped,
- * '<' '>' '&' as \u003c.., invalid UTF-8 as U+FFFD. NULL gives null. */
+/* Appends s as a JSON string: quotes, backslash, controls, U+2028/2029 escaped, invalid UTF-8
+ * as U+FFFD (so it is valid JSON whatever the traffic held). NULL gives null. The API serves
+ * it as application/json with nosniff; the export runs et__web_json_harden over it. */
 int et__web_json_str(struct et_buf *b, const char *s, size_t n);
 int et__web_json_cstr(struct et_buf *b, const char *s);
 /* Rewrites a JSON text in place so it can sit inside <script>: '<' '>' '&' become \u00XX

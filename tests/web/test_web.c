@@ -32,6 +32,9 @@ static void test_web_json_string_is_safe_in_html(void **state)
     et_buf_init(&b, 0);
     et__web_json_str(&b, "</script>&\xff\xe2\x80\xa8\"\\\x01ok\xc3\xa9", 21);
     assert_string_equal((const char *)b.data,
+                        "\"</script>&\\ufffd\\u2028\\\"\\\\\\u0001ok\xc3\xa9\"");
+    assert_int_equal(et__web_json_harden(&b), 0); /* for the export */
+    assert_string_equal((const char *)b.data,
                         "\"\\u003c/script\\u003e\\u0026\\ufffd\\u2028\\\"\\\\\\u0001ok\xc3\xa9\"");
     et_buf_reset(&b);
     et_buf_puts(&b, "{\"a\":\"</script><b>\xfe\"}");
@@ -343,7 +346,9 @@ static void test_web_server_gate_and_wait(void **state)
     snprintf(req, sizeof(req), "GET /api/rows HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nCookie: a=b; et_token=0123456789abcdef0123456789abcdef\r\nConnection: close\r\n\r\n", port);
     assert_int_equal(http(port, req, ans, sizeof(ans)), 200);
     assert_non_null(strstr(ans, "\"matched\":1"));
-    assert_non_null(strstr(ans, "\\u003c/script\\u003e.example")); /* the host, escaped */
+    assert_non_null(strstr(ans, "\"host\":\"</script>.example\"")); /* a JSON string */
+    assert_non_null(strstr(ans, "Content-Type: application/json"));
+    assert_non_null(strstr(ans, "X-Content-Type-Options: nosniff"));
     assert_null(strstr(ans, "Access-Control"));
     /* Two requests on one keep-alive connection, pipelined. */
     snprintf(req, sizeof(req),

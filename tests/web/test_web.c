@@ -19,6 +19,7 @@
 #include <pthread.h>
 #include <sys/socket.h>
 
+#include "eastrace/http.h"
 #include "eastrace/pipeline.h"
 #include "eastrace/web.h"
 #include "web_int.h"
@@ -254,6 +255,52 @@ static void test_web_export_holds_no_script_end(void **state)
     et_web_store_free(s);
 }
 
+/* A multipart ItemOperations response (a fixture) and a binary body: parts and hex. */
+static void test_web_detail_shows_parts_and_hex(void **state)
+{
+    static const char *const req =
+        "POST /Microsoft-Server-ActiveSync?Cmd=ItemOperations&User=u&DeviceId=D&DeviceType=T "
+        "HTTP/1.1\r\nHost: mail.example.com\r\nMS-ASAcceptMultiPart: T\r\n"
+        "Content-Type: application/octet-stream\r\nContent-Length: 6\r\n\r\n\x00\x01\x02\xff\xfe\x80";
+    char path[1024];
+    unsigned char *resp;
+    size_t len;
+    struct et_exchange *x = et_exchange_new();
+    struct et_error e;
+    struct et_web_store *s;
+    struct et_view v;
+    struct et_buf b;
+    int status;
+    (void)state;
+
+    snprintf(path, sizeof(path), "%s/http/response-multipart-itemoperations.bin", ET_FIXTURES_DIR);
+    resp = et_test_read_file(path, &len);
+    assert_non_null(resp);
+    assert_non_null(x);
+    et_error_clear(&e);
+    assert_int_equal(et_http_parse_request((const uint8_t *)req, strlen(req) + 6, x, &e), 0);
+    assert_int_equal(et_http_parse_response(resp, len, x, &e), 0);
+    x->t.req_begin = 1714557600000000LL;
+    assert_int_equal(et_view_build(x, x->arena, &v), 0);
+    s = et_web_store_new(NULL, &e);
+    assert_non_null(s);
+    assert_int_equal(et_web_store_add(s, 1, x, &v, NULL, 0), 0);
+    et_buf_init(&b, 0);
+    assert_int_equal(et_web_store_api(s, "/api/exchange/1", &b, &status), 0);
+    assert_int_equal(status, 200);
+    assert_non_null(strstr((const char *)b.data, "\"kind\":\"multipart\""));
+    assert_non_null(strstr((const char *)b.data, "\"parts\":[{\"index\":0,"));
+    assert_non_null(strstr((const char *)b.data, "<ItemOperations xmlns=\\\"ItemOperations:\\\""));
+    assert_non_null(strstr((const char *)b.data, "{\"index\":1,"));
+    /* The request's six binary bytes as a hex dump line. */
+    assert_non_null(strstr((const char *)b.data, "\"hex\":\"00000000  00 01 02 ff fe 80"));
+    et_buf_free(&b);
+    et_view_reset(&v);
+    et_exchange_free(x);
+    free(resp);
+    et_web_store_free(s);
+}
+
 /* ---- the server over a socket --------------------------------------------------------- */
 
 static int port_of(const char *url)
@@ -385,6 +432,7 @@ int main(void)
         cmocka_unit_test(test_web_filters_are_the_pipelines),
         cmocka_unit_test(test_web_detail_redacts_credentials),
         cmocka_unit_test(test_web_export_holds_no_script_end),
+        cmocka_unit_test(test_web_detail_shows_parts_and_hex),
         cmocka_unit_test(test_web_server_gate_and_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -7,7 +7,8 @@
  *   method GET only                           else 405
  *   Host = this listener (an IP literal or localhost, with our port)   else 421 (DNS rebinding)
  *   Origin, when sent, = http://<an allowed Host>; Sec-Fetch-Site not cross-site   else 403
- *   token: ?token= or the et_token cookie (set HttpOnly, SameSite=Strict on the first load)
+ *   token: ?token= or the et_token_PORT cookie (set HttpOnly, SameSite=Strict on the first
+ *          load; named for the port, as cookies are not, so two servers do not clash)
  *          none: 401, wrong: 403
  *   route: /  /app.js  /app.css  /api/...
  *
@@ -66,6 +67,7 @@ struct et_web_server {
     uv_thread_t th;
     struct et_web_store *store;
     char token[65];
+    char cookie[32]; /* et_token_PORT */
     char url[160];
     char addr[64];  /* listen address as text */
     int port;
@@ -334,7 +336,7 @@ static void handle(struct conn *c)
         respond_text(c, 403, "refused: cross-origin request\n");
         goto out;
     }
-    cookie_value(c->cookie, "et_token", ctok, sizeof(ctok));
+    cookie_value(c->cookie, srv->cookie, ctok, sizeof(ctok));
     if (qtok == NULL && ctok[0] == '\0') {
         respond_text(c, 401, "eastrace web: open the URL eastrace printed (it carries the "
                              "access token)\n");
@@ -350,9 +352,9 @@ static void handle(struct conn *c)
             /* The token becomes a cookie and leaves the address bar (and any history). */
             char extra[200];
             snprintf(extra, sizeof(extra),
-                     "Location: /\r\nSet-Cookie: et_token=%s; Path=/; HttpOnly; "
+                     "Location: /\r\nSet-Cookie: %s=%s; Path=/; HttpOnly; "
                      "SameSite=Strict\r\n",
-                     srv->token);
+                     srv->cookie, srv->token);
             respond(c, 303, "text/plain; charset=utf-8", "", 0, extra);
         } else {
             serve_asset(c, "index.html");
@@ -753,6 +755,7 @@ int et_web_server_start(struct et_web_store *s, const struct et_web_server_opts 
     snprintf(srv->url, sizeof(srv->url), "http://%s%s%s:%d/?token=%s",
              ss.ss_family == AF_INET6 ? "[" : "", srv->wildcard ? "127.0.0.1" : srv->addr,
              ss.ss_family == AF_INET6 ? "]" : "", srv->port, srv->token);
+    snprintf(srv->cookie, sizeof(srv->cookie), "et_token_%d", srv->port);
     uv_async_init(&srv->loop, &srv->wake, on_wake);
     uv_async_init(&srv->loop, &srv->stop, on_stop);
     srv->wake.data = srv->stop.data = srv;

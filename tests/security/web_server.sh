@@ -40,7 +40,7 @@ code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@"; }
 start a "$CAP"
 [[ "$url" =~ ^http://127\.0\.0\.1:[0-9]+/\?token=[0-9a-f]{32}$ ]] && ok "URL on loopback with a 128-bit token" || bad "URL: $url"
 base=http://127.0.0.1:$port
-ck="Cookie: et_token=$token"
+ck="Cookie: et_token_$port=$token"
 
 # ---- the token ----
 is "no token: page" "$(code "$base/")" 401
@@ -49,11 +49,12 @@ is "no token: script" "$(code "$base/app.js")" 401
 is "no token: detail" "$(code "$base/api/exchange/1")" 401
 is "wrong token in the URL" "$(code "$base/?token=${token%?}0")" 403
 is "token one digit short" "$(code "$base/api/rows?token=${token%?}")" 403
-is "wrong cookie" "$(code -H "Cookie: et_token=0123456789abcdef0123456789abcdef" "$base/api/rows")" 403
-is "empty cookie" "$(code -H "Cookie: et_token=" "$base/api/rows")" 401
+is "wrong cookie" "$(code -H "Cookie: et_token_$port=0123456789abcdef0123456789abcdef" "$base/api/rows")" 403
+is "another server's cookie (other port)" "$(code -H "Cookie: et_token_1=$token" "$base/api/rows")" 401
+is "empty cookie" "$(code -H "Cookie: et_token_$port=" "$base/api/rows")" 401
 curl -s -D "$tmp/h" -o /dev/null "$url"
 is "token URL: redirect" "$(head -1 "$tmp/h" | tr -d '\r' | cut -d' ' -f2)" 303
-grep -qi "^Set-Cookie: et_token=$token; Path=/; HttpOnly; SameSite=Strict" "$tmp/h" && ok "cookie is HttpOnly, SameSite=Strict" || bad "cookie attributes: $(grep -i set-cookie "$tmp/h")"
+grep -qi "^Set-Cookie: et_token_$port=$token; Path=/; HttpOnly; SameSite=Strict" "$tmp/h" && ok "cookie is HttpOnly, SameSite=Strict" || bad "cookie attributes: $(grep -i set-cookie "$tmp/h")"
 grep -qi "^Location: /\s*$" "$tmp/h" && ok "token leaves the address bar (Location: /)" || bad "Location"
 is "cookie: page" "$(code -H "$ck" "$base/")" 200
 is "cookie: API" "$(code -H "$ck" "$base/api/rows")" 200
@@ -122,9 +123,9 @@ start b "$CAP"
 start c --listen 0.0.0.0:0 "$CAP"
 grep -q "not a loopback address" "$tmp/c.err" && grep -q "needs the token" "$tmp/c.err" && ok "--listen 0.0.0.0: the warning names the exposure and the token" || bad "non-loopback warning: $(cat "$tmp/c.err")"
 is "--listen 0.0.0.0: no token" "$(code "http://127.0.0.1:$port/api/rows")" 401
-is "--listen 0.0.0.0: a DNS name as Host" "$(code -H "Cookie: et_token=$token" -H "Host: attacker.example:$port" "http://127.0.0.1:$port/api/rows")" 421
-is "--listen 0.0.0.0: an address as Host, with the token" "$(code -H "Cookie: et_token=$token" "http://127.0.0.1:$port/api/rows")" 200
-is "--listen 0.0.0.0: localhost is not ours there" "$(code -H "Cookie: et_token=$token" -H "Host: localhost:$port" "http://127.0.0.1:$port/api/rows")" 421
+is "--listen 0.0.0.0: a DNS name as Host" "$(code -H "Cookie: et_token_$port=$token" -H "Host: attacker.example:$port" "http://127.0.0.1:$port/api/rows")" 421
+is "--listen 0.0.0.0: an address as Host, with the token" "$(code -H "Cookie: et_token_$port=$token" "http://127.0.0.1:$port/api/rows")" 200
+is "--listen 0.0.0.0: localhost is not ours there" "$(code -H "Cookie: et_token_$port=$token" -H "Host: localhost:$port" "http://127.0.0.1:$port/api/rows")" 421
 
 # ---- bad listen addresses ----
 "$E" web --listen nonsense "$CAP" >/dev/null 2>"$tmp/bad.err"

@@ -383,14 +383,14 @@ static void test_web_server_gate_and_wait(void **state)
     assert_int_equal(http(port, req, NULL, 0), 401);
     snprintf(req, sizeof(req), "GET /api/rows?token=0123456789abcdef0123456789abcdee HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", port);
     assert_int_equal(http(port, req, NULL, 0), 403);
-    snprintf(req, sizeof(req), "GET /api/rows HTTP/1.1\r\nHost: evil.example:%d\r\nCookie: et_token=0123456789abcdef0123456789abcdef\r\nConnection: close\r\n\r\n", port);
+    snprintf(req, sizeof(req), "GET /api/rows HTTP/1.1\r\nHost: evil.example:%d\r\nCookie: et_token_%d=0123456789abcdef0123456789abcdef\r\nConnection: close\r\n\r\n", port, port);
     assert_int_equal(http(port, req, NULL, 0), 421);
-    snprintf(req, sizeof(req), "GET /api/rows HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nOrigin: http://evil.example\r\nCookie: et_token=0123456789abcdef0123456789abcdef\r\nConnection: close\r\n\r\n", port);
+    snprintf(req, sizeof(req), "GET /api/rows HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nOrigin: http://evil.example\r\nCookie: et_token_%d=0123456789abcdef0123456789abcdef\r\nConnection: close\r\n\r\n", port, port);
     assert_int_equal(http(port, req, NULL, 0), 403);
     snprintf(req, sizeof(req), "GET /?token=0123456789abcdef0123456789abcdef HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n\r\n", port);
     assert_int_equal(http(port, req, ans, sizeof(ans)), 303);
     assert_non_null(strstr(ans, "HttpOnly; SameSite=Strict"));
-    snprintf(req, sizeof(req), "GET /api/rows HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nCookie: a=b; et_token=0123456789abcdef0123456789abcdef\r\nConnection: close\r\n\r\n", port);
+    snprintf(req, sizeof(req), "GET /api/rows HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nCookie: a=b; et_token_%d=0123456789abcdef0123456789abcdef\r\nConnection: close\r\n\r\n", port, port);
     assert_int_equal(http(port, req, ans, sizeof(ans)), 200);
     assert_non_null(strstr(ans, "\"matched\":1"));
     assert_non_null(strstr(ans, "\"host\":\"</script>.example\"")); /* a JSON string */
@@ -399,9 +399,9 @@ static void test_web_server_gate_and_wait(void **state)
     assert_null(strstr(ans, "Access-Control"));
     /* Two requests on one keep-alive connection, pipelined. */
     snprintf(req, sizeof(req),
-             "GET /api/summary HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nCookie: et_token=0123456789abcdef0123456789abcdef\r\n\r\n"
-             "GET /api/nothing HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nCookie: et_token=0123456789abcdef0123456789abcdef\r\nConnection: close\r\n\r\n",
-             port, port);
+             "GET /api/summary HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nCookie: et_token_%d=0123456789abcdef0123456789abcdef\r\n\r\n"
+             "GET /api/nothing HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nCookie: et_token_%d=0123456789abcdef0123456789abcdef\r\nConnection: close\r\n\r\n",
+             port, port, port, port);
     http(port, req, ans, sizeof(ans));
     assert_non_null(strstr(ans, "HTTP/1.1 200 OK"));
 
@@ -409,8 +409,8 @@ static void test_web_server_gate_and_wait(void **state)
     memset(&w, 0, sizeof(w));
     w.port = port;
     pthread_mutex_lock(&s->mu);
-    snprintf(w.req, sizeof(w.req), "GET /api/wait?v=%llu HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nCookie: et_token=0123456789abcdef0123456789abcdef\r\nConnection: close\r\n\r\n",
-             (unsigned long long)s->version, port);
+    snprintf(w.req, sizeof(w.req), "GET /api/wait?v=%llu HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nCookie: et_token_%d=0123456789abcdef0123456789abcdef\r\nConnection: close\r\n\r\n",
+             (unsigned long long)s->version, port, port);
     pthread_mutex_unlock(&s->mu);
     assert_int_equal(pthread_create(&th, NULL, wait_thread, &w), 0);
     usleep(300 * 1000);

@@ -1,8 +1,10 @@
 /*
  * eastrace web: the session browser over captures, .saz, HAR, IIS and mailbox logs. Reads the
  * inputs (merged by time, numbered as replay numbers them, judged by the same analyzer) into
- * a web store, then serves the page on 127.0.0.1 with a random access token until
- * interrupted. The URL (with the token) is the first line of standard output.
+ * a web store through the pipeline (so numbers, correlation, findings and filters are
+ * replay's) while it serves the page on 127.0.0.1 with a random access token, until
+ * interrupted. The URL (with the token) is the first line of standard output, printed once
+ * every input is open; rows appear in the page as they are read.
  */
 #include "cli.h"
 
@@ -39,39 +41,16 @@ static void usage(FILE *f)
             "could not be used.\n");
 }
 
-/* Reads every input into the store through the pipeline: the numbers, correlation, findings
- * and filters are replay's. */
-static int load(char **files, size_t nfiles, const char *format, struct et_web_store *st)
-{
-    struct et_pipe_opts po;
-    struct et_pipe_sink sink = et_web_store_sink(st);
-    struct et_pipe *p;
-    int rc;
-
-    et_pipe_opts_default(&po);
-    po.format = format;
-    p = et_pipe_new(&po, &sink);
-    if (p == NULL) {
-        et_cli_err("out of memory");
-        exit(ET_EXIT_INPUT);
-    }
-    for (size_t i = 0; i < nfiles; i++)
-        et_pipe_open(p, files[i]);
-    rc = et_pipe_run(p);
-    if (rc != 0)
-        et_cli_err("web store: %s", et_strerror(rc));
-    else if (et_pipe_stats(p)->inputs_failed > 0)
-        rc = ET_EIO;
-    et_pipe_free(p);
-    return rc;
-}
-
 int et_cmd_web(int argc, char **argv)
 {
     struct et_web_store_opts so = {0};
     struct et_web_server_opts wo = {0};
     struct et_web_store *st;
     struct et_web_server *srv = NULL;
+    struct et_pipe_opts po;
+    struct et_pipe_sink sink;
+    struct et_pipe *p = NULL;
+    int failed = 0, rc;
     struct et_error e;
     const char *format = NULL;
     char **files, msg[400];
@@ -114,7 +93,18 @@ int et_cmd_web(int argc, char **argv)
         et_free(files);
         return ET_EXIT_INPUT;
     }
-    if (load(files, nfiles, format, st) != 0) {
+    /* Every input opened first: one that cannot be read ends here, before any URL. */
+    et_pipe_opts_default(&po);
+    po.format = format;
+    sink = et_web_store_sink(st);
+    if ((p = et_pipe_new(&po, &sink)) == NULL) {
+        et_cli_err("out of memory");
+        exit(ET_EXIT_INPUT);
+    }
+    for (size_t i = 0; i < nfiles; i++)
+        if (et_pipe_open(p, files[i]) != 0)
+            failed = 1;
+    if (failed) {
         status = ET_EXIT_INPUT;
         goto out;
     }
@@ -132,15 +122,21 @@ int et_cmd_web(int argc, char **argv)
     }
     printf("%s\n", et_web_server_url(srv));
     fflush(stdout);
-    fprintf(stderr, "eastrace web: %zu exchange(s); open the URL above; Ctrl-C stops\n",
-            et_web_store_count(st));
     if (!et_web_server_loopback(srv))
         fprintf(stderr, "eastrace web: %s is not a loopback address: anyone who can reach it "
                         "can try; every request needs the token in the URL (or its cookie), and "
                         "the traffic is plain HTTP\n", wo.listen);
+    rc = et_pipe_run(p);
+    if (rc != 0)
+        et_cli_err("web: %s (the page shows what was read)", et_strerror(rc));
+    else if (et_pipe_stats(p)->inputs_failed > 0)
+        et_cli_err("web: an input ended with an error (the page shows what was read)");
+    fprintf(stderr, "eastrace web: %zu exchange(s); open the URL above; Ctrl-C stops\n",
+            et_web_store_count(st));
     sigwait(&set, &sig);
 out:
     et_web_server_stop(srv);
+    et_pipe_free(p);
     et_web_store_free(st);
     et_free(files);
     return status;

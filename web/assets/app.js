@@ -614,7 +614,8 @@ async function showFindings() {
 function drawSummary(s) {
   state.summaryAt = Date.now();
   state.summary = s;
-  $('status').textContent = s.exchanges + ' exchanges, ' + s.errors + ' errors, ' + s.warnings +
+  document.body.dataset.finished = s.finished ? '1' : '';
+  $('status').textContent = (!s.finished && !s.live ? 'reading\u2026 ' : '') + s.exchanges + ' exchanges, ' + s.errors + ' errors, ' + s.warnings +
     ' warnings, ' + s.devices + ' devices' + (s.dropped ? ' (' + s.dropped + ' oldest dropped)' : '');
   $('live').hidden = !s.live;
   drawPending();
@@ -655,6 +656,8 @@ async function liveLoop() {
         state.loading = new Set();
         await loadPage(Math.floor(($('grid-body').scrollTop / ROW_H) / PAGE));
         drawGrid();
+        if (!s.live && s.finished) return; /* the input is read whole: nothing more comes */
+        if (!s.live) await new Promise(r => setTimeout(r, 250)); /* reading: refresh 4 times a second */
       }
     } catch (e) {
       $('matched').textContent = 'live updates stopped: ' + e.message;
@@ -761,7 +764,7 @@ async function main() {
   route();
   document.body.dataset.ready = '1';
   setInterval(drawPending, 1000);
-  if (s.live && !data) liveLoop();
+  if ((s.live || !s.finished) && !data) liveLoop();
 }
 
 main().catch(e => { document.body.dataset.ready = 'error'; $('matched').textContent = 'error: ' + e.message; });

@@ -293,7 +293,7 @@ static void add(struct emit *em, const char *rule, enum et_severity sev, const c
     f->next_step = next;
     f->exchange_id = em->x ? em->x->id : 0;
     f->device = em->v ? et_arena_strdup(em->a, em->v->device) : NULL;
-    f->time = em->x ? (em->x->t.req_begin ? em->x->t.req_begin : em->x->t.resp_end) : 0;
+    f->time = em->x ? et_exchange_time(em->x) : 0;
     if (f->message == NULL) {
         em->failed = 1;
         return;
@@ -866,7 +866,7 @@ int et_analyzer_feed(struct et_analyzer *an, const struct et_exchange *x,
 {
     struct emit em = {0};
     struct dev *d;
-    int64_t t = x->t.req_begin ? x->t.req_begin : (x->t.resp_end ? x->t.resp_end : x->t.connect);
+    int64_t t = et_exchange_time(x);
     struct et_finding *head = NULL;
 
     *out = NULL;

@@ -51,11 +51,7 @@ static void short_time(int64_t us, char *out, size_t len)
 
 static int64_t exchange_time(const struct et_exchange *x)
 {
-    if (x->t.req_begin)
-        return x->t.req_begin;
-    if (x->t.connect)
-        return x->t.connect;
-    return x->t.resp_end;
+    return et_exchange_time(x); /* the one order (exchange.h) */
 }
 
 /* The EAS Status shown on the line (et_view_status: the same in every command). */

@@ -19,6 +19,7 @@
 #include "eastrace/eas.h"
 #include "eastrace/exchange.h"
 #include "eastrace/http.h"
+#include "eastrace/pipeline.h"
 #include "eastrace/wbxml.h"
 
 /* Largest input file read (a capture body cap is 16 MiB; leave room for odd files). */
@@ -203,7 +204,18 @@ int et_cmd_decode(int argc, char **argv)
         }
     }
     for (; i < argc; i++) {
-        int rc = decode_one(argv[i], &o);
+        struct et_error e;
+        char msg[400];
+        int rc;
+        /* A capture, .saz, HAR or log is not one message: say what it is and who reads it. */
+        et_error_clear(&e);
+        if (strcmp(argv[i], "-") != 0 && et_pipe_check_format(argv[i], "wbxml", &e) != 0) {
+            et_cli_err("%s", et_error_format(&e, msg, sizeof(msg)));
+            status = ET_EXIT_INPUT;
+            nfiles++;
+            continue;
+        }
+        rc = decode_one(argv[i], &o);
         if (rc > status)
             status = rc;
         nfiles++;

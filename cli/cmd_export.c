@@ -25,6 +25,11 @@ static void usage(FILE *f)
             "time) to a Fiddler .saz archive or a HAR 1.2 file. Authorization, Cookie and\n"
             "credentials in EAS queries are redacted unless --include-secrets.\n"
             "\n"
+            "The exchanges are those `eastrace replay FILE...` prints, in its order: one\n"
+            "request seen by several kinds of source is written once (the richest record).\n"
+            "A .saz export of several inputs names its sessions 1..N, the numbers replay\n"
+            "gives them.\n"
+            "\n"
             "Options:\n"
             "  --saz OUT           write a .saz archive\n"
             "  --har OUT           write a HAR 1.2 file\n"
@@ -32,6 +37,7 @@ static void usage(FILE *f)
             "                      self-contained HTML file: no server, no network access\n"
             "  --include-secrets   keep credentials as recorded\n"
             "  --format FMT        read the files as FMT (capture, saz, har, iis, mailboxlog)\n"
+            "  --no-correlate      write every source's exchanges apart (replay --no-correlate)\n"
             "%s"
             "  -h, --help          show this help\n",
             et_cli_filter_help);
@@ -101,6 +107,8 @@ int et_cmd_export(int argc, char **argv)
             include_secrets = 1;
         } else if (strcmp(a, "--format") == 0 && i + 1 < argc) {
             po.format = argv[++i];
+        } else if (strcmp(a, "--no-correlate") == 0) {
+            po.correlate = 0;
         } else if ((r = et_cli_filter_arg(&po.filter, argc, argv, &i)) != 0) {
             if (r < 0) {
                 et_free(files);
@@ -175,9 +183,10 @@ int et_cmd_export(int argc, char **argv)
     }
     if (et_pipe_stats(p)->inputs_failed > 0)
         status = ET_EXIT_INPUT;
-    fprintf(stderr, "eastrace: exported %zu exchange(s) to %s%s\n", c.written,
-            saz ? saz : har ? har : html,
-            include_secrets ? " (credentials included)" : " (credentials redacted)");
+    if (c.written > 0 || status == ET_EXIT_OK) /* else the input's message said why */
+        fprintf(stderr, "eastrace: exported %zu exchange(s) to %s%s\n", c.written,
+                saz ? saz : har ? har : html,
+                include_secrets ? " (credentials included)" : " (credentials redacted)");
     et_pipe_free(p);
     et_free(files);
     return status;

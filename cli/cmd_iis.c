@@ -2,6 +2,8 @@
  * IIS logs (files, directories, .gz), or the EAS lines as exchanges (--exchanges, JSON). */
 #include "cli.h"
 
+#include "eastrace/pipeline.h"
+
 #include "eastrace/analyzer.h"
 #include "eastrace/iis.h"
 #include "eastrace/source.h"
@@ -631,7 +633,9 @@ int et_cmd_iis(int argc, char **argv)
         struct et_error e;
         char m[300];
         et_error_clear(&e);
-        if (et_iis_report_add_path(r, paths[i], &e) < 0) {
+        /* A file of another format: say what it is and which command reads it. */
+        if (et_pipe_check_format(paths[i], "iis", &e) != 0 ||
+            et_iis_report_add_path(r, paths[i], &e) < 0) {
             et_cli_err("%s", et_error_format(&e, m, sizeof(m)));
             et_iis_report_free(r);
             goto out;

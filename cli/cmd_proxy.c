@@ -168,7 +168,11 @@ static void usage(FILE *f)
             "  --web ADDR:PORT           also serve the session browser (eastrace web), live:\n"
             "                            exchanges appear as they complete, held long polls\n"
             "                            as pending; its URL with the token is the first line\n"
-            "                            of output (127.0.0.1:0 picks a free port)\n");
+            "                            of output (127.0.0.1:0 picks a free port)\n"
+            "\n"
+            "The live view numbers each exchange as its record in the capture FILE (appending\n"
+            "goes on from the file's last record): the number `eastrace replay FILE` and\n"
+            "`eastrace show FILE N` use.\n");
 }
 
 /* Splits "ADDR:PORT" / "[v6]:PORT" / "PORT". */

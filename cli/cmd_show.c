@@ -257,6 +257,8 @@ int et_cmd_show(int argc, char **argv)
     if (et_pipe_run(p) != 0) {
         et_cli_err("show: out of memory");
         status = ET_EXIT_INPUT;
+    } else if (!c.found && et_pipe_stats(p)->inputs_failed > 0 && c.count == 0) {
+        status = ET_EXIT_INPUT; /* the input's own message said why */
     } else if (!c.found) {
         if (c.count == 0)
             et_cli_err("show: no exchange %llu (the input holds none)",

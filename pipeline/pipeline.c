@@ -7,8 +7,9 @@
  *   held (doubly linked, sorted by key = start time, ties in arrival order)
  *     head                                                     tail
  *     [g start 10:00:01] <-> [g 10:00:02] <-> ... <-> [g 10:00:07]  <- new groups enter
- *      ^ released when the clock (newest start seen) is past its last end + window, or past
- *        its start + window_max, or more than ET_PIPE_MAX_HELD groups are held
+ *      ^ released when the clock (newest start seen) is past its last end + window (done),
+ *        or when more than ET_PIPE_MAX_HELD groups are held; a group that is not done stops
+ *        the ones after it only for window_max past its own start (see release())
  *
  * A new exchange first looks for a held group of another kind of source that is the same
  * request (correlation); either way it enters near the tail, so insertion is O(1) for a stream
@@ -39,6 +40,7 @@ struct input {
     uint64_t skipped_run;  /* damaged records in a row */
     struct et_error pending; /* a skip not reported yet: reported once the next call differs */
     int has_pending;
+    uint64_t skips_reported; /* skip messages given; past SKIPS_SHOWN they are only counted */
 };
 
 /* One request as seen by up to one exchange of each kind of source. */
@@ -172,7 +174,8 @@ static void report(struct et_pipe *p, const char *input, const struct et_error *
     }
     et_error_format(e, msg, sizeof(msg));
     /* Readers name their file in most messages; say it once. */
-    if (strncmp(msg, input, strlen(input)) == 0 && msg[strlen(input)] == ':')
+    if (strncmp(msg, input, strlen(input)) == 0 &&
+        (msg[strlen(input)] == ':' || msg[strlen(input)] == ' '))
         fprintf(stderr, "eastrace: %s%s\n", msg, skipped ? " (skipped)" : "");
     else
         fprintf(stderr, "eastrace: %s: %s%s\n", input, msg, skipped ? " (skipped)" : "");
@@ -293,8 +296,10 @@ int et_pipe_check_format(const char *path, const char *want, struct et_error *e)
     if (strcmp(want, "wbxml") == 0 || strcmp(want, "http") == 0) {
         /* decode: a WBXML body starts with version 0x01-0x03; HTTP with a method or
          * "HTTP/". Files that other commands read are named as such. */
-        if (fmt == NULL || strcmp(fmt, "iis") == 0 || strcmp(fmt, "har") == 0)
-            return 0; /* a raw message or body: decode judges it */
+        if (fmt == NULL || (strcmp(fmt, "iis") == 0 && head[i] != '#' &&
+                            !looks_like_w3c_line(head + i, n - i) &&
+                            !(n >= 2 && head[0] == 0x1f && head[1] == 0x8b)))
+            return 0; /* a raw message or body (".log" says little): decode judges it */
         et_error_set(e, ET_EUNSUPPORTED,
                      "%s is %s; `eastrace decode` reads one raw WBXML body or HTTP message",
                      path, format_text(fmt));
@@ -441,6 +446,28 @@ int et_pipe_add_source(struct et_pipe *p, struct et_source *s)
 
 /* ---- reading inputs ---------------------------------------------------------------------- */
 
+/* Skipped-record messages per input; the rest are counted in one closing line, so a damaged
+ * file gives a screenful, not one line per record. */
+#define SKIPS_SHOWN 10
+
+static void report_skip(struct et_pipe *p, struct input *in, const struct et_error *e)
+{
+    if (in->skips_reported++ < SKIPS_SHOWN)
+        report(p, in->src->name, e, 1);
+}
+
+/* At the end of an input: how many skip messages were not shown. */
+static void report_skips_left(struct et_pipe *p, struct input *in)
+{
+    struct et_error e;
+    if (in->skips_reported <= SKIPS_SHOWN)
+        return;
+    et_error_clear(&e);
+    et_error_set(&e, ET_EPARSE, "%llu more damaged records",
+                 (unsigned long long)(in->skips_reported - SKIPS_SHOWN));
+    report(p, in->src->name, &e, 1);
+}
+
 static int same_error(const struct et_error *a, const struct et_error *b)
 {
     return a->code == b->code && a->has_offset == b->has_offset && a->offset == b->offset &&
@@ -475,7 +502,7 @@ static void refill(struct et_pipe *p, struct input *in)
             if (in->kind == ET_SEEN_IIS)
                 cover(p, in->x); /* known as soon as it is read, before it is taken */
             if (in->has_pending)
-                report(p, in->src->name, &in->pending, 1);
+                report_skip(p, in, &in->pending);
             in->has_pending = 0;
             in->skipped_run = 0;
             in->produced++;
@@ -485,7 +512,7 @@ static void refill(struct et_pipe *p, struct input *in)
         if (rc == ET_EPARSE && !(in->has_pending && same_error(&in->pending, &e)) &&
             in->skipped_run < p->o.max_consecutive_skips) {
             if (in->has_pending)
-                report(p, in->src->name, &in->pending, 1);
+                report_skip(p, in, &in->pending);
             in->pending = e;
             in->has_pending = 1;
             in->skipped_run++;
@@ -495,13 +522,16 @@ static void refill(struct et_pipe *p, struct input *in)
         in->done = 1;
         if (rc == 0 || rc == 1) {
             if (in->has_pending) {
-                report(p, in->src->name, &in->pending, in->produced > 0);
-                if (in->produced == 0)
+                if (in->produced > 0) {
+                    report_skip(p, in, &in->pending);
+                } else {
+                    report(p, in->src->name, &in->pending, 0);
                     p->st.inputs_failed++; /* not one usable record */
+                }
             }
         } else {
             if (in->has_pending && !same_error(&in->pending, &e))
-                report(p, in->src->name, &in->pending, 1);
+                report_skip(p, in, &in->pending);
             if (rc == ET_EPARSE && in->skipped_run >= p->o.max_consecutive_skips)
                 et_error_set(&e, ET_EPARSE, "%llu damaged records in a row: stopped reading",
                              (unsigned long long)in->skipped_run);
@@ -511,6 +541,7 @@ static void refill(struct et_pipe *p, struct input *in)
             p->st.inputs_failed++;
         }
         in->has_pending = 0;
+        report_skips_left(p, in);
     }
 }
 
@@ -666,17 +697,32 @@ static void unlink_group(struct et_pipe *p, struct group *g)
     p->nheld--;
 }
 
-/* Releases held groups from the head in start order (all of them when all is set). */
+/* A group is done once the stream's clock is past its end by the window: no other source's
+ * record of the same request can still come. */
+static int done(const struct et_pipe *p, const struct group *g)
+{
+    return g->key == 0 || g->last_end + p->o.window_us + p->o.tolerance_us < p->clock;
+}
+
+/*
+ * Releases held groups in start order (all of them when all is set). A group that is not done
+ * keeps the ones after it waiting, for window_max of stream time past its start; past that (a
+ * long poll recorded when it ended, held for its partners) it stops blocking: the done groups
+ * after it go, and it goes when it is done, where it was recorded.
+ */
 static void release(struct et_pipe *p, int all)
 {
-    while (p->head != NULL && !p->stopped) {
-        struct group *g = p->head;
-        if (!(all || p->o.window_us == 0 || g->key == 0 || p->nheld > ET_PIPE_MAX_HELD ||
-              g->last_end + p->o.window_us + p->o.tolerance_us < p->clock ||
-              g->key + p->o.window_max_us < p->clock))
-            break;
-        unlink_group(p, g);
-        deliver(p, g);
+    struct group *g = p->head;
+    while (g != NULL && !p->stopped) {
+        struct group *next = g->next;
+        if (all || p->o.window_us == 0 || done(p, g) ||
+            (p->nheld > ET_PIPE_MAX_HELD && g == p->head)) {
+            unlink_group(p, g);
+            deliver(p, g);
+        } else if (g->key + p->o.window_max_us >= p->clock) {
+            break; /* keep the order */
+        }
+        g = next;
     }
 }
 
@@ -713,8 +759,10 @@ static int take(struct et_pipe *p, struct et_exchange *x)
 
     et_error_clear(&e);
     memset(&q, 0, sizeof(q));
-    if (x->req.target != NULL && et_eas_query_parse(x->req.target, x->arena, &q, &e) == 0 &&
-        q.is_eas) {
+    /* The match keys, only when correlating (the view parses the query again later; this is
+     * before any reordering, so it cannot wait for it). */
+    if (p->st.correlating && x->req.target != NULL &&
+        et_eas_query_parse(x->req.target, x->arena, &q, &e) == 0 && q.is_eas) {
         eas = 1;
         dev = q.device_id ? q.device_id : q.user;
         cmd = q.cmd ? q.cmd : x->req.method;
@@ -723,7 +771,7 @@ static int take(struct et_pipe *p, struct et_exchange *x)
         p->clock = st;
     if (k == 1)
         cover(p, x);
-    if (p->st.correlating && eas && dev != NULL && st != 0) {
+    if (eas && dev != NULL && st != 0) {
         for (g = p->tail; g != NULL; g = g->prev) {
             if (g->x[k] != NULL || !g->eas || g->dev == NULL || !et_strcaseeq(g->dev, dev) ||
                 !same_text(g->cmd, cmd) || (status && g->status && status != g->status))

@@ -4,6 +4,7 @@
  * request and response.
  */
 #include "eastrace/probe.h"
+#include "probe_pieces.h"
 
 #include <string.h>
 

@@ -6,6 +6,7 @@
 #define ET_PROBE_PROBE_INT_H
 
 #include "eastrace/probe.h"
+#include "probe_pieces.h"
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>

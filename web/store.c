@@ -331,30 +331,16 @@ int et__web_spill_read(struct et_web_store *s, uint64_t off, uint32_t len, struc
     return 0;
 }
 
-/* The EAS Status replay's timeline shows: the first one that is not a success, else the
- * root's (the same choice as analyzer/timeline.c status_cell, kept in step with it). */
+/* The EAS Status replay's timeline shows (et_view_status), with its name. */
 static long shown_status(const struct et_view *v, const char **name)
 {
-    const char *root = v->resp_root ? v->resp_root : v->cmd;
-    const char *parent = NULL;
-    long show = -1;
+    const char *root = NULL, *parent = NULL;
+    long show = et_view_status(v, &root, &parent);
     const struct et_eas_status *st;
 
     *name = NULL;
-    if (root == NULL || v->nstatus == 0)
+    if (show < 0)
         return -1;
-    for (size_t i = 0; i < v->nstatus; i++) {
-        if (et_eas_status_severity(root, v->status_parent[i], (int)v->statuses[i]) !=
-            ET_EAS_SEV_SUCCESS) {
-            show = v->statuses[i];
-            parent = v->status_parent[i];
-            break;
-        }
-    }
-    if (show < 0) {
-        show = v->top_status >= 0 ? v->top_status : v->statuses[0];
-        parent = v->top_status >= 0 ? root : v->status_parent[0];
-    }
     st = et_eas_status_lookup(root, parent, (int)show);
     *name = st != NULL ? st->name : "?";
     return show;

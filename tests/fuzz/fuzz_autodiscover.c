@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "eastrace/probe.h"
+#include "probe_pieces.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

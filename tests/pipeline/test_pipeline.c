@@ -27,6 +27,7 @@ struct step {
     enum et_source_kind kind;
     const char *exception;
     int body;         /* give it a request body (the richest member of a group) */
+    int64_t dur;      /* response end - start; 0: 50 ms */
 };
 
 struct script {
@@ -52,7 +53,7 @@ static struct et_exchange *make(const struct step *s)
     x->req.target = et_arena_strdup(x->arena, target);
     x->resp.status = 200;
     x->t.req_begin = s->t;
-    x->t.resp_end = s->t + 50 * MS;
+    x->t.resp_end = s->t + (s->dur ? s->dur : 50 * MS);
     if (s->body)
         assert_int_equal(et_body_set(&x->req.body, x->arena, "\x03\x01\x6a\x00", 4), 0);
     else
@@ -168,8 +169,8 @@ static struct et_pipe *pipe_for(struct got *g, struct et_pipe_opts *o)
 static void test_pipe_one_input_keeps_record_numbers(void **state)
 {
     (void)state;
-    const struct step st[] = {{3, T0, "Sync", ET_SRC_SAZ, NULL, 1},
-                              {7, T0 + SEC, "Ping", ET_SRC_SAZ, NULL, 1}};
+    const struct step st[] = {{3, T0, "Sync", ET_SRC_SAZ, NULL, 1, 0},
+                              {7, T0 + SEC, "Ping", ET_SRC_SAZ, NULL, 1, 0}};
     struct script sc = {st, 2, 0, 0, 0};
     struct got g;
     memset(&g, 0, sizeof(g));
@@ -187,10 +188,10 @@ static void test_pipe_one_input_keeps_record_numbers(void **state)
 static void test_pipe_several_inputs_number_by_merged_position(void **state)
 {
     (void)state;
-    const struct step a[] = {{1, T0, "Sync", ET_SRC_CAPTURE, NULL, 1},
-                             {2, T0 + 2 * SEC, "Sync", ET_SRC_CAPTURE, NULL, 1}};
-    const struct step b[] = {{1, T0 + SEC, "Ping", ET_SRC_HAR, NULL, 1},
-                             {2, T0 + 3 * SEC, "Ping", ET_SRC_HAR, NULL, 1}};
+    const struct step a[] = {{1, T0, "Sync", ET_SRC_CAPTURE, NULL, 1, 0},
+                             {2, T0 + 2 * SEC, "Sync", ET_SRC_CAPTURE, NULL, 1, 0}};
+    const struct step b[] = {{1, T0 + SEC, "Ping", ET_SRC_HAR, NULL, 1, 0},
+                             {2, T0 + 3 * SEC, "Ping", ET_SRC_HAR, NULL, 1, 0}};
     struct script sa = {a, 2, 0, 0, 0}, sb = {b, 2, 0, 0, 0};
     struct got g;
     memset(&g, 0, sizeof(g));
@@ -213,10 +214,10 @@ static void test_pipe_reorder_window_puts_a_source_in_time_order(void **state)
 {
     (void)state;
     /* Completion order, as a capture or an IIS log writes them. */
-    const struct step st[] = {{1, T0 + 55898 * MS, "Sync", ET_SRC_CAPTURE, NULL, 1},
-                              {2, T0 + 55737 * MS, "Ping", ET_SRC_CAPTURE, NULL, 1},
-                              {3, T0 + 55349 * MS, "Options", ET_SRC_CAPTURE, NULL, 1},
-                              {4, T0 + 57000 * MS, "Sync", ET_SRC_CAPTURE, NULL, 1}};
+    const struct step st[] = {{1, T0 + 55898 * MS, "Sync", ET_SRC_CAPTURE, NULL, 1, 0},
+                              {2, T0 + 55737 * MS, "Ping", ET_SRC_CAPTURE, NULL, 1, 0},
+                              {3, T0 + 55349 * MS, "Options", ET_SRC_CAPTURE, NULL, 1, 0},
+                              {4, T0 + 57000 * MS, "Sync", ET_SRC_CAPTURE, NULL, 1, 0}};
     struct script sc = {st, 4, 0, 0, 0};
     struct got g;
     memset(&g, 0, sizeof(g));
@@ -241,8 +242,8 @@ static void test_pipe_window_is_bounded(void **state)
      * past window_max of stream time the earlier ones are out. */
     static struct step st[40];
     for (size_t i = 0; i < 39; i++)
-        st[i] = (struct step){i + 1, T0 + (int64_t)i * 10 * SEC, "Sync", ET_SRC_CAPTURE, NULL, 1};
-    st[39] = (struct step){40, T0 + 5 * SEC, "Ping", ET_SRC_CAPTURE, NULL, 1};
+        st[i] = (struct step){i + 1, T0 + (int64_t)i * 10 * SEC, "Sync", ET_SRC_CAPTURE, NULL, 1, 0};
+    st[39] = (struct step){40, T0 + 5 * SEC, "Ping", ET_SRC_CAPTURE, NULL, 1, 0};
     struct script sc = {st, 40, 0, 0, 0};
     struct got g;
     memset(&g, 0, sizeof(g));
@@ -264,10 +265,10 @@ static void test_pipe_window_is_bounded(void **state)
 static void test_pipe_correlation_keeps_the_mailbox_log_exception(void **state)
 {
     (void)state;
-    const struct step cap[] = {{1, T0, "SendMail", ET_SRC_HAR, NULL, 1}};
+    const struct step cap[] = {{1, T0, "SendMail", ET_SRC_HAR, NULL, 1, 0}};
     const struct step mbx[] = {
         {1, T0 + 20 * MS, "SendMail", ET_SRC_MAILBOX,
-         "Microsoft.Exchange.Data.Storage.StoragePermanentException: submission failed", 0}};
+         "Microsoft.Exchange.Data.Storage.StoragePermanentException: submission failed", 0, 0}};
     struct script sa = {cap, 1, 0, 0, 0}, sb = {mbx, 1, 0, 0, 0};
     struct got g;
     memset(&g, 0, sizeof(g));
@@ -285,14 +286,38 @@ static void test_pipe_correlation_keeps_the_mailbox_log_exception(void **state)
     et_pipe_free(p);
 }
 
+static void test_pipe_long_poll_recorded_at_its_end_still_correlates(void **state)
+{
+    (void)state;
+    /* Both sources write a 30-minute Ping when it ends, after requests that started later:
+     * the Ping is held for its partner past the window, without holding the others back. */
+    const struct step cap[] = {{1, T0 + 1790 * SEC, "Sync", ET_SRC_CAPTURE, NULL, 1, 0},
+                               {2, T0, "Ping", ET_SRC_CAPTURE, NULL, 1, 1800 * SEC},
+                               {3, T0 + 1805 * SEC, "Sync", ET_SRC_CAPTURE, NULL, 1, 0}};
+    const struct step iis[] = {{1, T0 + 1790 * SEC, "Sync", ET_SRC_IIS, NULL, 0, 0},
+                               {2, T0 + 1 * SEC, "Ping", ET_SRC_IIS, NULL, 0, 1799 * SEC},
+                               {3, T0 + 1805 * SEC, "Sync", ET_SRC_IIS, NULL, 0, 0}};
+    struct script sa = {cap, 3, 0, 0, 0}, sb = {iis, 3, 0, 0, 0};
+    struct got g;
+    memset(&g, 0, sizeof(g));
+    struct et_pipe *p = pipe_for(&g, NULL);
+    add(p, &script_ops, &sa);
+    add(p, &script_iis_ops, &sb);
+    assert_int_equal(et_pipe_run(p), 0);
+    assert_int_equal(g.count, 3);
+    for (size_t i = 0; i < 3; i++)
+        assert_int_equal(g.seen[i], ET_SEEN_CAP | ET_SEEN_IIS);
+    et_pipe_free(p);
+}
+
 static void test_pipe_not_in_server_log_from_correlation_facts(void **state)
 {
     (void)state;
-    const struct step cap[] = {{1, T0, "Sync", ET_SRC_HAR, NULL, 1},
-                               {2, T0 + 10 * SEC, "Sync", ET_SRC_HAR, NULL, 1},
-                               {3, T0 + 20 * SEC, "Sync", ET_SRC_HAR, NULL, 1}};
-    const struct step iis[] = {{1, T0, "Sync", ET_SRC_IIS, NULL, 0},
-                               {2, T0 + 20 * SEC, "Sync", ET_SRC_IIS, NULL, 0}};
+    const struct step cap[] = {{1, T0, "Sync", ET_SRC_HAR, NULL, 1, 0},
+                               {2, T0 + 10 * SEC, "Sync", ET_SRC_HAR, NULL, 1, 0},
+                               {3, T0 + 20 * SEC, "Sync", ET_SRC_HAR, NULL, 1, 0}};
+    const struct step iis[] = {{1, T0, "Sync", ET_SRC_IIS, NULL, 0, 0},
+                               {2, T0 + 20 * SEC, "Sync", ET_SRC_IIS, NULL, 0, 0}};
     struct script sa = {cap, 3, 0, 0, 0}, sb = {iis, 2, 0, 0, 0};
     struct got g;
     memset(&g, 0, sizeof(g));
@@ -310,10 +335,10 @@ static void test_pipe_not_in_server_log_from_correlation_facts(void **state)
 static void test_pipe_filter_does_not_renumber(void **state)
 {
     (void)state;
-    const struct step a[] = {{1, T0, "Sync", ET_SRC_CAPTURE, NULL, 1},
-                             {2, T0 + 2 * SEC, "Ping", ET_SRC_CAPTURE, NULL, 1}};
-    const struct step b[] = {{1, T0 + SEC, "Ping", ET_SRC_HAR, NULL, 1},
-                             {2, T0 + 3 * SEC, "Sync", ET_SRC_HAR, NULL, 1}};
+    const struct step a[] = {{1, T0, "Sync", ET_SRC_CAPTURE, NULL, 1, 0},
+                             {2, T0 + 2 * SEC, "Ping", ET_SRC_CAPTURE, NULL, 1, 0}};
+    const struct step b[] = {{1, T0 + SEC, "Ping", ET_SRC_HAR, NULL, 1, 0},
+                             {2, T0 + 3 * SEC, "Sync", ET_SRC_HAR, NULL, 1, 0}};
     struct script sa = {a, 2, 0, 0, 0}, sb = {b, 2, 0, 0, 0};
     struct got g;
     struct et_pipe_opts o;
@@ -335,9 +360,9 @@ static void test_pipe_filter_does_not_renumber(void **state)
 static void test_pipe_sink_stop_ends_the_run(void **state)
 {
     (void)state;
-    const struct step st[] = {{1, T0, "Sync", ET_SRC_SAZ, NULL, 1},
-                              {2, T0 + SEC, "Ping", ET_SRC_SAZ, NULL, 1},
-                              {3, T0 + 2 * SEC, "Ping", ET_SRC_SAZ, NULL, 1}};
+    const struct step st[] = {{1, T0, "Sync", ET_SRC_SAZ, NULL, 1, 0},
+                              {2, T0 + SEC, "Ping", ET_SRC_SAZ, NULL, 1, 0},
+                              {3, T0 + 2 * SEC, "Ping", ET_SRC_SAZ, NULL, 1, 0}};
     struct script sc = {st, 3, 0, 0, 0};
     struct got g;
     memset(&g, 0, sizeof(g));
@@ -389,8 +414,8 @@ static void test_pipe_reader_with_endless_new_errors_ends(void **state)
 static void test_pipe_live_push_delivers_at_once(void **state)
 {
     (void)state;
-    const struct step st[] = {{1, T0 + 5 * SEC, "Ping", ET_SRC_PROXY, NULL, 1},
-                              {2, T0, "Sync", ET_SRC_PROXY, NULL, 1}};
+    const struct step st[] = {{1, T0 + 5 * SEC, "Ping", ET_SRC_PROXY, NULL, 1, 0},
+                              {2, T0, "Sync", ET_SRC_PROXY, NULL, 1, 0}};
     struct got g;
     struct et_pipe_opts o;
     memset(&g, 0, sizeof(g));
@@ -472,6 +497,7 @@ int main(void)
         cmocka_unit_test(test_pipe_reorder_window_puts_a_source_in_time_order),
         cmocka_unit_test(test_pipe_window_is_bounded),
         cmocka_unit_test(test_pipe_correlation_keeps_the_mailbox_log_exception),
+        cmocka_unit_test(test_pipe_long_poll_recorded_at_its_end_still_correlates),
         cmocka_unit_test(test_pipe_not_in_server_log_from_correlation_facts),
         cmocka_unit_test(test_pipe_filter_does_not_renumber),
         cmocka_unit_test(test_pipe_sink_stop_ends_the_run),

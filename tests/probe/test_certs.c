@@ -18,6 +18,7 @@
 #include <openssl/x509v3.h>
 
 #include "eastrace/probe.h"
+#include "probe_pieces.h"
 
 #define DAY (24L * 3600L)
 

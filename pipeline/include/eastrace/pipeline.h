@@ -13,8 +13,9 @@
  *      |       group (same device, command, HTTP status, start or end within tolerance)
  *      v
  *   reorder: groups held in start-time order; released once the stream's clock is past
- *      |     their end by the window (bounded: at most window_max of stream time and
- *      |     ET_PIPE_MAX_HELD groups), so a merged timeline is in time order
+ *      |     their end by the window, so a merged timeline is in time order (bounded: a
+ *      |     group not done holds back later ones for at most window_max of stream time, and
+ *      |     at most ET_PIPE_MAX_HELD groups are held)
  *      v
  *   number -> view (et_view_build, once) -> analyzer (et_analyzer_feed, with the
  *      |      correlation facts: not-in-server-log) -> filter
@@ -102,7 +103,8 @@ struct et_pipe_opts {
     int64_t tolerance_us;           /* how far two sources' times of one request differ (3 s) */
     int64_t window_us;              /* stream time a group is held past its end (5 s);
                                        0: deliver each exchange as it comes (live view) */
-    int64_t window_max_us;          /* stream time a group is held past its start (60 s) */
+    int64_t window_max_us;          /* stream time a group that is not done holds back the
+                                       groups after it, past its start (60 s) */
     struct et_pipe_filter filter;
     uint64_t max_consecutive_skips; /* damaged records in a row that end an input (10000) */
     et_pipe_error_cb on_error;      /* NULL: "eastrace: input: message" on stderr */

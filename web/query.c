@@ -10,7 +10,9 @@
  *   errors=1    a finding of warning or error           (--errors)
  *   find=TEXT   decoded XML, headers, target, EAS line  (--find, case-insensitive)
  *
- * plus sort=COLUMN, dir=asc|desc, offset, limit (at most 1000). The filtered and sorted index
+ * plus sort=COLUMN, dir=asc|desc, offset, limit (at most 1000). Without sort the rows come in
+ * timeline order, as replay prints them (with one input n is the record number in the file,
+ * which a long poll completing late does not follow). The filtered and sorted index
  * is kept for the next request with the same filters (paging through 100,000 rows re-sorts
  * nothing) until the store changes.
  */
@@ -134,6 +136,7 @@ static const struct et_web_store *sort_store;
 static int sort_col, sort_dir;
 
 enum col {
+    COL_ORDER = -1, /* timeline order: as added */
     COL_N = 0, COL_TIME, COL_DEV, COL_USER, COL_CMD, COL_FOLDER, COL_HTTP, COL_EAS, COL_REQ,
     COL_RESP, COL_DUR, COL_SEEN, COL_SEV, COL_HOST, COL_N_
 };
@@ -159,6 +162,8 @@ static int cmp_rows(const void *pa, const void *pb)
     const struct et__web_row *a = &sort_store->rows[*(const uint32_t *)pa];
     const struct et__web_row *b = &sort_store->rows[*(const uint32_t *)pb];
     int c = 0;
+    if (sort_col == COL_ORDER)
+        return sort_dir * (*(const uint32_t *)pa < *(const uint32_t *)pb ? -1 : 1);
     switch (sort_col) {
     case COL_TIME: c = cmp_i64(a->t, b->t); break;
     case COL_DEV: c = cmp_str(a->device, b->device); break;
@@ -192,7 +197,7 @@ int et__web_rows_query(struct et_web_store *s, const char *query, struct et_buf 
     struct et_buf key, tmp;
     char *v;
     unsigned long long offset = 0, limit = 100;
-    int col = COL_N, dir = 1, rc = 0;
+    int col = COL_ORDER, dir = 1, rc = 0;
 
     memset(&f, 0, sizeof(f));
     et_buf_init(&key, 0);
@@ -267,7 +272,7 @@ int et__web_rows_query(struct et_web_store *s, const char *query, struct et_buf 
         for (size_t i = 0; i < s->nrows; i++)
             if (row_match(s, &s->rows[i], &f, &tmp))
                 idx[n++] = (uint32_t)i;
-        if (col != COL_N || dir != 1) {
+        if (col != COL_ORDER || dir != 1) {
             sort_store = s;
             sort_col = col;
             sort_dir = dir;

@@ -532,6 +532,8 @@ int et_web_store_add(struct et_web_store *s, uint64_t n, const struct et_exchang
             s->ninfo++;
         rule_count(s, g, n);
     }
+    if (s->nrows > 0 && s->rows[s->nrows - 1].n >= r.n)
+        s->unordered = 1;
     s->rows[s->nrows++] = r;
     if (!s->devs_from_analyzer) {
         struct et__web_dev *d = dev_of(s, r.device);
@@ -861,10 +863,16 @@ void et__web_summary_json(struct et_web_store *s, struct et_buf *out)
     et_buf_puts(out, "]}");
 }
 
-/* Binary search: rows are in ascending n. */
+/* Binary search while rows are in ascending n, else a scan. */
 static const struct et__web_row *row_by_n(const struct et_web_store *s, uint64_t n)
 {
     size_t lo = 0, hi = s->nrows;
+    if (s->unordered) {
+        for (size_t i = 0; i < s->nrows; i++)
+            if (s->rows[i].n == n)
+                return &s->rows[i];
+        return NULL;
+    }
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         if (s->rows[mid].n < n)

@@ -80,6 +80,8 @@ struct et_web_store {
     struct et__web_row *rows;
     size_t nrows, cap;
     uint64_t dropped;        /* rows dropped by max_rows */
+    int unordered;           /* rows are not in ascending n (rows are in timeline order, and
+                              * with one input n is the record number, which need not be) */
     int fd;                  /* spill file */
     uint64_t spill_len;
     uint64_t version;        /* bumps on every change */

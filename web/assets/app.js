@@ -120,8 +120,9 @@ class FileApi {
       const rows = this.d.rows;
       let idx = [];
       for (let i = 0; i < rows.length; i++) if (this.match(rows[i], i, f)) idx.push(i);
-      const col = p.sort || 'n', dir = p.dir === 'desc' ? -1 : 1;
-      if (col !== 'n' || dir !== 1) {
+      const col = p.sort || '', dir = p.dir === 'desc' ? -1 : 1;
+      if (col === '' && dir === -1) idx.reverse();
+      else if (col !== '') {
         idx.sort((a, b) => {
           const x = rows[a][col], y = rows[b][col];
           let c = 0;
@@ -433,7 +434,7 @@ const COLS = [
 ];
 
 const state = {
-  api: null, filter: {}, sort: 'n', dir: 'asc', matched: 0, total: 0, pages: new Map(),
+  api: null, filter: {}, sort: '', dir: 'asc', matched: 0, total: 0, pages: new Map(),
   gen: 0, sel: -1, selN: null, version: null, view: 'grid', openN: null,
 };
 

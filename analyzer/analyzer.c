@@ -32,8 +32,18 @@ struct coll_state {
     unsigned repeat_reported;
     unsigned fives_before_zero; /* HTTP 5xx answers to this device since its last SyncKey 0 */
     unsigned fives_total;  /* 5xx answers that came right before a SyncKey 0 */
+    unsigned issued;       /* the server issued a key since the last SyncKey 0 (or the device
+                              sent a non-zero one, which the server issued before) */
     char *pending_new_key; /* the SyncKey the server answered last time */
     long last_status;
+};
+
+#define CUT_RING 8
+#define DEV_MAX_FOLDERS 2048
+
+struct folder {
+    const char *id;   /* ServerId */
+    const char *name; /* DisplayName */
 };
 
 struct day_count {
@@ -57,8 +67,21 @@ struct dev {
     unsigned fives_since_reset; /* 5xx since the last SyncKey 0 of any collection */
     unsigned heartbeat_reported;
     long server_hb;          /* HeartbeatInterval the server answered (Ping 5), -1 */
+    long hb_refused_req;     /* the heartbeat the server last refused (Status 5), -1 none */
     struct day_count days[DEV_MAX_DAYS];
     unsigned ndays;
+    struct folder *folders;  /* the hierarchy FolderSync answered (names in the arena) */
+    unsigned nfolders, capfolders;
+    int64_t cuts[CUT_RING];  /* durations of the last long polls cut by a non-Exchange answer */
+    unsigned ncuts;          /* cut long polls in a row (the ring holds the last CUT_RING) */
+    unsigned cut_reported;
+    int64_t retry_until;     /* the server's Retry-After allows a request from here on */
+    long retry_secs;         /* that Retry-After, seconds */
+    unsigned retry_reported;
+    const char *fs_why;      /* "Ping Status 7" / "Sync Status 12" waiting for a FolderSync */
+    uint64_t fs_exchange;    /* the exchange that said so */
+    unsigned fs_after;       /* requests since, none of them FolderSync */
+    const char *blocked_state; /* the blocked/quarantined access state last reported */
 };
 
 struct et_analyzer {
@@ -70,6 +93,8 @@ struct et_analyzer {
     size_t ndevs, capdevs;
     struct et_device_stats *stats_out;
 };
+
+static const char *coll_label(struct dev *d, const char *id, char *buf, size_t len);
 
 const char *et_severity_name(enum et_severity s)
 {
@@ -107,6 +132,40 @@ void et_analyzer_opts_default(struct et_analyzer_opts *o)
     o->auth_repeat = 3;
     o->heartbeat_min = 60;
     o->heartbeat_max = 3540;
+    o->longpoll_cut_repeat = 3;
+    o->slow_ms = 10000;
+    o->foldersync_grace = 2;
+}
+
+int et_analyzer_opt_parse(struct et_analyzer_opts *o, const char *name, const char *value)
+{
+    char *end;
+    unsigned long v;
+
+    if (strcmp(name, "--slow-ms") != 0 && strcmp(name, "--longpoll-cut") != 0 &&
+        strcmp(name, "--foldersync-grace") != 0)
+        return 0;
+    if (value == NULL || *value == '\0')
+        return ET_EINVAL;
+    v = strtoul(value, &end, 10);
+    if (*end != '\0' || v == 0 || v > 100000000)
+        return ET_EINVAL;
+    if (strcmp(name, "--slow-ms") == 0)
+        o->slow_ms = (long)v;
+    else if (strcmp(name, "--longpoll-cut") == 0)
+        o->longpoll_cut_repeat = v > CUT_RING ? CUT_RING : (unsigned)v;
+    else
+        o->foldersync_grace = (unsigned)v;
+    return 1;
+}
+
+const char *et_analyzer_opts_help(void)
+{
+    return "  --slow-ms N          a command (not a long poll) slower than N ms is slow (10000)\n"
+           "  --longpoll-cut N     long polls cut at about the same duration that make\n"
+           "                       longpoll-cut (3, at most 8)\n"
+           "  --foldersync-grace N requests after Ping 7 / Sync 12 without a FolderSync that\n"
+           "                       make foldersync-ignored (2)\n";
 }
 
 static const char *const cmd_slots[8] = {"Sync", "Ping", "FolderSync", "SendMail",
@@ -148,6 +207,13 @@ struct et_analyzer *et_analyzer_new(const struct et_analyzer_opts *opts)
         et_analyzer_opts_default(&an->o);
     if (an->o.storm_per_minute == 0)
         an->o.storm_per_minute = 60;
+    /* Options made before these thresholds existed (zeroed) get the defaults. */
+    if (an->o.longpoll_cut_repeat == 0 || an->o.longpoll_cut_repeat > CUT_RING)
+        an->o.longpoll_cut_repeat = 3;
+    if (an->o.slow_ms <= 0)
+        an->o.slow_ms = 10000;
+    if (an->o.foldersync_grace == 0)
+        an->o.foldersync_grace = 2;
     an->arena = et_arena_new(0);
     an->nbuckets = 256;
     an->buckets = et_calloc(an->nbuckets, sizeof(*an->buckets));
@@ -169,6 +235,7 @@ void et_analyzer_free(struct et_analyzer *an)
             et_free(d->colls[k].pending_new_key);
         }
         et_free(d->ring);
+        et_free(d->folders);
         et_free(d);
     }
     et_free(an->devs);
@@ -227,6 +294,7 @@ static struct dev *get_dev(struct et_analyzer *an, const char *device)
     d->ring_len = an->o.storm_per_minute + 1;
     d->ring = et_calloc(d->ring_len, sizeof(*d->ring));
     d->server_hb = -1;
+    d->hb_refused_req = -1;
     if (d->st.device == NULL || d->ring == NULL) {
         et_free(d->ring);
         et_free(d);
@@ -388,9 +456,14 @@ static void rule_exchange_error(struct emit *em)
 
     if (x->err.code == 0)
         return;
-    if (x->source == ET_SRC_SAZ || x->source == ET_SRC_HAR || x->source == ET_SRC_MAILBOX ||
-        x->source == ET_SRC_IIS || x->err.stage == ET_STAGE_DECODE) {
-        /* A file that another tool wrote: what is wrong is the record, not the traffic. */
+    if (x->err.stage == ET_STAGE_DECODE || x->err.stage == ET_STAGE_NONE ||
+        x->source == ET_SRC_MAILBOX || x->source == ET_SRC_IIS ||
+        ((x->source == ET_SRC_SAZ || x->source == ET_SRC_HAR) &&
+         (x->err.code == ET_ETRUNC || x->err.code == ET_EPARSE || x->err.code == ET_ETOOBIG))) {
+        /* What is wrong is the record, not the traffic: a message another tool stored cut or
+         * malformed. A failure a HAR or .saz names as the traffic's (a HAR "_error": DNS,
+         * connect, TLS, a reset; our own writers' recorded failures) is judged below like
+         * the proxy's own. */
         add(em, "exchange-error", em->v->is_eas ? ET_SEV_WARNING : ET_SEV_INFO,
             "The recording tool kept this message incomplete (a body limit, a cut file, or "
             "a session that was still running); the parts that were kept are shown.",
@@ -480,6 +553,21 @@ static void rule_http_status(struct emit *em)
             "HTTP 451 Redirect: the mailbox is served elsewhere%s%s", loc ? ": " : "",
             loc ? loc : "");
         return;
+    case 456:
+        add(em, "http-status", ET_SEV_ERROR,
+            "Check the user's account in Active Directory (disabled, locked out, logon hours) "
+            "and that the mailbox is enabled for ActiveSync (Get-CASMailbox user | fl "
+            "ActiveSyncEnabled); then the device access state (Get-MobileDevice).",
+            "HTTP 456 Blocked for %s: the user's account is blocked (MS-ASHTTP)",
+            v->cmd ? v->cmd : "the request");
+        return;
+    case 457:
+        add(em, "http-status", ET_SEV_ERROR,
+            "The user must change the password (Outlook on the web, or at a domain-joined "
+            "computer), then enter the new one on the device.",
+            "HTTP 457 Expired Password for %s: the user's password has expired (MS-ASHTTP)",
+            v->cmd ? v->cmd : "the request");
+        return;
     case 500:
         add(em, "http-status", ET_SEV_ERROR, NEXT_500,
             "HTTP 500 Internal Server Error for %s", v->cmd ? v->cmd : "the request");
@@ -554,6 +642,18 @@ static void status_finding(struct emit *em, const char *root, const char *parent
 
     if (tsev == ET_EAS_SEV_SUCCESS)
         return;
+    if (strcmp(root, "Sync") != 0) {
+        /* The protocol document of this command, not Sync's. */
+        next = et_arena_printf(em->a,
+                               "Look up the Status in MS-ASCMD %s (the %s command response); "
+                               "find the request that caused it (eastrace show FILE N) and the "
+                               "device's requests before it (eastrace replay --device ID).",
+                               root, root);
+        if (next == NULL) {
+            em->failed = 1;
+            return;
+        }
+    }
     if (strcmp(rule, "sendmail-status") == 0) {
         if (code == 120 || code == 129)
             next = NEXT_SENDMAIL_BLOCKED;
@@ -566,8 +666,10 @@ static void status_finding(struct emit *em, const char *root, const char *parent
         if (code == 5) {
             snprintf(where, sizeof(where), " (device asked %ld s; server allows %ld s)",
                      v->heartbeat_req, v->heartbeat_resp);
-            next = "Set the device's heartbeat within the server's range (the server's answer "
-                   "gives the limit); check firewall and load balancer idle timeouts.";
+            next = "Normal once: the server gave its limit and the device should send its next "
+                   "Ping within it (heartbeat-range warns when it does not). If it repeats, "
+                   "set the device's heartbeat within the server's range and check firewall "
+                   "and load balancer idle timeouts.";
         } else if (code == 6) {
             snprintf(where, sizeof(where), " (device asked %ld folders; server allows %ld)",
                      v->ping_folders, v->max_folders);
@@ -586,6 +688,10 @@ static void status_finding(struct emit *em, const char *root, const char *parent
         }
         if (sev < ET_SEV_WARNING)
             sev = ET_SEV_WARNING;
+        /* Status 5 is the server telling the device its limit: a device that obeys it is
+         * healthy, so the exchange itself is information. */
+        if (code == 5)
+            sev = ET_SEV_INFO;
     } else if (strcmp(rule, "provision-status") == 0 || (code >= 142 && code <= 144)) {
         next = NEXT_PROVISION;
     } else if (strcmp(rule, "sync-status") == 0) {
@@ -631,6 +737,7 @@ static void rule_statuses(struct emit *em)
             if (tsev == ET_EAS_SEV_SUCCESS)
                 continue;
             s = et_eas_status_lookup("Sync", "Collection", (int)c->status);
+            char lbl[320];
             add(em, "sync-status", sev_of(tsev),
                 c->status == 3 ? "The server does not know the SyncKey: the device must resync "
                                  "the folder from SyncKey 0. If it repeats, see "
@@ -639,7 +746,7 @@ static void rule_statuses(struct emit *em)
                                     "FolderSync first."
                                   : NEXT_SYNC_STATUS,
                 "Sync Status %ld = %s for collection %s (SyncKey sent %s): %s", c->status,
-                s ? s->name : "unknown", c->collection_id ? c->collection_id : "?",
+                s ? s->name : "unknown", coll_label(em->d, c->collection_id, lbl, sizeof(lbl)),
                 c->sync_key ? c->sync_key : "?", s && s->meaning ? s->meaning : "");
         }
     }
@@ -720,10 +827,22 @@ static int key_is_zero(const char *k)
     return k != NULL && strcmp(k, "0") == 0;
 }
 
+/* The answer gave the device a key for this collection: HTTP 200 with a non-zero SyncKey
+ * and a success Status, or (IIS lines carry no keys) Status 1 logged for it. */
+static int key_issued(const struct et_view *v, const struct et_view_collection *vc)
+{
+    if (v->http_status != 200)
+        return 0;
+    if (vc->new_sync_key != NULL)
+        return !key_is_zero(vc->new_sync_key) && vc->status <= 1;
+    return !v->has_resp_body && vc->status == 1;
+}
+
 static void pattern_synckeys(struct emit *em, struct et_analyzer *an)
 {
     const struct et_view *v = em->v;
     struct dev *d = em->d;
+    char lbl[320];
 
     for (size_t i = 0; i < v->ncolls; i++) {
         const struct et_view_collection *vc = &v->colls[i];
@@ -734,16 +853,22 @@ static void pattern_synckeys(struct emit *em, struct et_analyzer *an)
         if (c == NULL)
             continue; /* more collections than tracked per device: those go unwatched */
         if (key_is_zero(vc->sync_key)) {
-            c->zero_count++;
-            c->fives_total += d->fives_since_reset;
+            /* A SyncKey 0 is a reset only when the server had issued a key: the device's
+             * retries of a first sync answered 449, 401, 404 or 5xx never got one. */
+            if (c->issued) {
+                c->zero_count++;
+                c->fives_total += d->fives_since_reset;
+            }
+            c->issued = 0;
             if (c->zero_count >= an->o.synckey0_repeat && !c->zero_reported) {
                 c->zero_reported = 1;
                 add(em, "synckey-reset-loop", ET_SEV_ERROR, NEXT_RESET_LOOP,
                     "device %s sent SyncKey 0 for %s %u times: it keeps resyncing the folder "
                     "from scratch (every item downloads again)%s",
                     d->st.device,
-                    c->id ? (strcmp(c->id, "FolderSync") == 0 ? "the folder hierarchy"
-                                                              : c->id)
+                    c->id ? (strcmp(c->id, "FolderSync") == 0
+                                 ? "the folder hierarchy"
+                                 : coll_label(d, c->id, lbl, sizeof(lbl)))
                           : "a collection",
                     c->zero_count,
                     c->fives_total ? "; HTTP 5xx answers came before the resyncs, a known "
@@ -766,7 +891,8 @@ static void pattern_synckeys(struct emit *em, struct et_analyzer *an)
                     add(em, "synckey-repeat", ET_SEV_WARNING, NEXT_KEY_REPEAT,
                         "device %s sent SyncKey %s for collection %s %u times although the "
                         "server %s: the folder is not progressing",
-                        d->st.device, vc->sync_key, c->id ? c->id : "?", c->repeat + 1,
+                        d->st.device, vc->sync_key, coll_label(d, c->id, lbl, sizeof(lbl)),
+                        c->repeat + 1,
                         failed ? "answered an error Status" : "answered a new SyncKey");
                 }
             }
@@ -776,6 +902,10 @@ static void pattern_synckeys(struct emit *em, struct et_analyzer *an)
             c->repeat = 0;
             c->repeat_reported = 0;
         }
+        if (!key_is_zero(vc->sync_key))
+            c->issued = 1;
+        if (key_issued(v, vc))
+            c->issued = 1;
         et_free(c->pending_new_key);
         c->pending_new_key = vc->new_sync_key ? et_strdup(vc->new_sync_key) : NULL;
         c->last_status = vc->status;
@@ -842,23 +972,490 @@ static void pattern_auth(struct emit *em, struct et_analyzer *an)
     }
 }
 
+/* The server's verdict on the heartbeat a Ping (or Sync Wait) asked for: 1 accepted (Ping
+ * Status 1 or 2, a Sync answered without Status 14), -1 refused (Ping Status 5, Sync Status
+ * 14), 0 unknown (no answer, or no Status to read). */
+static int heartbeat_verdict(const struct et_view *v)
+{
+    int ping = v->cmd != NULL && strcmp(v->cmd, "Ping") == 0;
+
+    if (v->http_status != 200)
+        return 0;
+    if (ping) {
+        if (v->top_status == 5)
+            return -1;
+        return v->top_status == 1 || v->top_status == 2 ? 1 : 0;
+    }
+    /* A Sync with Wait: answered 200 with changes or, empty, with none. */
+    return v->top_status == 14 ? -1 : 1;
+}
+
 static void pattern_heartbeat(struct emit *em, struct et_analyzer *an)
 {
     const struct et_view *v = em->v;
     struct dev *d = em->d;
     long lo = an->o.heartbeat_min, hi = an->o.heartbeat_max;
+    int verdict;
 
-    if (v->cmd != NULL && strcmp(v->cmd, "Ping") == 0 && v->top_status == 5 &&
-        v->heartbeat_resp > 0)
-        d->server_hb = v->heartbeat_resp;
-    if (v->heartbeat_req < 0 || d->heartbeat_reported)
+    if (v->heartbeat_req < 0)
+        return;
+    verdict = heartbeat_verdict(v);
+    if (d->hb_refused_req >= 0) {
+        /* The previous heartbeat was refused with the server's limit: this one should keep
+         * to it. Asking the same or further out again means the device ignores the server. */
+        long limit = d->server_hb, prev = d->hb_refused_req;
+        int ignored = verdict < 0 ||
+                      (limit > 0 && prev > limit && v->heartbeat_req > limit) ||
+                      (limit > 0 && prev < limit && v->heartbeat_req < limit);
+        d->hb_refused_req = -1;
+        if (ignored && !d->heartbeat_reported) {
+            d->heartbeat_reported = 1;
+            if (limit > 0)
+                add(em, "heartbeat-range", ET_SEV_WARNING, NEXT_HEARTBEAT,
+                    "device %s asked for a heartbeat of %ld s after the server refused %ld s "
+                    "and gave its limit of %ld s (Status 5): it does not keep to the server's "
+                    "range",
+                    d->st.device, v->heartbeat_req, prev, limit);
+            else
+                add(em, "heartbeat-range", ET_SEV_WARNING, NEXT_HEARTBEAT,
+                    "device %s asked for a heartbeat of %ld s after the server refused %ld s: "
+                    "it does not keep to the server's range",
+                    d->st.device, v->heartbeat_req, prev);
+            return;
+        }
+    }
+    if (verdict < 0) {
+        if (v->heartbeat_resp > 0)
+            d->server_hb = v->heartbeat_resp;
+        d->hb_refused_req = v->heartbeat_req;
+        return;
+    }
+    /* The server accepted it: its own range is what counts, not the usual 60-3540 s. */
+    if (verdict > 0 || d->heartbeat_reported)
         return;
     if (v->heartbeat_req < lo || v->heartbeat_req > hi) {
         d->heartbeat_reported = 1;
         add(em, "heartbeat-range", ET_SEV_WARNING, NEXT_HEARTBEAT,
-            "device %s asked for a heartbeat of %ld s, outside the server's range %ld-%ld s",
+            "device %s asked for a heartbeat of %ld s, outside the usual server range %ld-%ld s "
+            "(the server's answer does not say whether it accepted it)",
             d->st.device, v->heartbeat_req, lo, hi);
     }
+}
+
+/* ---- folder names --------------------------------------------------------------------- */
+
+static struct folder *find_folder(struct dev *d, const char *id)
+{
+    for (unsigned i = 0; i < d->nfolders; i++)
+        if (strcmp(d->folders[i].id, id) == 0)
+            return &d->folders[i];
+    return NULL;
+}
+
+static const char *node_text(struct et_arena *a, const struct et_wbxml_node *n)
+{
+    size_t len;
+    const char *t;
+    if (n == NULL)
+        return NULL;
+    t = et_wbxml_node_text(n, &len);
+    return t != NULL ? et_arena_strndup(a, t, ET_MIN(len, 256)) : NULL;
+}
+
+/* Learns the hierarchy from a successful FolderSync answer: Add and Update name a ServerId,
+ * Delete forgets it; an answer to SyncKey 0 is the whole hierarchy again. */
+static void learn_folders(struct emit *em, struct et_analyzer *an)
+{
+    const struct et_view *v = em->v;
+    struct dev *d = em->d;
+    const struct et_wbxml_node *root = v->resp_doc ? v->resp_doc->root : NULL;
+    static const char *const kinds[] = {"Changes/Add", "Changes/Update", "Changes/Delete"};
+
+    if (root == NULL || root->name == NULL || strcmp(root->name, "FolderSync") != 0 ||
+        v->top_status != 1)
+        return;
+    for (size_t i = 0; i < v->ncolls; i++)
+        if (v->colls[i].collection_id != NULL &&
+            strcmp(v->colls[i].collection_id, "FolderSync") == 0 &&
+            key_is_zero(v->colls[i].sync_key))
+            d->nfolders = 0;
+    for (int k = 0; k < 3; k++) {
+        struct et_wbxml_iter it;
+        const struct et_wbxml_node *n;
+        et_wbxml_iter_init(&it, root, kinds[k]);
+        while ((n = et_wbxml_iter_next(&it)) != NULL) {
+            const char *id = node_text(an->arena, et_wbxml_find(n, "ServerId"));
+            const char *name = k < 2 ? node_text(an->arena, et_wbxml_find(n, "DisplayName"))
+                                     : NULL;
+            struct folder *f;
+            if (id == NULL || *id == '\0')
+                continue;
+            f = find_folder(d, id);
+            if (k == 2) {
+                if (f != NULL)
+                    *f = d->folders[--d->nfolders];
+                continue;
+            }
+            if (name == NULL)
+                continue;
+            if (f != NULL) {
+                f->name = name;
+                continue;
+            }
+            if (d->nfolders == d->capfolders) {
+                unsigned nc = d->capfolders ? d->capfolders * 2 : 32;
+                struct folder *nf;
+                if (nc > DEV_MAX_FOLDERS)
+                    continue; /* a hierarchy this large goes partly unnamed */
+                nf = et_realloc(d->folders, nc * sizeof(*nf));
+                if (nf == NULL) {
+                    em->failed = 1;
+                    return;
+                }
+                d->folders = nf;
+                d->capfolders = nc;
+            }
+            d->folders[d->nfolders].id = id;
+            d->folders[d->nfolders].name = name;
+            d->nfolders++;
+        }
+    }
+}
+
+/* Names the view's collections (the one field of the view the analyzer writes, as
+ * et_analyzer_feed() documents). */
+static void name_collections(struct dev *d, const struct et_view *cv)
+{
+    struct et_view *v = (struct et_view *)(uintptr_t)cv;
+    for (size_t i = 0; i < v->ncolls; i++) {
+        const struct folder *f;
+        if (v->colls[i].collection_id == NULL)
+            continue;
+        f = find_folder(d, v->colls[i].collection_id);
+        v->colls[i].folder_name = f != NULL ? f->name : NULL;
+    }
+}
+
+/* "Inbox (5)" when the name is known, else "5". */
+static const char *coll_label(struct dev *d, const char *id, char *buf, size_t len)
+{
+    const struct folder *f;
+    if (id == NULL)
+        return "?";
+    if (d == NULL || (f = find_folder(d, id)) == NULL)
+        return id;
+    snprintf(buf, len, "%s (%s)", f->name, id);
+    return buf;
+}
+
+/* ---- Exchange's own diagnostics --------------------------------------------------------- */
+
+#define NEXT_CAS_MAILBOX                                                                       \
+    "The front end could not find the mailbox: it was moved to Exchange Online (the user "     \
+    "must use the cloud endpoint: check Autodiscover and the on-premises object, "             \
+    "Get-Recipient user | fl RecipientTypeDetails shows RemoteUserMailbox), is not licensed, " \
+    "or was disabled or deleted (Get-Mailbox user). Look up the request-id in the front end's " \
+    "HttpProxy log (Logging\\HttpProxy\\Eas)."
+#define NEXT_CAS_BACKEND                                                                       \
+    "The front end could not reach the mailbox's server: check that the mailbox database is "  \
+    "mounted and healthy (Get-MailboxDatabaseCopyStatus), the back end named in "              \
+    "X-CalculatedBETarget (Test-ServiceHealth, its MSExchangeSyncAppPool), and name resolution " \
+    "and port 444 from the front end; the request-id is in the front end's HttpProxy log "     \
+    "(Logging\\HttpProxy\\Eas)."
+#define NEXT_CAS_OTHER                                                                         \
+    "Look up the request-id in the front end's HttpProxy log (Logging\\HttpProxy\\Eas) and the " \
+    "named server's IIS log for this time: the ErrorCode and the back end it chose say why the " \
+    "request was not served."
+
+static int has_word(const char *s, const char *w)
+{
+    size_t n = strlen(w);
+    for (; s != NULL && *s != '\0'; s++)
+        if (et_strncaseeq(s, w, n))
+            return 1;
+    return 0;
+}
+
+/* X-CasErrorCode: which hop failed (front end or back end) and why. */
+static void rule_cas_error(struct emit *em)
+{
+    const struct et_view *v = em->v;
+    const struct et_view_exdiag *d = &v->exdiag;
+    const char *fe = d->fe_server ? d->fe_server : d->diag_info;
+    const char *code = d->cas_error, *next;
+    char hop[512], ctx[600] = "", rid[128] = "";
+
+    if (code == NULL || *code == '\0')
+        return;
+    if (d->be_server != NULL)
+        snprintf(hop, sizeof(hop), "the back end %s failed the request the front end %s passed "
+                 "on", d->be_server, fe ? fe : "(unnamed)");
+    else
+        snprintf(hop, sizeof(hop), "the front end %s could not hand the request to a mailbox "
+                 "server%s%s", fe ? fe : "(unnamed)", d->be_target ? "; it chose " : "",
+                 d->be_target ? d->be_target : "");
+    if (has_word(code, "MailboxGuid") || has_word(code, "UserNotFound") ||
+        has_word(code, "MailboxNotFound") || has_word(code, "MailboxNotExist") ||
+        has_word(code, "OrganizationNotFound") || has_word(code, "NotLicensed"))
+        next = NEXT_CAS_MAILBOX;
+    else if (has_word(code, "Server") || has_word(code, "Database") ||
+             has_word(code, "Locator") || has_word(code, "BE"))
+        next = NEXT_CAS_BACKEND;
+    else
+        next = NEXT_CAS_OTHER;
+    if (d->failure_context != NULL)
+        snprintf(ctx, sizeof(ctx), "; X-FailureContext: %.500s", d->failure_context);
+    if (d->request_id != NULL)
+        snprintf(rid, sizeof(rid), "; request-id %.80s", d->request_id);
+    add(em, "cas-error", ET_SEV_ERROR, next,
+        "Exchange refused %s with X-CasErrorCode %s (HTTP %d): %s%s%s",
+        v->cmd ? v->cmd : "the request", code, v->http_status, hop, ctx, rid);
+}
+
+/* ---- long polls, back-off, slow answers, hierarchy changes, device access --------------- */
+
+static int is_long_poll(const struct et_view *v)
+{
+    return v->cmd != NULL && v->heartbeat_req > 0 &&
+           (strcmp(v->cmd, "Ping") == 0 || strcmp(v->cmd, "Sync") == 0);
+}
+
+/* The answer did not come from Exchange: none at all (a reset, a timeout), a 502/504 of a
+ * proxy, or an empty 200 without any of the headers Exchange sends with an EAS answer. */
+static const char *non_exchange_answer(const struct et_exchange *x, const struct et_view *v)
+{
+    const struct et_headers *h = &x->resp.headers;
+    if (!x->has_response || v->http_status == 0)
+        return x->err.code != 0 ? "the connection was cut (no answer)" : NULL;
+    if (x->err.code != 0)
+        return "the connection to the server was cut (eastrace answered for it)";
+    if (v->http_status == 504 || v->http_status == 502)
+        return v->http_status == 504 ? "HTTP 504 from a proxy" : "HTTP 502 from a proxy";
+    if (v->http_status == 200 && x->resp.body.len == 0 && !x->resp.body.absent) {
+        for (size_t i = 0; i < h->n; i++)
+            if (et_strncaseeq(h->v[i].name, "X-MS-", 5) ||
+                et_strcaseeq(h->v[i].name, "MS-Server-ActiveSync") ||
+                et_strcaseeq(h->v[i].name, "X-FEServer") ||
+                et_strcaseeq(h->v[i].name, "X-BEServer") ||
+                et_strcaseeq(h->v[i].name, "request-id"))
+                return NULL;
+        return "an empty HTTP 200 without Exchange's headers";
+    }
+    return NULL;
+}
+
+#define NEXT_LONGPOLL_CUT                                                                      \
+    "A firewall, load balancer or reverse proxy between the device and Exchange drops idle "   \
+    "connections at about this time and cuts Direct Push: raise its idle timeout above the "   \
+    "longest heartbeat the server allows (MaxHeartbeatInterval, 59 minutes by default), or "  \
+    "lower the server's MaxHeartbeatInterval below it; the Ping then ends with Status 1 "       \
+    "instead of being cut."
+
+static void pattern_longpoll_cut(struct emit *em, struct et_analyzer *an)
+{
+    const struct et_exchange *x = em->x;
+    const struct et_view *v = em->v;
+    struct dev *d = em->d;
+    int64_t dur, hb_us, tol, sum = 0;
+    const char *why;
+    unsigned n, close = 0;
+
+    if (!is_long_poll(v) || x->source == ET_SRC_IIS || x->source == ET_SRC_MAILBOX)
+        return;
+    dur = et_exchange_duration_us(x);
+    hb_us = (int64_t)v->heartbeat_req * 1000000;
+    why = non_exchange_answer(x, v);
+    if (dur <= 0 || why == NULL || dur >= hb_us - hb_us / 10) {
+        if (why == NULL && x->has_response)
+            d->ncuts = 0; /* Exchange answered: the run of cuts is over */
+        return;
+    }
+    d->cuts[d->ncuts % CUT_RING] = dur;
+    d->ncuts++;
+    n = ET_MIN(d->ncuts, CUT_RING);
+    /* "About the same": within 10 % (at least 5 s) of this cut. */
+    tol = ET_MAX(dur / 10, 5 * 1000000LL);
+    for (unsigned i = 0; i < n; i++)
+        if (d->cuts[i] >= dur - tol && d->cuts[i] <= dur + tol) {
+            close++;
+            sum += d->cuts[i];
+        }
+    if (close < an->o.longpoll_cut_repeat || d->cut_reported)
+        return;
+    d->cut_reported = 1;
+    add(em, "longpoll-cut", ET_SEV_WARNING, NEXT_LONGPOLL_CUT,
+        "device %s's %ss keep ending after about %.0f s (%u times) although the heartbeat is "
+        "%ld s, with %s: something between the device and Exchange cuts idle connections at "
+        "about %.0f s",
+        d->st.device, v->cmd, (double)sum / close / 1e6, close, v->heartbeat_req, why,
+        (double)sum / close / 1e6);
+}
+
+#define NEXT_RETRY_AFTER                                                                       \
+    "The device does not wait as long as the server asks (Retry-After, MS-ASHTTP 503) and so " \
+    "stays throttled: update its mail app; find what it repeats (eastrace replay --device "     \
+    "ID) and check the EAS limits of its throttling policy (Get-ThrottlingPolicy)."
+
+/* Retry-After as seconds (the HTTP-date form is not used by Exchange); -1 when absent. */
+static long retry_after_secs(const struct et_exchange *x)
+{
+    const char *ra = et_headers_get(&x->resp.headers, "Retry-After");
+    char *end;
+    long s;
+    if (ra == NULL)
+        return -1;
+    s = strtol(ra, &end, 10);
+    return end != ra && s > 0 && s < 86400 ? s : -1;
+}
+
+static void pattern_retry_after(struct emit *em, int64_t t)
+{
+    const struct et_exchange *x = em->x;
+    struct dev *d = em->d;
+    long secs;
+
+    if (d->retry_until > 0 && t > 0) {
+        if (t < d->retry_until && !d->retry_reported) {
+            d->retry_reported = 1;
+            add(em, "retry-after-ignored", ET_SEV_WARNING, NEXT_RETRY_AFTER,
+                "device %s sent %s %.1f s before the server's Retry-After of %ld s allowed it",
+                d->st.device, em->v->cmd ? em->v->cmd : "a request",
+                (double)(d->retry_until - t) / 1e6, d->retry_secs);
+        }
+        if (t >= d->retry_until)
+            d->retry_until = 0;
+    }
+    if ((secs = retry_after_secs(x)) > 0) {
+        int64_t base = x->t.resp_end ? x->t.resp_end : (x->t.resp_begin ? x->t.resp_begin : t);
+        if (base > 0) {
+            d->retry_until = base + (int64_t)secs * 1000000;
+            d->retry_secs = secs;
+            d->retry_reported = 0;
+        }
+    }
+}
+
+#define NEXT_SLOW                                                                              \
+    "Look at the server side of this request: the IIS log's time-taken with RpcC/RpcL for the " \
+    "device (eastrace iis --report rpc; the guides' \"High RPC counts or latency\" query), the " \
+    "mailbox server's health, and file-level anti-virus scanning on the Client Access servers " \
+    "(it delays device and CAS performance)."
+
+static void rule_slow(struct emit *em, struct et_analyzer *an)
+{
+    const struct et_view *v = em->v;
+    int64_t dur = et_exchange_duration_us(em->x);
+
+    if (v->cmd == NULL || is_long_poll(v) || strcmp(v->cmd, "Ping") == 0 || dur < 0 ||
+        dur <= (int64_t)an->o.slow_ms * 1000)
+        return;
+    add(em, "slow-response", ET_SEV_WARNING, NEXT_SLOW,
+        "%s took %.1f s (more than %.1f s; not a long poll)", v->cmd, (double)dur / 1e6,
+        (double)an->o.slow_ms / 1000.0);
+}
+
+#define NEXT_FOLDERSYNC                                                                        \
+    "The server said the folder hierarchy changed (MS-ASCMD: Ping Status 7, Sync Status 12) "  \
+    "and the device must send FolderSync before it syncs or pings again; it did not. Remove "   \
+    "and re-add the account on the device, or update its mail app; look at its FolderSync "    \
+    "answers if it sent one earlier."
+
+static int hierarchy_changed(const struct et_view *v)
+{
+    if (v->cmd == NULL)
+        return 0;
+    if (strcmp(v->cmd, "Ping") == 0 && v->top_status == 7)
+        return 7;
+    if (strcmp(v->cmd, "Sync") == 0) {
+        if (v->top_status == 12)
+            return 12;
+        for (size_t i = 0; i < v->ncolls; i++)
+            if (v->colls[i].status == 12)
+                return 12;
+    }
+    return 0;
+}
+
+static void pattern_foldersync(struct emit *em, struct et_analyzer *an)
+{
+    const struct et_view *v = em->v;
+    struct dev *d = em->d;
+    int hc;
+
+    if (v->cmd == NULL)
+        return;
+    if (strcmp(v->cmd, "FolderSync") == 0) {
+        d->fs_why = NULL;
+        d->fs_after = 0;
+    } else if (d->fs_why != NULL &&
+               (strcmp(v->cmd, "Sync") == 0 || strcmp(v->cmd, "Ping") == 0 ||
+                strcmp(v->cmd, "GetItemEstimate") == 0)) {
+        if (++d->fs_after >= an->o.foldersync_grace) {
+            add(em, "foldersync-ignored", ET_SEV_WARNING, NEXT_FOLDERSYNC,
+                "device %s sent %u requests (this %s the last) after %s (exchange %llu) "
+                "without a FolderSync",
+                d->st.device, d->fs_after, v->cmd, d->fs_why,
+                (unsigned long long)d->fs_exchange);
+            d->fs_why = NULL;
+            d->fs_after = 0;
+        }
+    }
+    if ((hc = hierarchy_changed(v)) != 0 && d->fs_why == NULL) {
+        d->fs_why = hc == 7 ? "Ping Status 7" : "Sync Status 12";
+        d->fs_exchange = em->x->id;
+        d->fs_after = 0;
+    }
+}
+
+#define NEXT_BLOCKED                                                                           \
+    "The device is blocked or quarantined by Exchange's device access: check the device "      \
+    "access rules that match it (Get-ActiveSyncDeviceAccessRule), the organization's default " \
+    "access level (Get-ActiveSyncOrganizationSettings | fl DefaultAccessLevel), the mailbox's " \
+    "ActiveSyncBlockedDeviceIDs / ActiveSyncAllowedDeviceIDs (Get-CASMailbox), and the mobile " \
+    "device mailbox policy's AllowNonProvisionableDevices for a device that cannot provision; " \
+    "a quarantined device is released by allowing it (Set-CASMailbox -ActiveSyncAllowedDeviceIDs)."
+
+static void rule_device_blocked(struct emit *em, struct et_analyzer *an)
+{
+    const struct et_exchange *x = em->x;
+    const struct et_view *v = em->v;
+    struct dev *d = em->d;
+    const char *state = et_headers_get(&x->meta, "Log-As");
+    const char *reason = NULL, *rule = NULL, *err = v->server_error;
+    int blocked = 0;
+    char what[400];
+
+    if (state == NULL) {
+        state = et_headers_get(&x->meta, "AccessState");
+        reason = et_headers_get(&x->meta, "AccessStateReason");
+        rule = et_headers_get(&x->meta, "DeviceAccessControlRule");
+    }
+    if (state != NULL && *state == '\0')
+        state = NULL;
+    if (state != NULL && (et_strncaseeq(state, "Blocked", 7) ||
+                          et_strncaseeq(state, "Quarantined", 11)))
+        blocked = 1;
+    if (err != NULL && has_word(err, "DeviceIsBlockedForThisUser"))
+        blocked = 1;
+    if (err != NULL && has_word(err, "DeviceNotProvisioned") && state != NULL &&
+        !et_strncaseeq(state, "Allowed", 7))
+        blocked = 1;
+    for (size_t i = 0; !blocked && i < v->nstatus; i++)
+        if (v->statuses[i] == 129)
+            blocked = 1; /* DeviceIsBlockedForThisUser */
+    if (!blocked)
+        return;
+    snprintf(what, sizeof(what), "%s%s%s%s%s%s%s", state ? "access state " : "",
+             state ? state : "", reason ? " (" : "", reason ? reason : "", reason ? ")" : "",
+             rule ? ", rule " : "", rule ? rule : "");
+    if (what[0] == '\0')
+        snprintf(what, sizeof(what), "%s", err ? err : "Status 129 DeviceIsBlockedForThisUser");
+    if (d->blocked_state != NULL && strcmp(d->blocked_state, what) == 0)
+        return; /* once per device and state */
+    d->blocked_state = et_arena_strdup(an->arena, what);
+    add(em, "device-blocked", ET_SEV_ERROR, NEXT_BLOCKED,
+        "device %s is blocked or quarantined by Exchange: %s%s%s", d->st.device, what,
+        err && state ? "; error " : "", err && state ? err : "");
 }
 
 int et_analyzer_feed(struct et_analyzer *an, const struct et_exchange *x,
@@ -894,11 +1491,19 @@ int et_analyzer_feed(struct et_analyzer *an, const struct et_exchange *x,
     if (v->http_status != 200)
         d->st.http_errors++;
 
+    name_collections(d, v);
     rule_exchange_error(&em);
     rule_http_status(&em);
+    rule_cas_error(&em);
     if (v->is_eas) {
+        pattern_retry_after(&em, t);
         rule_statuses(&em);
         rule_server_error(&em);
+        rule_device_blocked(&em, an);
+        rule_slow(&em, an);
+        pattern_longpoll_cut(&em, an);
+        pattern_foldersync(&em, an);
+        learn_folders(&em, an);
         if (v->throttled && v->http_status != 503 && v->server_error == NULL)
             add(&em, "throttling", ET_SEV_WARNING, NEXT_THROTTLE,
                 "the server is throttling the device: %s", v->throttle);

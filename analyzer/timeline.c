@@ -68,6 +68,62 @@ static void status_cell(const struct et_view *v, char *out, size_t len)
     snprintf(out, len, "%ld=%s", show, s ? s->name : "?");
 }
 
+/* "  Inbox (5), Sent Items (6)": the collections of the exchange with the names the trace's
+ * FolderSync gave them, at the end of the line; empty when no name is known. */
+static void folders_cell(const struct et_view *v, char *out, size_t len)
+{
+    size_t k = 0;
+    int named = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; i < v->ncolls; i++)
+        named |= v->colls[i].folder_name != NULL;
+    if (!named)
+        return;
+    for (size_t i = 0; i < v->ncolls && k + 8 < len; i++) {
+        const struct et_view_collection *c = &v->colls[i];
+        int n;
+        if (c->collection_id == NULL || strcmp(c->collection_id, "FolderSync") == 0)
+            continue;
+        if (c->folder_name != NULL)
+            n = snprintf(out + k, len - k, "%s%s (%s)", k ? ", " : "  ", c->folder_name,
+                         c->collection_id);
+        else
+            n = snprintf(out + k, len - k, "%s%s", k ? ", " : "  ", c->collection_id);
+        if (n < 0 || (size_t)n >= len - k) {
+            /* Cut: end with an ellipsis that fits. */
+            if (len >= 4)
+                memcpy(out + len - 4, "...", 4);
+            k = len;
+            break;
+        }
+        k += (size_t)n;
+    }
+    et_str_printable(out);
+}
+
+int et_view_exdiag_text(const struct et_view *v, const char *indent, struct et_buf *out)
+{
+    static const char *const names[] = {"X-CasErrorCode", "X-FailureContext", "X-DiagInfo",
+                                        "X-FEServer",     "X-BEServer",
+                                        "X-CalculatedBETarget", "request-id",
+                                        "X-MS-Diagnostics"};
+    const struct et_view_exdiag *d = &v->exdiag;
+    const char *vals[8] = {d->cas_error, d->failure_context, d->diag_info, d->fe_server,
+                           d->be_server, d->be_target, d->request_id, d->ms_diagnostics};
+    int rc = 0;
+
+    for (size_t i = 0; i < 8; i++) {
+        char val[1024];
+        if (vals[i] == NULL)
+            continue;
+        snprintf(val, sizeof(val), "%s", vals[i]);
+        et_str_printable(val);
+        rc = et_buf_printf(out, "%s%-22s %s\n", indent, names[i], val);
+    }
+    return rc;
+}
+
 int et_timeline_header(unsigned flags, struct et_buf *out)
 {
     if (flags & ET_RENDER_ADDRS)
@@ -81,6 +137,7 @@ int et_timeline_line(const struct et_exchange *x, const struct et_view *v,
                      const struct et_finding *f, unsigned flags, struct et_buf *out)
 {
     char tm[32], dev[17], cmd[64], st[48], rq[16], rs[16], dur[16], sizes[40], http[16];
+    char fold[96];
     int sev = et_findings_max_severity(f);
     const int color = (flags & ET_RENDER_COLOR) != 0;
     const char *c_on = "", *c_off = "";
@@ -130,10 +187,11 @@ int et_timeline_line(const struct et_exchange *x, const struct et_view *v,
         et_str_printable(host);
         et_buf_printf(out, "%s%-21s %-24s%s", c_on, client, host, c_off);
     }
-    rc = et_buf_printf(out, "%s%6llu %-18s %-16s %-16s %4s %-22s %15s %8s%s%s%s\n", c_on,
+    folders_cell(v, fold, sizeof(fold));
+    rc = et_buf_printf(out, "%s%6llu %-18s %-16s %-16s %4s %-22s %15s %8s%s%s%s%s\n", c_on,
                        (unsigned long long)x->id, tm, dev, cmd, http, st, sizes, dur,
                        sev == ET_SEV_ERROR ? "  !" : sev == ET_SEV_WARNING ? "  ?" : "",
-                       x->tls.insecure ? "  [upstream not verified]" : "", c_off);
+                       x->tls.insecure ? "  [upstream not verified]" : "", fold, c_off);
     if (rc != 0 || !(flags & ET_RENDER_FINDINGS))
         return rc;
     for (; f != NULL; f = f->next)
@@ -288,6 +346,22 @@ int et_exchange_json(const struct et_exchange *x, const struct et_view *v,
         et_buf_puts(out, ",\"status\":[");
         for (size_t i = 0; i < v->nstatus; i++)
             et_buf_printf(out, "%s%ld", i ? "," : "", v->statuses[i]);
+        et_buf_puts(out, "],\"collections\":[");
+        for (size_t i = 0, k = 0; i < v->ncolls; i++) {
+            const struct et_view_collection *c = &v->colls[i];
+            et_buf_puts(out, k++ ? ",{\"id\":" : "{\"id\":");
+            jstr(out, c->collection_id);
+            et_buf_puts(out, ",\"name\":");
+            jstr(out, c->folder_name);
+            et_buf_puts(out, ",\"sync_key\":");
+            jstr(out, c->sync_key);
+            et_buf_puts(out, ",\"new_sync_key\":");
+            jstr(out, c->new_sync_key);
+            if (c->status >= 0)
+                et_buf_printf(out, ",\"status\":%ld}", c->status);
+            else
+                et_buf_puts(out, ",\"status\":null}");
+        }
         et_buf_puts(out, "]}");
     } else {
         et_buf_puts(out, "null");
@@ -298,6 +372,29 @@ int et_exchange_json(const struct et_exchange *x, const struct et_view *v,
         jstr(out, et_stage_name(x->err.stage));
         et_buf_puts(out, ",\"message\":");
         jstr(out, x->err.message);
+        et_buf_putc(out, '}');
+    } else {
+        et_buf_puts(out, "null");
+    }
+    jkey(out, "exchange_diagnostics", 0);
+    if (v->exdiag.present) {
+        const struct et_view_exdiag *d = &v->exdiag;
+        et_buf_puts(out, "{\"cas_error\":");
+        jstr(out, d->cas_error);
+        et_buf_puts(out, ",\"failure_context\":");
+        jstr(out, d->failure_context);
+        et_buf_puts(out, ",\"diag_info\":");
+        jstr(out, d->diag_info);
+        et_buf_puts(out, ",\"fe_server\":");
+        jstr(out, d->fe_server);
+        et_buf_puts(out, ",\"be_server\":");
+        jstr(out, d->be_server);
+        et_buf_puts(out, ",\"calculated_be_target\":");
+        jstr(out, d->be_target);
+        et_buf_puts(out, ",\"request_id\":");
+        jstr(out, d->request_id);
+        et_buf_puts(out, ",\"ms_diagnostics\":");
+        jstr(out, d->ms_diagnostics);
         et_buf_putc(out, '}');
     } else {
         et_buf_puts(out, "null");

@@ -78,6 +78,50 @@ static const char *node_text_dup(const struct et_wbxml_node *n, struct et_arena 
     return et_arena_strndup(a, t, len);
 }
 
+/* Exchange's diagnostic headers. X-FailureContext is base64 text in Exchange Online's answers;
+ * it is decoded when the result is printable UTF-8, else kept as sent. */
+static void read_exdiag(struct et_view *v, const struct et_exchange *x, struct et_arena *a)
+{
+    const struct et_headers *h = &x->resp.headers;
+    struct et_view_exdiag *d = &v->exdiag;
+    const char *fc;
+
+    if (!x->has_response)
+        return;
+    d->cas_error = et_headers_get(h, "X-CasErrorCode");
+    d->diag_info = et_headers_get(h, "X-DiagInfo");
+    d->fe_server = et_headers_get(h, "X-FEServer");
+    d->be_server = et_headers_get(h, "X-BEServer");
+    d->be_target = et_headers_get(h, "X-CalculatedBETarget");
+    d->request_id = et_headers_get(h, "request-id");
+    d->ms_diagnostics = et_headers_get(h, "X-MS-Diagnostics");
+    fc = et_headers_get(h, "X-FailureContext");
+    d->failure_context = fc;
+    if (fc != NULL && *fc != '\0') {
+        struct et_buf dec;
+        struct et_error e;
+        int text = 0;
+        et_buf_init(&dec, 64 * 1024);
+        et_error_clear(&e);
+        if (et_base64_decode(&dec, fc, strlen(fc), &e) == 0 && dec.len > 0 &&
+            et_utf8_valid(dec.data, dec.len)) {
+            text = 1;
+            for (size_t i = 0; i < dec.len; i++)
+                if (dec.data[i] < 0x20 && dec.data[i] != '\t' && dec.data[i] != '\r' &&
+                    dec.data[i] != '\n')
+                    text = 0;
+        }
+        if (text) {
+            const char *s = et_arena_strndup(a, (const char *)dec.data, dec.len);
+            if (s != NULL)
+                d->failure_context = s;
+        }
+        et_buf_free(&dec);
+    }
+    d->present = d->cas_error || d->failure_context || d->diag_info || d->fe_server ||
+                 d->be_server || d->be_target || d->request_id || d->ms_diagnostics;
+}
+
 static struct et_view_collection *find_coll(struct et_view *v, const char *id)
 {
     for (size_t i = 0; i < v->ncolls; i++) {
@@ -236,6 +280,7 @@ int et_view_build(const struct et_exchange *x, struct et_arena *a, struct et_vie
     v->max_folders = -1;
     v->ping_folders = -1;
     v->http_status = x->has_response ? x->resp.status : 0;
+    read_exdiag(v, x, a);
 
     if (x->has_request && x->req.target != NULL) {
         et_error_clear(&err);

@@ -45,4 +45,12 @@ const char *et__time_format(int64_t us, int digits, char *out, size_t outlen);
  * et_eas_query_redact) unless include_secrets. Returns a string in a, NULL on ENOMEM. */
 const char *et__export_target(struct et_arena *a, const char *target, int include_secrets);
 
+/*
+ * The step a HAR "_error" text (Chrome's "net::ERR_NAME_NOT_RESOLVED", mitmproxy's "Connect
+ * call failed", ...) names: DNS, upstream connect, upstream TLS, or, when a response had
+ * started (has_response), the response; an error without a response that names no step is a
+ * failed connection to the server. *code gets the matching ET_E*.
+ */
+enum et_stage et__har_error_stage(const char *s, size_t n, int has_response, int *code);
+
 #endif

@@ -626,16 +626,34 @@ static int convert(struct har_reader *r, json_t *ent, struct et_exchange *x, con
                         (uint64_t)json_integer_value(json_object_get(content, "size"));
                 }
             }
+            /* HAR 1.2 stores content.text decoded ("HTTP decoded text") while the headers
+             * keep Content-Encoding as sent: browsers, mitmproxy and Fiddler all do. Only our
+             * own writer, when it could not decode a body, keeps the wire bytes and says so. */
             const char *ce = et_headers_get(&x->resp.headers, "Content-Encoding");
-            if (ce != NULL && !et_strcaseeq(ce, "identity") &&
-                (rc = meta_add(x, "har-content-decoded", "1")) != 0)
-                return rc;
+            if (ce != NULL && !et_strcaseeq(ce, "identity") && x->resp.body.len > 0 &&
+                !(json_is_object(content) &&
+                  json_is_true(json_object_get(content, "_eastraceEncoded"))))
+                x->resp.body.content_decoded = 1;
         }
-        if ((s = jstr(resp, "_error", &len)) != NULL && len > 0)
-            et_exchange_fail(x, ET_ECONNRESET, ET_STAGE_RESPONSE, "%.*s", (int)len, s);
     }
-    if ((s = jstr(ent, "_eastraceError", &len)) != NULL && len > 0)
+    /* Our own writer's failure first (exact code and stage), else the recorder's _error. */
+    v = json_object_get(ent, "_eastraceError");
+    if (json_is_object(v) && json_is_integer(json_object_get(v, "code")) &&
+        json_is_integer(json_object_get(v, "stage"))) {
+        long long code = json_integer_value(json_object_get(v, "code"));
+        long long stage = json_integer_value(json_object_get(v, "stage"));
+        const char *m = jstr(v, "message", &len);
+        if (code < 0 && code > -100 && stage >= 0 && stage <= ET_STAGE_CAPTURE)
+            et_exchange_fail(x, (int)code, (enum et_stage)stage, "%.*s", m ? (int)len : 0,
+                             m ? m : "");
+    } else if ((s = jstr(ent, "_eastraceError", &len)) != NULL && len > 0) {
         et_exchange_fail(x, ET_EPARSE, ET_STAGE_NONE, "%.*s", (int)len, s);
+    }
+    if (json_is_object(resp) && (s = jstr(resp, "_error", &len)) != NULL && len > 0) {
+        int code;
+        enum et_stage stage = et__har_error_stage(s, len, x->has_response, &code);
+        et_exchange_fail(x, code, stage, "%.*s", (int)ET_MIN(len, 1000), s);
+    }
 
     /* Timings: startedDateTime is when the client began (blocked, dns and connect come
      * before the request goes out; connect includes ssl). */
@@ -660,9 +678,12 @@ static int convert(struct har_reader *r, json_t *ent, struct et_exchange *x, con
         }
     }
 
-    if ((s = jstr(ent, "serverIPAddress", &len)) != NULL && len > 0 &&
-        (x->server_addr = et_arena_strndup(a, s, len)) == NULL)
-        return ET_ENOMEM;
+    /* Our writer keeps the proxy's "ip:port" in _serverAddress (serverIPAddress is an
+     * address only). */
+    if (((s = jstr(ent, "_serverAddress", &len)) != NULL && len > 0) ||
+        ((s = jstr(ent, "serverIPAddress", &len)) != NULL && len > 0))
+        if ((x->server_addr = et_arena_strndup(a, s, len)) == NULL)
+            return ET_ENOMEM;
     if ((s = jstr(ent, "_clientAddress", &len)) != NULL && len > 0 &&
         (x->client_addr = et_arena_strndup(a, s, len)) == NULL)
         return ET_ENOMEM;

@@ -274,3 +274,55 @@ const char *et__export_target(struct et_arena *a, const char *target, int includ
     et_buf_free(&b);
     return out;
 }
+
+static int has_word(const char *low, const char *const *words)
+{
+    for (; *words != NULL; words++)
+        if (strstr(low, *words) != NULL)
+            return 1;
+    return 0;
+}
+
+enum et_stage et__har_error_stage(const char *s, size_t n, int has_response, int *code)
+{
+    /* Words of Chrome's net::ERR_* names, Python's socket and ssl errors (mitmproxy) and
+     * Fiddler's session messages, lower case. */
+    static const char *const dns[] = {"name_not_resolved", "getaddrinfo", "name or service",
+                                      "nodename nor servname", "nxdomain", "dns",
+                                      "no address associated", "name resolution", NULL};
+    static const char *const tls[] = {"cert", "ssl", "tls", "handshake", NULL};
+    static const char *const refused[] = {"refused", NULL};
+    /* The connection existed and was then lost: the request went out, the answer was cut. */
+    static const char *const lost[] = {"reset", "closed", "killed", "aborted", "eof",
+                                       "empty_response", NULL};
+    static const char *const timeout[] = {"timed_out", "timed out", "timeout", NULL};
+    static const char *const connect[] = {"connect", "unreachable", "disconnected",
+                                          "no route", "network is down", NULL};
+    char low[512];
+    size_t k = n < sizeof(low) - 1 ? n : sizeof(low) - 1;
+
+    for (size_t i = 0; i < k; i++)
+        low[i] = (char)(s[i] >= 'A' && s[i] <= 'Z' ? s[i] + 32 : s[i]);
+    low[k] = '\0';
+    if (has_word(low, dns)) {
+        *code = ET_EDNS;
+        return ET_STAGE_DNS;
+    }
+    if (has_word(low, tls)) {
+        *code = has_word(low, (const char *const[]){"cert", NULL}) ? ET_ECERT : ET_ETLS;
+        return ET_STAGE_UPSTREAM_TLS;
+    }
+    if (has_response || (has_word(low, lost) && !has_word(low, refused))) {
+        *code = has_word(low, timeout) ? ET_ETIMEDOUT : ET_ECONNRESET;
+        return ET_STAGE_RESPONSE;
+    }
+    if (has_word(low, refused))
+        *code = ET_ECONNREFUSED;
+    else if (has_word(low, timeout))
+        *code = ET_ETIMEDOUT;
+    else if (has_word(low, connect))
+        *code = ET_ECONNREFUSED;
+    else
+        *code = ET_ECONNRESET;
+    return ET_STAGE_UPSTREAM_CONNECT;
+}

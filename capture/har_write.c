@@ -6,10 +6,12 @@
  */
 #include "eastrace/har.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "eastrace/http.h"
 #include "har_int.h"
 
 /* One entry is formatted in memory before it is written; bodies are at most 256 MiB. */
@@ -68,28 +70,72 @@ static void put_headers(struct et_buf *b, struct et_arena *a, const struct et_he
 
 /* Text when the bytes are UTF-8 without control characters other than TAB, CR, LF; else
  * base64, as HAR 1.2 prescribes for binary content. */
-static void put_body_text(struct et_buf *b, const struct et_body *body)
+static const char *mime_of(const struct et_headers *h)
 {
-    int binary = !et_utf8_valid(body->data, body->len);
-    for (size_t i = 0; !binary && i < body->len; i++) {
-        uint8_t c = body->data[i];
+    const char *ct = et_headers_get(h, "Content-Type");
+    return ct != NULL ? ct : "";
+}
+
+static void put_bytes_text(struct et_buf *b, const uint8_t *data, size_t len)
+{
+    int binary = !et_utf8_valid(data, len);
+    for (size_t i = 0; !binary && i < len; i++) {
+        uint8_t c = data[i];
         if ((c < 0x20 && c != '\t' && c != '\r' && c != '\n') || c == 0x7f)
             binary = 1;
     }
     et_buf_puts(b, ",\"text\":");
     if (binary) {
         et_buf_putc(b, '"');
-        et_base64_encode(b, body->data, body->len);
+        et_base64_encode(b, data, len);
         et_buf_puts(b, "\",\"encoding\":\"base64\"");
     } else {
-        et_buf_put_json_string(b, (const char *)body->data, body->len);
+        et_buf_put_json_string(b, (const char *)data, len);
     }
 }
 
-static const char *mime_of(const struct et_headers *h)
+static void put_body_text(struct et_buf *b, const struct et_body *body)
 {
-    const char *ct = et_headers_get(h, "Content-Type");
-    return ct != NULL ? ct : "";
+    put_bytes_text(b, body->data, body->len);
+}
+
+/*
+ * response.content: HAR 1.2 holds the decoded body ("size" its length, "compression" the bytes
+ * saved), so a body recorded with its Content-Encoding is decoded here. When that fails (a cut
+ * or corrupt stream, an unsupported coding) the wire bytes are written with our own
+ * "_eastraceEncoded": true, so our reader does not take them for decoded content.
+ */
+static void put_content(struct et_buf *b, const struct et_exchange *x)
+{
+    const struct et_body *body = &x->resp.body;
+    const char *ce = et_headers_get(&x->resp.headers, "Content-Encoding");
+    struct et_buf dec;
+
+    if (body->len > 0 && ce != NULL && !et_strcaseeq(ce, "identity") && !body->content_decoded) {
+        et_buf_init(&dec, ET_HAR_MAX_ENTRY / 2);
+        if (et_http_content_decode(&x->resp.headers, body->data, body->len,
+                                   ET_HAR_MAX_ENTRY / 2, &dec, NULL) == 0) {
+            et_buf_printf(b, ",\"content\":{\"size\":%zu", dec.len);
+            et_buf_printf(b, ",\"compression\":%lld",
+                          (long long)dec.len - (long long)body->len);
+            put_kv_str(b, "mimeType", mime_of(&x->resp.headers), 1);
+            put_bytes_text(b, dec.data, dec.len);
+            et_buf_free(&dec);
+            et_buf_putc(b, '}');
+            return;
+        }
+        et_buf_free(&dec);
+        et_buf_printf(b, ",\"content\":{\"size\":%zu", body->len);
+        put_kv_str(b, "mimeType", mime_of(&x->resp.headers), 1);
+        put_body_text(b, body);
+        et_buf_puts(b, ",\"_eastraceEncoded\":true}");
+        return;
+    }
+    et_buf_printf(b, ",\"content\":{\"size\":%zu", body->len);
+    put_kv_str(b, "mimeType", mime_of(&x->resp.headers), 1);
+    if (body->len > 0)
+        put_body_text(b, body);
+    et_buf_putc(b, '}');
 }
 
 static void put_version(struct et_buf *b, uint8_t major, uint8_t minor, int known)
@@ -160,6 +206,23 @@ static void put_query(struct et_buf *b, const char *target)
     et_buf_putc(b, ']');
 }
 
+/* The address part of "ip", "ip:port", "[v6]:port" or "v6" into out (always set); returns 1
+ * when it is an IPv4 or IPv6 address. */
+static int server_ip(const char *addr, char *out, size_t len)
+{
+    const char *colon = strrchr(addr, ':');
+    struct in6_addr a6;
+    struct in_addr a4;
+
+    if (addr[0] == '[' && strchr(addr, ']') != NULL)
+        snprintf(out, len, "%.*s", (int)(strchr(addr, ']') - addr - 1), addr + 1);
+    else if (colon != NULL && strchr(addr, ':') == colon)
+        snprintf(out, len, "%.*s", (int)(colon - addr), addr);
+    else
+        snprintf(out, len, "%s", addr);
+    return inet_pton(AF_INET, out, &a4) == 1 || inet_pton(AF_INET6, out, &a6) == 1;
+}
+
 static int format_entry(struct et_har_writer *w, const struct et_exchange *x,
                         struct et_arena *a)
 {
@@ -211,11 +274,7 @@ static int format_entry(struct et_har_writer *w, const struct et_exchange *x,
     put_version(b, x->resp.http_major, x->resp.http_minor, x->has_response);
     et_buf_puts(b, ",\"cookies\":[]");
     put_headers(b, a, &x->resp.headers, sec);
-    et_buf_printf(b, ",\"content\":{\"size\":%llu", (unsigned long long)x->resp.body.len);
-    put_kv_str(b, "mimeType", mime_of(&x->resp.headers), 1);
-    if (x->resp.body.len > 0)
-        put_body_text(b, &x->resp.body);
-    et_buf_putc(b, '}');
+    put_content(b, x);
     put_kv_str(b, "redirectURL", et_headers_get(&x->resp.headers, "Location"), 1);
     et_buf_printf(b, ",\"headersSize\":-1,\"bodySize\":%lld",
                   x->has_response
@@ -233,8 +292,15 @@ static int format_entry(struct et_har_writer *w, const struct et_exchange *x,
     put_ms(b, "wait", t->req_end, t->resp_begin);
     put_ms(b, "receive", t->resp_begin, t->resp_end);
     et_buf_puts(b, ",\"ssl\":-1}");
-    if (x->server_addr != NULL)
-        put_kv_str(b, "serverIPAddress", x->server_addr, 1);
+    if (x->server_addr != NULL) {
+        char ip[INET6_ADDRSTRLEN + 8];
+        /* HAR 1.2: serverIPAddress is an IPv4 or IPv6 address, nothing else; the proxy
+         * records "ip:port", which goes whole into _serverAddress for our reader. */
+        if (server_ip(x->server_addr, ip, sizeof(ip)))
+            put_kv_str(b, "serverIPAddress", ip, 1);
+        if (strcmp(ip, x->server_addr) != 0)
+            put_kv_str(b, "_serverAddress", x->server_addr, 1);
+    }
     if (x->client_addr != NULL)
         put_kv_str(b, "_clientAddress", x->client_addr, 1);
     if (x->err.code != 0) {

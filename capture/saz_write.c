@@ -67,6 +67,76 @@ static void put_headers(struct et_buf *b, struct et_arena *a, const struct et_he
     et_buf_puts(b, "\r\n");
 }
 
+/*
+ * The headers of a message whose body is written as held: chunked framing already removed,
+ * content coding removed when the recorder did (HAR), possibly cut by a capture cap. So that
+ * raw/NN_*.txt stays valid HTTP (Fiddler and any HTTP parser read it), "chunked" leaves
+ * Transfer-Encoding, Content-Encoding goes when the body is already decoded, and the
+ * Content-Length says how many bytes follow. A message without a body that declared none is
+ * written unchanged (a HEAD answer's or a 304's Content-Length describes another body).
+ */
+static void put_framed_headers(struct et_buf *b, struct et_arena *a, const struct et_headers *h,
+                               const struct et_body *body, int bodiless, int include_secrets)
+{
+    const char *te = et_headers_get(h, "Transfer-Encoding");
+    const char *cl = et_headers_get(h, "Content-Length");
+    int chunked = 0;
+    char num[32];
+    int reframe;
+
+    for (const char *p = te; p != NULL && *p != '\0'; p++)
+        if (et_strncaseeq(p, "chunked", 7))
+            chunked = 1;
+    snprintf(num, sizeof(num), "%zu", body->len);
+    reframe = body->len > 0 || (chunked && !bodiless) || body->content_decoded ||
+              (cl != NULL && !bodiless && strcmp(cl, num) != 0);
+    if (!reframe) {
+        put_headers(b, a, h, include_secrets);
+        return;
+    }
+    for (size_t i = 0; i < h->n; i++) {
+        const char *n = h->v[i].name, *v = h->v[i].value;
+        if (et_strcaseeq(n, "Content-Length"))
+            continue;
+        if (et_strcaseeq(n, "Content-Encoding") && body->content_decoded)
+            continue;
+        if (et_strcaseeq(n, "Transfer-Encoding")) {
+            /* Keep any other transfer coding, drop chunked. */
+            char rest[256];
+            size_t k = 0;
+            for (const char *p = v; *p != '\0';) {
+                size_t tl = strcspn(p, ",");
+                const char *t = p;
+                size_t tn = tl;
+                while (tn > 0 && (*t == ' ' || *t == '\t'))
+                    t++, tn--;
+                while (tn > 0 && (t[tn - 1] == ' ' || t[tn - 1] == '\t'))
+                    tn--;
+                if (tn > 0 && !(tn == 7 && et_strncaseeq(t, "chunked", 7)) &&
+                    k + tn + 2 < sizeof(rest)) {
+                    if (k > 0) {
+                        rest[k++] = ',';
+                        rest[k++] = ' ';
+                    }
+                    memcpy(rest + k, t, tn);
+                    k += tn;
+                }
+                p += tl;
+                if (*p == ',')
+                    p++;
+            }
+            rest[k] = '\0';
+            if (k > 0)
+                et_buf_printf(b, "%s: %s\r\n", n, rest);
+            continue;
+        }
+        if (!include_secrets)
+            v = et__redact_header(a, n, v);
+        et_buf_printf(b, "%s: %s\r\n", n, v != NULL ? v : ET__REDACTED);
+    }
+    et_buf_printf(b, "Content-Length: %s\r\n\r\n", num);
+}
+
 static const char *meta_get(const struct et_exchange *x, const char *name)
 {
     return et_headers_get(&x->meta, name);
@@ -205,7 +275,7 @@ static int format_session(struct et_saz_writer *w, const struct et_exchange *x,
     et_buf_printf(b, "%s %s HTTP/%u.%u\r\n", x->req.method != NULL ? x->req.method : "GET",
                   target != NULL ? target : "/", (unsigned)x->req.http_major,
                   (unsigned)x->req.http_minor);
-    put_headers(b, a, &x->req.headers, sec);
+    put_framed_headers(b, a, &x->req.headers, &x->req.body, 0, sec);
     if (x->req.body.len > 0 && (rc = et_buf_append(b, x->req.body.data, x->req.body.len)) != 0)
         return rc;
     if ((rc = stage_write(w, b, &sp[0])) != 0)
@@ -217,7 +287,13 @@ static int format_session(struct et_saz_writer *w, const struct et_exchange *x,
         et_buf_printf(b, "HTTP/%u.%u %d %s\r\n", (unsigned)x->resp.http_major,
                       (unsigned)x->resp.http_minor, x->resp.status,
                       x->resp.reason != NULL ? x->resp.reason : "");
-        put_headers(b, a, &x->resp.headers, sec);
+        /* No body by definition: 1xx, 204, 304 and the answer to HEAD (RFC 9112 6.3). */
+        int bodiless = (x->resp.status >= 100 && x->resp.status < 200) ||
+                       x->resp.status == 204 || x->resp.status == 304 ||
+                       (x->req.method != NULL && strcmp(x->req.method, "HEAD") == 0) ||
+                       (x->req.method != NULL && strcmp(x->req.method, "CONNECT") == 0 &&
+                        x->resp.status / 100 == 2);
+        put_framed_headers(b, a, &x->resp.headers, &x->resp.body, bodiless, sec);
         if (x->resp.body.len > 0 &&
             (rc = et_buf_append(b, x->resp.body.data, x->resp.body.len)) != 0)
             return rc;

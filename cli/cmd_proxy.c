@@ -47,7 +47,7 @@ struct run_ctx {
 };
 
 /* The live view's sink: the timeline's line (unless --quiet), and at the end the session
- * summary on stderr. */
+ * summary on stderr. Runs on the proxy's worker thread (on_exchange_worker), off the relay. */
 static int on_live(void *arg, const struct et_pipe_item *it)
 {
     struct run_ctx *r = arg;
@@ -113,6 +113,7 @@ static void on_request(const struct et_exchange *x, void *ud)
         et_cli_live_web_request(r->web, x);
 }
 
+/* Loop thread, borrows x: the capture record is written before the next exchange. */
 static void on_exchange(struct et_exchange *x, void *ud)
 {
     struct run_ctx *r = ud;
@@ -139,6 +140,16 @@ static void on_exchange(struct et_exchange *x, void *ud)
             if (r->stop_on_capture_error && g_proxy != NULL)
                 et_proxy_stop(g_proxy);
         }
+    }
+}
+
+/* Worker thread, owns x (NULL: nothing queued for now). The pipeline runs here only. */
+static void on_exchange_worker(struct et_exchange *x, void *ud)
+{
+    struct run_ctx *r = ud;
+    if (x == NULL) {
+        fflush(r->out);
+        return;
     }
     et_pipe_push(r->pipe, x); /* takes x; out of memory: the exchange is still recorded */
 }
@@ -328,6 +339,8 @@ int et_cmd_proxy(int argc, char **argv)
     po.on_exchange = on_exchange;
     po.on_request = on_request;
     po.ud = &r;
+    po.on_exchange_worker = on_exchange_worker;
+    po.worker_ud = &r;
     if (web != NULL && (r.web = et_cli_live_web_start(web)) == NULL)
         goto out;
     if (et_proxy_new(&po, &g_proxy, &e) != 0) {

@@ -52,6 +52,7 @@ static void usage(FILE *f)
             "  --no-findings        timeline only\n"
             "  --storm-per-minute N requests per device in 60 s that make a storm (60)\n"
             "  --high-usage N       requests per device per day that are high usage (1000)\n"
+            "%s"
             "  --no-color           no colours (also when NO_COLOR is set or not a terminal)\n"
             "  --match-tolerance S  seconds two sources' times of one request may differ (3)\n"
             "  --no-correlate       list every source's exchanges separately\n"
@@ -60,7 +61,7 @@ static void usage(FILE *f)
             "\n"
             "Exit status: 0 nothing at or above --fail-on, 1 findings at or above it,\n"
             "2 an input could not be read.\n",
-            et_cli_filter_help);
+            et_analyzer_opts_help(), et_cli_filter_help);
 }
 
 /* --follow: one capture file read as it grows; lines and findings printed as they come. */
@@ -116,6 +117,17 @@ int et_cmd_replay(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         int fr;
+        /* The analyzer's own thresholds (--slow-ms, --longpoll-cut, --foldersync-grace). */
+        fr = et_analyzer_opt_parse(&po.analyzer, a, i + 1 < argc ? argv[i + 1] : NULL);
+        if (fr != 0) {
+            if (fr < 0) {
+                et_cli_err("%s takes a positive number", a);
+                et_free(files);
+                return ET_EXIT_INPUT;
+            }
+            i++;
+            continue;
+        }
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             usage(stdout);
             et_free(files);

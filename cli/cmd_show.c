@@ -98,6 +98,10 @@ static void text_overview(const struct et_exchange *x, const struct et_view *v,
         if (x->tls.insecure)
             put_kv(b, "  verification", "OFF (--insecure-upstream)");
     }
+    if (v->exdiag.present) {
+        et_buf_puts(b, "Exchange diagnostics\n");
+        et_view_exdiag_text(v, "  ", b);
+    }
     if (x->err.code != 0) {
         et_buf_printf(b, "  %-22s %s: %s\n", "FAILED", et_stage_name(x->err.stage),
                       x->err.message ? x->err.message : et_strerror(x->err.code));

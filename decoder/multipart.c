@@ -126,7 +126,13 @@ int et_http_body_view(const struct et_headers *h, const struct et_body *b, size_
         out->kind = ET_BODY_EMPTY;
         return 0;
     }
-    if (enc != NULL) {
+    if (enc != NULL && b->content_decoded &&
+        !(out->len >= 3 && b->data[0] == 0x1f && b->data[1] == 0x8b && b->data[2] == 0x08)) {
+        /* The recorder (a HAR writer) stored the decoded body and kept the header: decoding
+         * it again would fail on bytes that are not gzip. (A writer that broke the rule and
+         * kept the gzip stream is still decoded: its magic bytes start no decoded EAS body.) */
+        out->decoded = 1;
+    } else if (enc != NULL) {
         et_buf_init(&buf, 0);
         drc = et_http_content_decode(h, b->data, b->len, cap, &buf, e);
         if (drc == ET_ENOMEM) {

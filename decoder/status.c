@@ -339,6 +339,13 @@ static const struct status_entry rr_picture_status[] = {
     E(175, ER, "PictureLimitReached", "The number of pictures reached MaxPictures."),
 };
 
+/* SendMail, SmartReply, SmartForward: the protocol answers success with an empty body and
+ * has only the Common values otherwise (2.2.3.177.14/16), but Exchange logs a success as
+ * Status 1 (IIS Log= "S:1", mailbox logs). */
+static const struct status_entry composemail_status[] = {
+    E(1, OK, "Success", "The message was accepted for sending (Exchange logs success as 1)."),
+};
+
 /* [MS-ASCMD] 2.2.3.177.13 Search: root. */
 static const struct status_entry search_status[] = {
     E(1, OK, "Success", "The Search request was processed."),
@@ -488,7 +495,9 @@ static const struct table tables[] = {
     T("Provision", "AccountOnlyRemoteWipe", provision_wipe_status),
     T("Provision", NULL, provision_status),
     T("Autodiscover", NULL, autodiscover_status),
-    /* SendMail, SmartReply and SmartForward have only the Common values (2.2.3.177.14/16). */
+    T("SendMail", NULL, composemail_status),
+    T("SmartReply", NULL, composemail_status),
+    T("SmartForward", NULL, composemail_status),
 };
 
 static const struct status_entry *find_code(const struct status_entry *v, size_t n, int code)

@@ -265,6 +265,7 @@ struct et__conn {
     struct et__leg *up;
     struct et_proxy *p;
     struct et__conn *prev, *next;
+    struct et__conn *flush_next; /* in p->flush_head while flush_pending */
     uv_timer_t timer;
     int handles;              /* open handles (client tcp, timer); freed at 0 */
     enum et__mode mode;       /* written by et__conn_set_mode() only */
@@ -281,7 +282,7 @@ struct et__conn {
     char *target_host;        /* current request's target */
     int target_port;
     unsigned target_tls : 1, req_is_head : 1, client_close : 1, resp_started : 1,
-        local : 1, up_ready : 1, resolved : 1, intercept : 1, tunnel : 1;
+        local : 1, up_ready : 1, resolved : 1, intercept : 1, tunnel : 1, flush_pending : 1;
     int naddr;
     struct sockaddr_storage addrs[ET__MAX_ADDRS];
     int addr_i;
@@ -301,11 +302,31 @@ struct et__dns_entry {
     uint64_t expires;
 };
 
+/* One queued exchange and the bytes it holds (worker.c). */
+struct et__wq_item {
+    struct et_exchange *x;
+    size_t bytes;
+};
+
+/* The worker thread and its queue; mu guards every field below it. */
+struct et__worker {
+    uv_thread_t thread;
+    uv_async_t resume;       /* worker -> loop: the queue drained below the low mark */
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    struct et__wq_item *q;   /* ring of cap items, n of them from head */
+    size_t cap, head, n, bytes;
+    unsigned started : 1, stop : 1, async_open : 1;
+    unsigned paused : 1;     /* written on the loop (under mu); read there without it */
+};
+
 struct et_proxy {
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_async_t async;
     uv_timer_t trim;      /* gives freed heap back after connection churn */
+    uv_check_t flusher;   /* after each poll phase: flushes the connections that advanced */
+    struct et__conn *flush_head;
     uint64_t trim_seen;   /* st.connections at the last trim */
     struct et_proxy_opts o;
     SSL_CTX *sctx, *cctx, *cctx_insecure;
@@ -329,6 +350,7 @@ struct et_proxy {
     unsigned dns_next;
     char listen_str[64];
     int port;
+    struct et__worker worker; /* used when o.on_exchange_worker is set */
     unsigned stopping : 1, running : 1, handles_closed : 1;
 };
 
@@ -455,6 +477,19 @@ void et__send_simple(struct et__conn *c, int status, const char *ctype, const vo
                      size_t blen, int close);
 const char *et__reason_of(int status);
 
+/* ---------------------------------------------------------------- worker.c */
+
+/* Starts the worker thread when o.on_exchange_worker is set (else does nothing). 0 or ET_E*. */
+int et__worker_start(struct et_proxy *p);
+/* Queues x for the worker (takes it); pauses new requests above the high mark. */
+void et__worker_push(struct et_proxy *p, struct et_exchange *x);
+/* Closes the worker's loop handle (the proxy is stopping). */
+void et__worker_close(struct et_proxy *p);
+/* Lets the worker drain the queue, then joins it. Idempotent. */
+void et__worker_stop(struct et_proxy *p);
+/* Stops the worker and frees the queue. */
+void et__worker_free(struct et_proxy *p);
+
 /* ---------------------------------------------------------------- conn.c */
 
 /* The one place the mode changes (asserts the arrow is in the diagram above). */
@@ -463,6 +498,9 @@ void et__conn_set_mode(struct et__conn *c, enum et__mode to);
 void et__conn_advance(struct et__conn *c);
 /* Decides what to read next and arms the deadline that applies. */
 void et__conn_update_io(struct et__conn *c);
+/* uv_check callback: writes what the connections that advanced in this loop iteration
+ * staged, one write per leg however many reads it took (conn.c). */
+void et__conn_on_check(uv_check_t *h);
 /* Arms (or extends) the connection's deadline of the given kind. */
 void et__conn_deadline(struct et__conn *c, enum et_proxy_timer kind);
 /* Records a failure (answering status when possible, 0: no answer), finishes the exchange,

@@ -241,10 +241,17 @@ static void hand_over(struct et_proxy *p, struct et_exchange *x)
     p->st.exchanges++;
     if (x->err.code != 0)
         p->st.errors++;
-    if (p->o.on_exchange != NULL)
+    if (p->o.on_exchange_worker != NULL) {
+        /* on_exchange borrows x (the capture record is written now, on the loop); the
+         * worker owns it. */
+        if (p->o.on_exchange != NULL)
+            p->o.on_exchange(x, p->o.ud);
+        et__worker_push(p, x);
+    } else if (p->o.on_exchange != NULL) {
         p->o.on_exchange(x, p->o.ud);
-    else
+    } else {
         et_exchange_free(x);
+    }
 }
 
 static void record_upinfo(struct et__conn *c)

@@ -8,8 +8,10 @@ pkgs_build=(build-essential cmake pkg-config libssl-dev openssl libuv1-dev zlib1
             node-llhttp libjansson-dev)
 pkgs_test=(libcmocka-dev clang libclang-rt-14-dev curl libwbxml2-dev libwbxml2-utils unzip
            python3
+           # validates every HAR the tests export against the HAR 1.2 schema (tests/cli/har-validate.js)
+           nodejs node-har-validator
            # the session browser's tests: real headless Chromium driven from Node (tests/web)
-           chromium nodejs
+           chromium
            # the real EAS server of the `sogo` test group (tests/probe, scripts/sogo-test-server.sh)
            sogo sogo-activesync postgresql memcached dovecot-imapd nginx-light)
 pkgs_bench=(nginx libnginx-mod-http-echo mitmproxy squid-openssl tinyproxy gawk)

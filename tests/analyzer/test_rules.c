@@ -446,15 +446,198 @@ static void test_heartbeat_out_of_range(void **state)
 {
     struct run r;
     (void)state;
+    /* No answer says whether the server accepts 30 s: the usual range judges. */
     run_init(&r, NULL);
-    feed(&r, "HB", T0, "POST", "Ping", 200, PING_REQ("30"), PING_RESP("1"), NULL);
-    feed(&r, "HB", T0 + 30 * SEC, "POST", "Ping", 200, PING_REQ("30"), PING_RESP("1"), NULL);
+    feed(&r, "HB", T0, "POST", "Ping", 0, PING_REQ("30"), NULL, NULL);
+    feed(&r, "HB", T0 + 30 * SEC, "POST", "Ping", 0, PING_REQ("30"), NULL, NULL);
     assert_int_equal(count_rule(&r, "heartbeat-range"), 1);
     run_free(&r);
     run_init(&r, NULL);
     feed(&r, "HB", T0, "POST", "Ping", 200, PING_REQ("480"), PING_RESP("1"), NULL);
     assert_int_equal(count_rule(&r, "heartbeat-range"), 0);
     run_free(&r);
+    /* The server's own answers count: 30 s answered Status 1 and 2 is accepted. */
+    run_init(&r, NULL);
+    feed(&r, "HB", T0, "POST", "Ping", 200, PING_REQ("30"), PING_RESP("1"), NULL);
+    feed(&r, "HB", T0 + 30 * SEC, "POST", "Ping", 200, PING_REQ("30"), PING_RESP("2"), NULL);
+    assert_int_equal(count_rule(&r, "heartbeat-range"), 0);
+    run_free(&r);
+    /* Status 5 with the limit, then the device complies: a note on the Status 5, nothing
+     * else. */
+    run_init(&r, NULL);
+    feed(&r, "HB", T0, "POST", "Ping", 200, PING_REQ("4000"),
+         "<Ping xmlns=\"Ping:\"><Status>5</Status><HeartbeatInterval>3540</HeartbeatInterval>"
+         "</Ping>",
+         NULL);
+    feed(&r, "HB", T0 + SEC, "POST", "Ping", 200, PING_REQ("3540"), PING_RESP("1"), NULL);
+    assert_int_equal(count_rule(&r, "heartbeat-range"), 0);
+    assert_int_equal(rule_severity(&r, "ping-status"), ET_SEV_INFO);
+    assert_int_equal(r.max_sev, ET_SEV_INFO);
+    run_free(&r);
+    /* ... or it does not (below the server's minimum, asked again). */
+    run_init(&r, NULL);
+    feed(&r, "HB", T0, "POST", "Ping", 200, PING_REQ("20"),
+         "<Ping xmlns=\"Ping:\"><Status>5</Status><HeartbeatInterval>120</HeartbeatInterval>"
+         "</Ping>",
+         NULL);
+    feed(&r, "HB", T0 + SEC, "POST", "Ping", 200, PING_REQ("20"), PING_RESP("1"), NULL);
+    assert_int_equal(count_rule(&r, "heartbeat-range"), 1);
+    assert_int_equal(rule_severity(&r, "heartbeat-range"), ET_SEV_WARNING);
+    run_free(&r);
+}
+
+/* A SyncKey 0 that never got a key (449, 401, 404, 5xx answers) is a retry, not a reset. */
+static void test_synckey_reset_loop_needs_an_issued_key(void **state)
+{
+    static const int answers[] = {449, 401, 404, 500, 503, 449, 401};
+    struct run r;
+    (void)state;
+    run_init(&r, NULL);
+    for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++)
+        feed(&r, "RETRY", T0 + (int64_t)i * 10 * SEC, "POST", "Sync", answers[i],
+             SYNC_REQ("0", "7"), NULL, NULL);
+    feed(&r, "RETRY", T0 + 100 * SEC, "POST", "Sync", 200, SYNC_REQ("0", "7"),
+         SYNC_RESP("1", "7", "1"), NULL);
+    assert_int_equal(count_rule(&r, "synckey-reset-loop"), 0);
+    /* Three SyncKey 0 after keys were issued are. */
+    for (int i = 0; i < 3; i++)
+        feed(&r, "RETRY", T0 + (101 + i) * SEC, "POST", "Sync", 200, SYNC_REQ("0", "7"),
+             SYNC_RESP("1", "7", "1"), NULL);
+    assert_int_equal(count_rule(&r, "synckey-reset-loop"), 1);
+    run_free(&r);
+    /* The folder hierarchy the same way. */
+    run_init(&r, NULL);
+    for (int i = 0; i < 5; i++)
+        feed(&r, "FSR", T0 + i * SEC, "POST", "FolderSync", 449, FS_REQ("0"), NULL, NULL);
+    assert_int_equal(count_rule(&r, "synckey-reset-loop"), 0);
+    run_free(&r);
+}
+
+/* Exchange's diagnostic headers reach the view, the JSON and cas-error; folder names from the
+ * device's FolderSync reach the view, the findings and the JSON. */
+static void test_cas_error_and_folder_names(void **state)
+{
+    struct et_analyzer *an = et_analyzer_new(NULL);
+    struct et_exchange *x[3];
+    struct et_view v[3];
+    struct et_finding *f[3];
+    struct et_buf j;
+    (void)state;
+    assert_non_null(an);
+    for (int i = 0; i < 3; i++) {
+        static const char *const cmds[] = {"FolderSync", "Sync", "Sync"};
+        char target[160];
+        x[i] = et_exchange_new();
+        assert_non_null(x[i]);
+        x[i]->id = (uint64_t)i + 1;
+        x[i]->has_request = x[i]->has_response = 1;
+        x[i]->req.method = "POST";
+        x[i]->t.req_begin = T0 + i * SEC;
+        snprintf(target, sizeof(target),
+                 "/Microsoft-Server-ActiveSync?Cmd=%s&User=a&DeviceId=FN1&DeviceType=Y", cmds[i]);
+        x[i]->req.target = et_arena_strdup(x[i]->arena, target);
+    }
+    set_wbxml_body(x[0], &x[0]->req.headers, &x[0]->req.body, FS_REQ("0"));
+    x[0]->resp.status = 200;
+    set_wbxml_body(x[0], &x[0]->resp.headers, &x[0]->resp.body, FS_RESP("1", "1"));
+    set_wbxml_body(x[1], &x[1]->req.headers, &x[1]->req.body, SYNC_REQ("9", "7"));
+    x[1]->resp.status = 200;
+    set_wbxml_body(x[1], &x[1]->resp.headers, &x[1]->resp.body, SYNC_RESP("0", "7", "3"));
+    set_wbxml_body(x[2], &x[2]->req.headers, &x[2]->req.body, SYNC_REQ("9", "7"));
+    x[2]->resp.status = 404;
+    et_headers_add(&x[2]->resp.headers, x[2]->arena, "X-CasErrorCode", 14,
+                   "MailboxGuidWithDomainNotFound", 29);
+    et_headers_add(&x[2]->resp.headers, x[2]->arena, "X-FEServer", 10, "CAS01", 5);
+    /* "mailbox moved" in base64 */
+    et_headers_add(&x[2]->resp.headers, x[2]->arena, "X-FailureContext", 16,
+                   "bWFpbGJveCBtb3ZlZA==", 20);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(et_view_build(x[i], x[i]->arena, &v[i]), 0);
+        assert_int_equal(et_analyzer_feed(an, x[i], &v[i], x[i]->arena, &f[i]), 0);
+    }
+    /* The Sync's collection 7 is the Inbox the FolderSync named. */
+    assert_string_equal(v[1].colls[0].folder_name, "Inbox");
+    assert_non_null(f[1]);
+    assert_string_equal(f[1]->rule, "sync-status");
+    assert_non_null(strstr(f[1]->message, "collection Inbox (7)"));
+    /* cas-error with the decoded failure context. */
+    assert_string_equal(v[2].exdiag.cas_error, "MailboxGuidWithDomainNotFound");
+    assert_string_equal(v[2].exdiag.failure_context, "mailbox moved");
+    assert_true(v[2].exdiag.present);
+    {
+        const struct et_finding *g;
+        int seen = 0;
+        for (g = f[2]; g != NULL; g = g->next)
+            if (strcmp(g->rule, "cas-error") == 0) {
+                seen = 1;
+                assert_non_null(strstr(g->message, "front end CAS01"));
+                assert_non_null(strstr(g->message, "mailbox moved"));
+                assert_non_null(strstr(g->next_step, "Exchange Online"));
+                assert_int_equal(g->severity, ET_SEV_ERROR);
+            }
+        assert_true(seen);
+    }
+    et_buf_init(&j, 0);
+    assert_int_equal(et_exchange_json(x[2], &v[2], f[2], 3, &j), 0);
+    assert_int_equal(et_buf_putc(&j, '\0'), 0);
+    assert_non_null(strstr((char *)j.data, "\"cas_error\":\"MailboxGuidWithDomainNotFound\""));
+    assert_non_null(strstr((char *)j.data, "\"failure_context\":\"mailbox moved\""));
+    assert_non_null(strstr((char *)j.data, "\"name\":\"Inbox\""));
+    et_buf_free(&j);
+    for (int i = 0; i < 3; i++) {
+        et_view_reset(&v[i]);
+        et_exchange_free(x[i]);
+    }
+    et_analyzer_free(an);
+}
+
+static void test_threshold_options_parse(void **state)
+{
+    struct et_analyzer_opts o;
+    (void)state;
+    et_analyzer_opts_default(&o);
+    assert_int_equal(o.slow_ms, 10000);
+    assert_int_equal(o.longpoll_cut_repeat, 3);
+    assert_int_equal(o.foldersync_grace, 2);
+    assert_int_equal(et_analyzer_opt_parse(&o, "--slow-ms", "2500"), 1);
+    assert_int_equal(o.slow_ms, 2500);
+    assert_int_equal(et_analyzer_opt_parse(&o, "--longpoll-cut", "5"), 1);
+    assert_int_equal(o.longpoll_cut_repeat, 5);
+    assert_int_equal(et_analyzer_opt_parse(&o, "--foldersync-grace", "1"), 1);
+    assert_int_equal(o.foldersync_grace, 1);
+    assert_int_equal(et_analyzer_opt_parse(&o, "--slow-ms", "0"), ET_EINVAL);
+    assert_int_equal(et_analyzer_opt_parse(&o, "--slow-ms", "12x"), ET_EINVAL);
+    assert_int_equal(et_analyzer_opt_parse(&o, "--slow-ms", NULL), ET_EINVAL);
+    assert_int_equal(et_analyzer_opt_parse(&o, "--device", "X"), 0);
+    assert_non_null(strstr(et_analyzer_opts_help(), "--slow-ms"));
+}
+
+/* The next step of a command's Status names that command's protocol section. */
+static void test_status_next_step_names_the_command(void **state)
+{
+    struct et_analyzer *an = et_analyzer_new(NULL);
+    struct et_exchange *x = et_exchange_new();
+    struct et_view v;
+    struct et_finding *f;
+    (void)state;
+    assert_non_null(an);
+    assert_non_null(x);
+    x->has_request = x->has_response = 1;
+    x->req.method = "POST";
+    x->req.target = "/Microsoft-Server-ActiveSync?Cmd=Search&User=a&DeviceId=X&DeviceType=Y";
+    x->resp.status = 200;
+    set_wbxml_body(x, &x->resp.headers, &x->resp.body,
+                   "<Search xmlns=\"Search:\"><Status>1</Status><Response><Store><Status>6"
+                   "</Status></Store></Response></Search>");
+    assert_int_equal(et_view_build(x, x->arena, &v), 0);
+    assert_int_equal(et_analyzer_feed(an, x, &v, x->arena, &f), 0);
+    assert_non_null(f);
+    assert_string_equal(f->rule, "command-status");
+    assert_non_null(strstr(f->next_step, "MS-ASCMD Search"));
+    assert_null(strstr(f->next_step, "Sync"));
+    et_view_reset(&v);
+    et_exchange_free(x);
+    et_analyzer_free(an);
 }
 
 static void test_exchange_error_and_throttling_header(void **state)
@@ -589,6 +772,10 @@ int main(void)
         cmocka_unit_test(test_provisioning_loop),
         cmocka_unit_test(test_auth_failures_repeated),
         cmocka_unit_test(test_heartbeat_out_of_range),
+        cmocka_unit_test(test_synckey_reset_loop_needs_an_issued_key),
+        cmocka_unit_test(test_status_next_step_names_the_command),
+        cmocka_unit_test(test_cas_error_and_folder_names),
+        cmocka_unit_test(test_threshold_options_parse),
         cmocka_unit_test(test_exchange_error_and_throttling_header),
         cmocka_unit_test(test_device_stats_and_json),
         cmocka_unit_test(test_allocation_failures_do_not_crash),

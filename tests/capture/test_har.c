@@ -449,6 +449,21 @@ static void validate_har12(const char *path)
     json_decref(root);
 }
 
+/* Debian's node-har-validator (the HAR 1.2 JSON schema) accepts path; tests/cli/har-validate.js
+ * calls it. */
+static void validate_with_node(const char *path)
+{
+    char cmd[2048];
+    int rc;
+    snprintf(cmd, sizeof(cmd),
+             "NODE_PATH=/usr/share/nodejs node '%s/../cli/har-validate.js' '%s'",
+             ET_FIXTURES_DIR, path);
+    rc = system(cmd);
+    if (rc != 0)
+        fail_msg("node-har-validator rejects %s (exit %d; needs nodejs node-har-validator, "
+                 "scripts/install-deps.sh test)", path, rc);
+}
+
 static void test_har_write_validates_as_har12(void **state)
 {
     char path[512];
@@ -456,6 +471,113 @@ static void test_har_write_validates_as_har12(void **state)
     snprintf(path, sizeof(path), "%s/out.har", tmpdir);
     write_samples(path, 0);
     validate_har12(path);
+    validate_with_node(path);
+}
+
+/* gzip of "<hello/>" made with Python's gzip.compress(b"<hello/>", mtime=0). */
+static const uint8_t gz_hello[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03,
+                                   0xb3, 0xc9, 0x48, 0xcd, 0xc9, 0xc9, 0xd7, 0xb7, 0x03, 0x00,
+                                   0x1c, 0x7e, 0xe4, 0xea, 0x08, 0x00, 0x00, 0x00};
+
+/* A body recorded on the wire with Content-Encoding: gzip is written decoded, as HAR 1.2 wants
+ * (content.size the decoded length, compression the bytes saved); our reader then marks it
+ * decoded and the decoder does not gunzip it again. A body that does not decode keeps its
+ * wire bytes with "_eastraceEncoded". The proxy's "ip:port" server address is written as an
+ * address only, the port kept in _serverAddress. */
+static void test_har_write_decodes_content_and_bare_server_ip(void **state)
+{
+    char path[512];
+    struct et_har_writer *w;
+    struct et_error e;
+    struct et_source *s;
+    struct et_exchange *x, *v[3];
+    unsigned char *d;
+    size_t n;
+    (void)state;
+    snprintf(path, sizeof(path), "%s/gzip.har", tmpdir);
+    et_error_clear(&e);
+    assert_int_equal(et_har_writer_open(path, NULL, &w, &e), 0);
+    for (int i = 0; i < 2; i++) {
+        x = hc_sample(1);
+        x->server_addr = i == 0 ? "203.0.113.5:443" : "[2001:db8::5]:8443";
+        hc_hdr(&x->resp.headers, x->arena, "Content-Encoding", "gzip");
+        if (i == 0)
+            assert_int_equal(et_body_set(&x->resp.body, x->arena, gz_hello, sizeof(gz_hello)), 0);
+        else /* cut: not decodable */
+            assert_int_equal(et_body_set(&x->resp.body, x->arena, gz_hello, 12), 0);
+        assert_int_equal(et_har_writer_add(w, x, &e), 0);
+        et_exchange_free(x);
+    }
+    assert_int_equal(et_har_writer_close(w, &e), 0);
+    validate_with_node(path);
+    d = et_test_read_file(path, &n);
+    assert_non_null(d);
+    assert_non_null(strstr((char *)d, "\"text\":\"<hello/>\""));
+    assert_non_null(strstr((char *)d, "\"compression\":-20"));
+    assert_non_null(strstr((char *)d, "\"_eastraceEncoded\":true"));
+    assert_non_null(strstr((char *)d, "\"serverIPAddress\":\"203.0.113.5\""));
+    assert_non_null(strstr((char *)d, "\"serverIPAddress\":\"2001:db8::5\""));
+    assert_null(strstr((char *)d, "\"serverIPAddress\":\"203.0.113.5:443\""));
+    free(d);
+
+    assert_int_equal(et_har_open(path, &s, &e), 0);
+    assert_int_equal(hc_read_all(s, v, 3), 2);
+    hc_body_eq(&v[0]->resp.body, "<hello/>", 8);
+    assert_true(v[0]->resp.body.content_decoded);
+    assert_string_equal(v[0]->server_addr, "203.0.113.5:443");
+    hc_body_eq(&v[1]->resp.body, gz_hello, 12);
+    assert_false(v[1]->resp.body.content_decoded);
+    assert_string_equal(v[1]->server_addr, "[2001:db8::5]:8443");
+    et_exchange_free(v[0]);
+    et_exchange_free(v[1]);
+    et_source_close(s);
+}
+
+/* HAR "_error" texts of Chrome and mitmproxy name the step that failed. */
+static void test_har_error_names_the_failed_step(void **state)
+{
+    static const struct {
+        const char *error;
+        int status;
+        enum et_stage stage;
+        int code;
+    } cases[] = {
+        {"net::ERR_NAME_NOT_RESOLVED", 0, ET_STAGE_DNS, ET_EDNS},
+        {"[Errno -2] Name or service not known", 0, ET_STAGE_DNS, ET_EDNS},
+        {"net::ERR_CONNECTION_REFUSED", 0, ET_STAGE_UPSTREAM_CONNECT, ET_ECONNREFUSED},
+        {"Multiple exceptions: [Errno 60] Connect call failed ('123.58.180.8', 80)", 0,
+         ET_STAGE_UPSTREAM_CONNECT, ET_ECONNREFUSED},
+        {"net::ERR_CONNECTION_TIMED_OUT", 0, ET_STAGE_UPSTREAM_CONNECT, ET_ETIMEDOUT},
+        {"net::ERR_CERT_AUTHORITY_INVALID", 0, ET_STAGE_UPSTREAM_TLS, ET_ECERT},
+        {"TLS handshake failed", 0, ET_STAGE_UPSTREAM_TLS, ET_ETLS},
+        {"Connection killed", 200, ET_STAGE_RESPONSE, ET_ECONNRESET},
+        {"Connection reset by peer", 0, ET_STAGE_RESPONSE, ET_ECONNRESET},
+        {"net::ERR_EMPTY_RESPONSE", 0, ET_STAGE_RESPONSE, ET_ECONNRESET},
+        {"net::ERR_CONNECTION_FAILED", 0, ET_STAGE_UPSTREAM_CONNECT, ET_ECONNREFUSED},
+        {"something else", 0, ET_STAGE_UPSTREAM_CONNECT, ET_ECONNRESET},
+    };
+    (void)state;
+    for (size_t i = 0; i < ET_ARRAY_SIZE(cases); i++) {
+        char har[1024];
+        struct et_source *s;
+        struct et_error e;
+        struct et_exchange *x;
+        snprintf(har, sizeof(har),
+                 "{\"log\":{\"version\":\"1.2\",\"entries\":[{\"startedDateTime\":"
+                 "\"2024-05-01T10:00:00Z\",\"request\":{\"method\":\"GET\",\"url\":"
+                 "\"https://mail.example.com/\"},\"response\":{\"status\":%d,\"_error\":"
+                 "\"%s\"}}]}}",
+                 cases[i].status, cases[i].error);
+        et_error_clear(&e);
+        assert_int_equal(et_har_open_mem(har, strlen(har), "mem", &s, &e), 0);
+        assert_int_equal(et_source_next(s, &x, &e), 1);
+        if (x->err.stage != cases[i].stage || x->err.code != cases[i].code)
+            fail_msg("%s: stage %s code %d", cases[i].error, et_stage_name(x->err.stage),
+                     x->err.code);
+        assert_string_equal(x->err.message, cases[i].error);
+        et_exchange_free(x);
+        et_source_close(s);
+    }
 }
 
 static void check_common_roundtrip(struct et_exchange **v)
@@ -631,6 +753,8 @@ int main(void)
         cmocka_unit_test(test_har_bad_entry_skipped_next_read),
         cmocka_unit_test(test_har_mem_garbage_rejected),
         cmocka_unit_test(test_har_write_validates_as_har12),
+        cmocka_unit_test(test_har_write_decodes_content_and_bare_server_ip),
+        cmocka_unit_test(test_har_error_names_the_failed_step),
         cmocka_unit_test(test_har_roundtrip_redacted_by_default),
         cmocka_unit_test(test_har_roundtrip_include_secrets),
         cmocka_unit_test(test_har_large_file_bounded_memory),

@@ -29,6 +29,11 @@ contains() { # contains NAME FILE TEXT
 lacks() {
   if grep -qF -- "$3" "$2"; then bad "$1: '$3' found in $2"; else ok "$1"; fi
 }
+# har_valid NAME FILE: Debian's node-har-validator accepts FILE as HAR 1.2.
+har_valid() {
+  if NODE_PATH=${NODE_PATH:-/usr/share/nodejs} node "$here/har-validate.js" "$2" >"$tmp/hv" 2>&1; then
+    ok "$1"; else bad "$1"; cat "$tmp/hv"; fi
+}
 
 [ -x "$E" ] || { echo "FAIL - no eastrace binary at $E"; echo "0 passed, 1 failed"; exit 1; }
 
@@ -152,6 +157,7 @@ check "show out of range exits 2" 2 "$E" show "$tmp/scenario.har" 99
 # ---- export and re-import ----
 check "export --har" 0 "$E" export "$tmp/scenario.har" --har "$tmp/out.har"
 lacks "export redacts" "$tmp/out.har" "YWxpY2U6c2VjcmV0cHc="
+har_valid "exported HAR is valid HAR 1.2" "$tmp/out.har"
 check "re-read exported HAR" 1 "$E" replay "$tmp/out.har"
 contains "exported HAR keeps the findings" "$tmp/out" "[synckey-reset-loop]"
 check "export --saz" 0 "$E" export "$tmp/scenario.har" --saz "$tmp/out.saz"
@@ -159,8 +165,10 @@ check "re-read exported SAZ" 1 "$E" replay "$tmp/out.saz"
 contains "exported SAZ keeps the Status" "$tmp/out" "3=InvalidSyncKey"
 check "export --device" 0 "$E" export "$tmp/scenario.har" --device GOOD1 --har "$tmp/good.har"
 check "filtered export replays clean" 0 "$E" replay "$tmp/good.har"
+har_valid "filtered HAR is valid HAR 1.2" "$tmp/good.har"
 check "export --include-secrets" 0 "$E" export "$tmp/scenario.har" --include-secrets --har "$tmp/secret.har"
 contains "secrets kept when asked" "$tmp/secret.har" "YWxpY2U6c2VjcmV0cHc="
+har_valid "HAR with secrets is valid HAR 1.2" "$tmp/secret.har"
 
 # ---- iis: the analyzer's findings in the report ----
 iislog=$FX/logs/iis-ex2010-sync-ping-errors.log

@@ -88,5 +88,13 @@ wait $proxy 2>/dev/null
 got=$("$E" replay --json --fail-on never "$tmp/cap.et" | grep -c '"cmd":')
 [ "$got" -eq 6 ] && ok "appended after restart (6 exchanges)" || bad "after restart: $got exchanges"
 
+# The live capture exported to HAR is valid HAR 1.2 (serverIPAddress an address, not ip:port).
+if "$E" export "$tmp/cap.et" --har "$tmp/cap.har" >/dev/null 2>&1 &&
+   NODE_PATH=${NODE_PATH:-/usr/share/nodejs} node "$(dirname "$0")/har-validate.js" "$tmp/cap.har" >"$tmp/hv" 2>&1; then
+  ok "HAR export of the proxy capture is valid HAR 1.2 (node-har-validator)"
+else
+  bad "HAR export of the proxy capture"; cat "$tmp/hv"
+fi
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -450,9 +450,49 @@ static void test_view_empty_and_absent(void **state)
     et_arena_free(a);
 }
 
+/* A body the recorder already decoded (HAR content.text) under Content-Encoding: gzip is
+ * classified as it is, not gunzipped again; a recorder that kept the gzip stream anyway (its
+ * magic bytes) is still decoded. */
+static void test_view_content_decoded_by_recorder(void **state)
+{
+    static const uint8_t wbxml[] = {0x03, 0x01, 0x6a, 0x00, 0x45, 0x4e, 0x03, 0x31, 0x00, 0x01,
+                                    0x01};
+    static const uint8_t gz_hello[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02,
+                                       0x03, 0xb3, 0xc9, 0x48, 0xcd, 0xc9, 0xc9, 0xd7, 0xb7,
+                                       0x03, 0x00, 0x1c, 0x7e, 0xe4, 0xea, 0x08, 0x00, 0x00,
+                                       0x00};
+    struct et_exchange *x = et_exchange_new();
+    struct et_http_view v;
+    struct et_error e;
+    (void)state;
+    assert_non_null(x);
+    et_headers_add(&x->resp.headers, x->arena, "Content-Type", 12,
+                   "application/vnd.ms-sync.wbxml", 29);
+    et_headers_add(&x->resp.headers, x->arena, "Content-Encoding", 16, "gzip", 4);
+    assert_int_equal(et_body_set(&x->resp.body, x->arena, wbxml, sizeof(wbxml)), 0);
+    et_error_clear(&e);
+    /* Without the flag: the WBXML is not gzip. */
+    assert_true(et_http_body_view(&x->resp.headers, &x->resp.body, 0, &v, x->arena, &e) != 0);
+    assert_int_equal(v.kind, ET_BODY_OTHER);
+    x->resp.body.content_decoded = 1;
+    et_error_clear(&e);
+    assert_int_equal(et_http_body_view(&x->resp.headers, &x->resp.body, 0, &v, x->arena, &e), 0);
+    assert_int_equal(v.kind, ET_BODY_WBXML);
+    assert_int_equal(v.len, sizeof(wbxml));
+    assert_true(v.decoded);
+    assert_string_equal(v.encoding, "gzip");
+    assert_int_equal(et_body_set(&x->resp.body, x->arena, gz_hello, sizeof(gz_hello)), 0);
+    x->resp.body.content_decoded = 1;
+    assert_int_equal(et_http_body_view(&x->resp.headers, &x->resp.body, 0, &v, x->arena, &e), 0);
+    assert_int_equal(v.len, 8);
+    assert_memory_equal(v.data, "<hello/>", 8);
+    et_exchange_free(x);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_view_content_decoded_by_recorder),
         cmocka_unit_test(test_deflate_raw_and_zlib),
         cmocka_unit_test(test_stacked_deflate_gzip),
         cmocka_unit_test(test_gzip_two_members_x_gzip),

@@ -123,6 +123,10 @@ static void test_status_common_codes_from_any_command(void **state)
     assert_int_equal(et_eas_status_severity("Sync", NULL, 142), ET_EAS_SEV_RECOVER);
     assert_int_equal(et_eas_status_severity("SendMail", NULL, 111), ET_EAS_SEV_TRANSIENT);
     assert_int_equal(et_eas_status_severity("SendMail", NULL, 126), ET_EAS_SEV_ERROR);
+    /* Exchange logs a sent message as Status 1 (IIS S:1, mailbox logs): a success. */
+    assert_int_equal(et_eas_status_severity("SendMail", NULL, 1), ET_EAS_SEV_SUCCESS);
+    assert_int_equal(et_eas_status_severity("SmartReply", NULL, 1), ET_EAS_SEV_SUCCESS);
+    assert_int_equal(et_eas_status_severity("SmartForward", NULL, 1), ET_EAS_SEV_SUCCESS);
 }
 
 static void test_status_common_101_to_184_complete(void **state)
@@ -191,7 +195,8 @@ static void test_status_unknown_codes(void **state)
     assert_null(et_eas_status_lookup("Sync", NULL, -1));
     assert_null(et_eas_status_lookup("Sync", NULL, 99999));
     assert_null(et_eas_status_lookup(NULL, NULL, 1));
-    assert_null(et_eas_status_lookup("SendMail", NULL, 1));
+    /* SendMail has only Status 1 (as Exchange logs a success) and the Common values. */
+    assert_null(et_eas_status_lookup("SendMail", NULL, 2));
     assert_int_equal(et_eas_status_severity("Sync", NULL, 2), ET_EAS_SEV_UNKNOWN);
     assert_string_equal(et_eas_severity_name(ET_EAS_SEV_UNKNOWN), "unknown");
     assert_string_equal(et_eas_severity_name(ET_EAS_SEV_RECOVER), "recover");

@@ -51,6 +51,8 @@ struct et_view_collection {
     const char *sync_key;      /* the SyncKey the device sent; NULL when unknown */
     const char *new_sync_key;  /* the SyncKey the server answered */
     long status;               /* the server's Status for this collection; -1 unknown */
+    const char *folder_name;   /* its DisplayName from the device's FolderSync answers, set by
+                                  et_analyzer_feed(); NULL when not known */
 };
 
 #define ET_VIEW_MAX_STATUS 32
@@ -88,6 +90,19 @@ struct et_view {
     const char *throttle;       /* the throttling reason when known */
     int body_error;             /* 0, or the ET_E* of a body that failed to decode */
     char body_error_msg[160];   /* what failed and where */
+    /* Exchange's own explanation, from the response headers (NULL when absent; as sent, except
+     * failure_context, which is decoded when it is base64 text). */
+    struct et_view_exdiag {
+        const char *cas_error;       /* X-CasErrorCode: why the front end could not proxy */
+        const char *failure_context; /* X-FailureContext */
+        const char *diag_info;       /* X-DiagInfo: the server that answered */
+        const char *fe_server;       /* X-FEServer: the front end (Client Access) server */
+        const char *be_server;       /* X-BEServer: the back end (mailbox) server */
+        const char *be_target;       /* X-CalculatedBETarget: where the front end sent it */
+        const char *request_id;      /* request-id: the id in Exchange's HttpProxy logs */
+        const char *ms_diagnostics;  /* X-MS-Diagnostics */
+        unsigned present : 1;        /* at least one of the above */
+    } exdiag;
 };
 
 /* Builds the view of x. Never fails on bad input (that is recorded in body_error); returns 0
@@ -112,8 +127,22 @@ struct et_analyzer_opts {
     unsigned auth_repeat;        /* 401/403 answers in a row that make a pattern (3) */
     long heartbeat_min;          /* the server's heartbeat range, seconds (60) */
     long heartbeat_max;          /* (3540) */
+    unsigned longpoll_cut_repeat; /* long polls cut at about the same duration that make a
+                                     pattern (3) */
+    long slow_ms;                /* a command (not a long poll) slower than this is slow, ms
+                                    (10000) */
+    unsigned foldersync_grace;   /* requests after Ping 7 / Sync 12 without a FolderSync that
+                                    make foldersync-ignored (2) */
 };
 void et_analyzer_opts_default(struct et_analyzer_opts *o);
+/*
+ * Parses one threshold option of the command line into o: "--slow-ms N", "--longpoll-cut N",
+ * "--foldersync-grace N" (value is the next argument). Returns 1 when name is one of them and
+ * value is valid, 0 when name is not one of them, ET_EINVAL for a bad value.
+ */
+int et_analyzer_opt_parse(struct et_analyzer_opts *o, const char *name, const char *value);
+/* Help lines for those options (two-space indent, newline-terminated). */
+const char *et_analyzer_opts_help(void);
 
 struct et_device_stats {
     const char *device;
@@ -140,7 +169,10 @@ void et_analyzer_free(struct et_analyzer *an);
 /*
  * Judges one exchange. The findings (a NULL-terminated list, NULL when none) are allocated
  * from `a` (pass x->arena, so they go when the exchange goes). Exchanges should come in time
- * order per device. Returns 0 or ET_ENOMEM.
+ * order per device. It also names the view's collections: v->colls[i].folder_name is set from
+ * the folder hierarchy the device's earlier FolderSync answers gave (the only field of the
+ * view it writes; names live in the analyzer, valid until et_analyzer_free). Returns 0 or
+ * ET_ENOMEM.
  */
 int et_analyzer_feed(struct et_analyzer *an, const struct et_exchange *x,
                      const struct et_view *v, struct et_arena *a, struct et_finding **out);
@@ -198,6 +230,11 @@ int et_timeline_header(unsigned flags, struct et_buf *out);
 /* A finding as indented text lines (severity, rule, message, next step). */
 int et_finding_text(const struct et_finding *f, unsigned flags, const char *indent,
                     struct et_buf *out);
+
+/* Exchange's diagnostic headers of the view (X-CasErrorCode, X-FailureContext decoded, the
+ * servers, request-id, ...) as "name: value" lines after indent, scrubbed for a terminal;
+ * nothing when there are none. */
+int et_view_exdiag_text(const struct et_view *v, const char *indent, struct et_buf *out);
 
 /* One JSON object (no newline) for an exchange: see docs/json.md. */
 int et_exchange_json(const struct et_exchange *x, const struct et_view *v,

@@ -31,8 +31,8 @@ extern "C" {
  * Opens a HAR file for reading as a source of exchanges (format "har"). A UTF-8 byte-order
  * mark is skipped. path is borrowed. On success *out is a new source (close with
  * et_source_close); on failure returns a negative ET_E* and sets e.
- * Exchanges carry ET_SRC_HAR; response bodies are the decoded content HAR stores (meta
- * "har-content-decoded" says so when the response had a Content-Encoding).
+ * Exchanges carry ET_SRC_HAR; response bodies are the decoded content HAR stores
+ * (body.content_decoded says so when the response had a Content-Encoding).
  */
 int et_har_open(const char *path, struct et_source **out, struct et_error *e);
 

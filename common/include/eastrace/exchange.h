@@ -62,14 +62,17 @@ struct et_headers {
     size_t cap;
 };
 
-/* A body as recorded: possibly truncated by a capture cap; always the bytes on the wire
- * (before content decoding; chunked framing removed). */
+/* A body as recorded: possibly truncated by a capture cap; the bytes on the wire (before
+ * content decoding; chunked framing removed), unless content_decoded says otherwise. */
 struct et_body {
     const uint8_t *data; /* NULL when len == 0 */
     size_t len;          /* bytes held */
     uint64_t wire_len;   /* bytes seen on the wire (>= len; > len when truncated) */
     unsigned truncated : 1; /* len < wire_len because of a cap */
     unsigned absent : 1;    /* the source does not record bodies (IIS) or omitted this one */
+    unsigned content_decoded : 1; /* the recorder already undid the Content-Encoding (HAR
+                                     content.text): the headers describe the wire, these
+                                     bytes are the decoded body */
 };
 
 struct et_request {

@@ -169,7 +169,8 @@ struct et_http_view {
 
 /*
  * Prepares body b (sent with headers h) for display: undoes the Content-Encoding (output at
- * most cap bytes, 0 for ET_HTTP_DECODE_CAP), classifies the result and, for multipart, parses
+ * most cap bytes, 0 for ET_HTTP_DECODE_CAP; not when b->content_decoded says the recorder
+ * already did), classifies the result and, for multipart, parses
  * the part table. Decoded bytes and parts go into arena a; b and h are borrowed.
  *
  * out is always filled, even on failure: when content decoding fails the view holds the raw

@@ -32,7 +32,8 @@ enum et_proxy_timer {
 
 /*
  * Called on the loop thread for every finished or failed exchange (and every tunnel).
- * Takes ownership of x: free it with et_exchange_free(), now or later.
+ * Takes ownership of x: free it with et_exchange_free(), now or later. With
+ * et_proxy_opts.on_exchange_worker set, on_exchange borrows x instead (see there).
  */
 typedef void (*et_proxy_exchange_cb)(struct et_exchange *x, void *ud);
 
@@ -77,6 +78,19 @@ struct et_proxy_opts {
     et_proxy_exchange_cb on_exchange; /* may be NULL (exchanges are then freed) */
     void *ud;
     et_proxy_request_cb on_request;   /* may be NULL; gets ud too */
+    /*
+     * Optional: slow work off the loop. When set, every exchange goes first to on_exchange
+     * on the loop thread, which then only borrows x (do there what must happen before the
+     * next exchange, such as writing the capture record), then through a bounded queue to
+     * on_exchange_worker on the proxy's one worker thread, in the order they finished, which
+     * takes ownership of x. Decoding, analysis and rendering belong here: they no longer hold
+     * up the relay. While the queue is full (1024 exchanges or 64 MiB of their arenas) the
+     * proxy reads no new requests, so nothing is dropped; et_proxy_run() returns once the
+     * worker has drained the queue. x == NULL means the queue is empty for now (a good moment
+     * to flush buffered output).
+     */
+    et_proxy_exchange_cb on_exchange_worker;
+    void *worker_ud;
     et_proxy_timeout_cb timeout_hook; /* may be NULL */
     void *timeout_ud;
 };
@@ -88,6 +102,7 @@ struct et_proxy_stats {
     uint64_t errors;            /* of those, with err.code != 0 */
     uint64_t tunnels;           /* CONNECTs relayed without interception */
     uint64_t denied;            /* clients or targets refused by policy */
+    uint64_t worker_pauses;     /* times new requests waited for on_exchange_worker */
 };
 
 /*

@@ -3,11 +3,12 @@
  * (bench/bench_replay.sh) and the bounded-memory test (tests/cli/test_replay_memory.sh), and
  * measures a child process (wall time, CPU time, peak RSS) without /usr/bin/time.
  *
- *   bench_replay [--size N[K|M|G]] [--devices N] [--seed N] OUT.etcap
+ *   bench_replay [--size N[K|M|G] | --count N] [--devices N] [--seed N] OUT.etcap
  *       Many devices doing Sync, Ping, FolderSync, SendMail and ItemOperations with real WBXML
  *       bodies (XML encoded by et_wbxml_encode) of 100 B to 100 KB, and some trouble: HTTP
  *       500s, Sync Status 3 followed by SyncKey 0, and devices stuck in SyncKey 0 loops.
- *       Stops once the file holds at least --size bytes (default 1 GiB). Deterministic for a
+ *       Stops once the file holds at least --size bytes (default 1 GiB), or after --count
+ *       exchanges (the web page's load-time measurement, tests/web). Deterministic for a
  *       given seed.
  *   bench_replay --measure CMD [ARG...]
  *       Runs CMD (stdout to /dev/null) and prints "wall_s cpu_s maxrss_kib exit" on stdout.
@@ -441,7 +442,7 @@ int main(int argc, char **argv)
     struct et_capfile_writer *w = NULL;
     struct et_capfile_stats st;
     struct et_capfile_opts o;
-    uint64_t size = (uint64_t)1 << 30, id = 0;
+    uint64_t size = (uint64_t)1 << 30, id = 0, max_count = 0;
     unsigned seed = 1;
     const char *out = NULL;
     static const char *const agents[] = {"Apple-iPhone14C2/2006.100", "Android-SAMSUNG-SM-G991B/101.10",
@@ -456,6 +457,9 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--size") == 0 && i + 1 < argc) {
             size = parse_size(argv[++i]);
+        } else if (strcmp(argv[i], "--count") == 0 && i + 1 < argc) {
+            max_count = strtoull(argv[++i], NULL, 10);
+            size = UINT64_MAX;
         } else if (strcmp(argv[i], "--devices") == 0 && i + 1 < argc) {
             g.ndev = (unsigned)strtoul(argv[++i], NULL, 10);
         } else if (strcmp(argv[i], "--seed") == 0 && i + 1 < argc) {
@@ -468,7 +472,7 @@ int main(int argc, char **argv)
         }
     }
     if (out == NULL || size == 0 || g.ndev == 0 || g.ndev > MAX_DEVICES) {
-        fprintf(stderr, "usage: bench_replay [--size N[K|M|G]] [--devices N<=%d] [--seed N] "
+        fprintf(stderr, "usage: bench_replay [--size N[K|M|G] | --count N] [--devices N<=%d] [--seed N] "
                         "OUT\n       bench_replay --measure CMD [ARG...]\n", MAX_DEVICES);
         return 2;
     }
@@ -500,7 +504,7 @@ int main(int argc, char **argv)
     for (;;) {
         struct et_exchange *x;
         et_capfile_writer_stats(w, &st);
-        if (st.bytes >= size)
+        if (st.bytes >= size || (max_count && id >= max_count))
             break;
         x = et_exchange_new();
         if (x == NULL)

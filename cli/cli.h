@@ -28,6 +28,7 @@ int et_cmd_probe(int argc, char **argv);
 int et_cmd_replay(int argc, char **argv);
 int et_cmd_show(int argc, char **argv);
 int et_cmd_export(int argc, char **argv);
+int et_cmd_web(int argc, char **argv);
 
 /* eastrace iis with the ClickHouse engine (iis_engine.c): what cmd_iis.c parsed. */
 struct et_cli_iis_engine {
@@ -81,6 +82,20 @@ extern const char *et_cli_filter_help;
 int et_cli_filter_arg(struct et_pipe_filter *f, int argc, char **argv, int *i);
 /* Writes recorded bytes; on a terminal control characters are shown escaped. */
 int et_cli_write_safe(FILE *f, const unsigned char *p, size_t n);
+
+/* ---- proxy --web (cmd_web.c): the session browser of a live capture ---- */
+struct et_cli_live_web;
+struct et_pipe_item;
+/* Starts the web server on listen (ADDR:PORT) over a live store; prints its URL as the first
+ * line of standard output. NULL on failure (reported). */
+struct et_cli_live_web *et_cli_live_web_start(const char *listen);
+/* A request read whole (the proxy's on_request): EAS requests show as pending. */
+void et_cli_live_web_request(struct et_cli_live_web *w, const struct et_exchange *x);
+/* The exchange of proxy number id finished (before the live number replaces it). */
+void et_cli_live_web_done(struct et_cli_live_web *w, uint64_t id);
+/* One exchange of the live pipeline. */
+void et_cli_live_web_add(struct et_cli_live_web *w, const struct et_pipe_item *it);
+void et_cli_live_web_stop(struct et_cli_live_web *w);
 
 /* Prints "eastrace: " + message to stderr. */
 void et_cli_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

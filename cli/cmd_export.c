@@ -14,11 +14,12 @@
 #include "eastrace/har.h"
 #include "eastrace/pipeline.h"
 #include "eastrace/saz.h"
+#include "eastrace/web.h"
 
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: eastrace export FILE... (--saz OUT | --har OUT) [OPTIONS]\n"
+            "usage: eastrace export FILE... (--saz OUT | --har OUT | --html OUT) [OPTIONS]\n"
             "\n"
             "Writes the exchanges of FILE... (captures, .saz, HAR, mailbox logs; merged by\n"
             "time) to a Fiddler .saz archive or a HAR 1.2 file. Authorization, Cookie and\n"
@@ -32,6 +33,8 @@ static void usage(FILE *f)
             "Options:\n"
             "  --saz OUT           write a .saz archive\n"
             "  --har OUT           write a HAR 1.2 file\n"
+            "  --html OUT          write the session browser (eastrace web) as one\n"
+            "                      self-contained HTML file: no server, no network access\n"
             "  --include-secrets   keep credentials as recorded\n"
             "  --format FMT        read the files as FMT (capture, saz, har, iis, mailboxlog)\n"
             "  --no-correlate      write every source's exchanges apart (replay --no-correlate)\n"
@@ -72,7 +75,8 @@ int et_cmd_export(int argc, char **argv)
 {
     struct et_pipe_opts po;
     struct export_ctx c;
-    const char *saz = NULL, *har = NULL;
+    const char *saz = NULL, *har = NULL, *html = NULL;
+    struct et_web_store *ws = NULL;
     int include_secrets = 0, status = ET_EXIT_OK;
     char **files;
     size_t nfiles = 0;
@@ -97,6 +101,8 @@ int et_cmd_export(int argc, char **argv)
             saz = argv[++i];
         } else if (strcmp(a, "--har") == 0 && i + 1 < argc) {
             har = argv[++i];
+        } else if (strcmp(a, "--html") == 0 && i + 1 < argc) {
+            html = argv[++i];
         } else if (strcmp(a, "--include-secrets") == 0) {
             include_secrets = 1;
         } else if (strcmp(a, "--format") == 0 && i + 1 < argc) {
@@ -116,8 +122,8 @@ int et_cmd_export(int argc, char **argv)
             files[nfiles++] = argv[i];
         }
     }
-    if (nfiles == 0 || (saz == NULL) == (har == NULL)) {
-        et_cli_err("export: give input files and exactly one of --saz OUT or --har OUT");
+    if (nfiles == 0 || (saz != NULL) + (har != NULL) + (html != NULL) != 1) {
+        et_cli_err("export: give input files and exactly one of --saz, --har or --html OUT");
         et_free(files);
         return ET_EXIT_INPUT;
     }
@@ -126,6 +132,15 @@ int et_cmd_export(int argc, char **argv)
         struct et_saz_write_opts so = {0};
         so.include_secrets = include_secrets;
         if (et_saz_writer_open(saz, &so, &c.sw, &e) != 0) {
+            et_cli_err("%s", et_error_format(&e, msg, sizeof(msg)));
+            et_free(files);
+            return ET_EXIT_INPUT;
+        }
+    } else if (html != NULL) {
+        struct et_web_store_opts wo = {0};
+        wo.include_secrets = include_secrets;
+        wo.redact_search = 1; /* the file leaves the machine: its search text is redacted */
+        if ((ws = et_web_store_new(&wo, &e)) == NULL) {
             et_cli_err("%s", et_error_format(&e, msg, sizeof(msg)));
             et_free(files);
             return ET_EXIT_INPUT;
@@ -142,6 +157,8 @@ int et_cmd_export(int argc, char **argv)
     sink.on_exchange = on_export;
     sink.on_finish = NULL;
     sink.arg = &c;
+    if (ws != NULL)
+        sink = et_web_store_sink(ws);
     p = et_pipe_new(&po, &sink);
     if (p == NULL) {
         et_cli_err("out of memory");
@@ -152,7 +169,15 @@ int et_cmd_export(int argc, char **argv)
     if (et_pipe_run(p) != 0 || c.failed)
         status = ET_EXIT_INPUT;
     et_error_clear(&e);
-    if ((c.sw ? et_saz_writer_close(c.sw, &e) : et_har_writer_close(c.hw, &e)) != 0) {
+    if (ws != NULL) {
+        const char *base = strrchr(html, '/');
+        c.written = et_web_store_count(ws);
+        if (et_web_export_html(ws, html, base ? base + 1 : html, &e) != 0) {
+            et_cli_err("export: %s", et_error_format(&e, msg, sizeof(msg)));
+            status = ET_EXIT_INPUT;
+        }
+        et_web_store_free(ws);
+    } else if ((c.sw ? et_saz_writer_close(c.sw, &e) : et_har_writer_close(c.hw, &e)) != 0) {
         et_cli_err("export: %s", et_error_format(&e, msg, sizeof(msg)));
         status = ET_EXIT_INPUT;
     }
@@ -160,7 +185,7 @@ int et_cmd_export(int argc, char **argv)
         status = ET_EXIT_INPUT;
     if (c.written > 0 || status == ET_EXIT_OK) /* else the input's message said why */
         fprintf(stderr, "eastrace: exported %zu exchange(s) to %s%s\n", c.written,
-                saz ? saz : har,
+                saz ? saz : har ? har : html,
                 include_secrets ? " (credentials included)" : " (credentials redacted)");
     et_pipe_free(p);
     et_free(files);

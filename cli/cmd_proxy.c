@@ -50,6 +50,7 @@ struct run_ctx {
     struct et_pipe *pipe;
     struct et_pipe_timeline *tl;
     struct et_pipe_sink tl_sink;
+    struct et_cli_live_web *web; /* --web: the session browser, live */
 };
 
 /* The live view's sink: the timeline's line (unless --quiet), and at the end the session
@@ -57,6 +58,8 @@ struct run_ctx {
 static int on_live(void *arg, const struct et_pipe_item *it)
 {
     struct run_ctx *r = arg;
+    if (r->web != NULL)
+        et_cli_live_web_add(r->web, it);
     return r->quiet ? 0 : r->tl_sink.on_exchange(r->tl_sink.arg, it);
 }
 
@@ -110,10 +113,19 @@ static uint64_t count_records(const char *path)
     return n;
 }
 
+static void on_request(const struct et_exchange *x, void *ud)
+{
+    struct run_ctx *r = ud;
+    if (r->web != NULL)
+        et_cli_live_web_request(r->web, x);
+}
+
 /* Loop thread, borrows x: the capture record is written before the next exchange. */
 static void on_exchange(struct et_exchange *x, void *ud)
 {
     struct run_ctx *r = ud;
+    if (r->web != NULL)
+        et_cli_live_web_done(r->web, x->id);
     /* One number per exchange (docs/json.md): with -w, the record number it gets in the
      * capture file, the number `eastrace replay FILE` gives it (an exchange that failed to be
      * written is not in the file; the next one gets its number); without, the count. */
@@ -297,6 +309,10 @@ static void usage(FILE *f)
             "  --header-timeout SECONDS  for a request head or a silent new connection (10)\n"
             "  --on-capture-error continue|stop   what a capture write error does\n"
             "  --quiet                   no line per exchange\n"
+            "  --web ADDR:PORT           also serve the session browser (eastrace web), live:\n"
+            "                            exchanges appear as they complete, held long polls\n"
+            "                            as pending; its URL with the token is the first line\n"
+            "                            of output (127.0.0.1:0 picks a free port)\n"
             "\n"
             "The live view numbers each exchange as its record in the capture FILE (appending\n"
             "goes on from the file's last record): the number `eastrace replay FILE` and\n"
@@ -337,7 +353,7 @@ int et_cmd_proxy(int argc, char **argv)
     struct et_certs_opts co;
     struct run_ctx r;
     struct et_error e;
-    const char *capfile = NULL;
+    const char *capfile = NULL, *web = NULL;
     char defcap[4200];
     int no_record = 0;
     int rc = ET_EXIT_INPUT;
@@ -396,6 +412,8 @@ int et_cmd_proxy(int argc, char **argv)
             co.ca_key_file = v;
         } else if (strcmp(a, "--ca-dir") == 0) {
             co.dir = v;
+        } else if (strcmp(a, "--web") == 0) {
+            web = v;
         } else if (strcmp(a, "-w") == 0) {
             capfile = v;
         } else if (strcmp(a, "--pin-time") == 0 || strcmp(a, "--max-conns") == 0 ||
@@ -495,10 +513,13 @@ int et_cmd_proxy(int argc, char **argv)
     }
     po.certs = certs;
     po.on_exchange = on_exchange;
+    po.on_request = on_request;
     po.ud = &r;
     po.on_exchange_worker = on_exchange_worker;
     po.worker_ud = &r;
     po.on_log = on_log;
+    if (web != NULL && (r.web = et_cli_live_web_start(web)) == NULL)
+        goto out;
     if (et_proxy_new(&po, &g_proxy, &e) != 0) {
         et_cli_err("cannot start the proxy: %s", e.msg);
         goto out;
@@ -570,6 +591,7 @@ out:
         g_proxy = NULL;
         et_proxy_free(p);
     }
+    et_cli_live_web_stop(r.web);
     et_certs_free(certs);
     et_pipe_timeline_free(r.tl);
     et_pipe_free(r.pipe);

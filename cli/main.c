@@ -28,6 +28,7 @@ static const struct command commands[] = {
     {"replay", et_cmd_replay, "timeline and findings of captures, .saz, HAR, IIS and mailbox logs"},
     {"show", et_cmd_show, "one exchange in full: headers, EAS request, XML bodies, findings"},
     {"export", et_cmd_export, "write exchanges as a Fiddler .saz or a HAR 1.2 file"},
+    {"web", et_cmd_web, "the session browser: grid, XML, findings and devices in a web page"},
 };
 
 void et_cli_err(const char *fmt, ...)

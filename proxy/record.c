@@ -156,8 +156,20 @@ void et__rec_intercepted(struct et__conn *c, int yes)
 
 void et__rec_req_end(struct et__conn *c)
 {
-    if (c->x != NULL)
-        c->x->t.req_end = et_now_us();
+    struct et_exchange *x = c->x;
+    if (x == NULL)
+        return;
+    x->t.req_end = et_now_us();
+    if (c->p->o.on_request != NULL && x->has_request) {
+        /* The body recorded so far, lent for the call (it moves into x when it finishes). */
+        struct et_body saved = x->req.body;
+        x->req.body.data = c->reqbody.len ? c->reqbody.data : NULL;
+        x->req.body.len = c->reqbody.len;
+        x->req.body.wire_len = c->reqbody.wire;
+        x->req.body.truncated = c->reqbody.truncated;
+        c->p->o.on_request(x, c->p->o.ud);
+        x->req.body = saved;
+    }
 }
 
 void et__rec_response(struct et__conn *c, const struct et__head *h)

@@ -12,6 +12,8 @@ pkgs_test=(libcmocka-dev clang libclang-rt-14-dev curl libwbxml2-dev libwbxml2-u
            iproute2 nmap
            # validates every HAR the tests export against the HAR 1.2 schema (tests/cli/har-validate.js)
            nodejs node-har-validator
+           # the session browser's tests: real headless Chromium driven from Node (tests/web)
+           chromium
            # the real EAS server of the `sogo` test group (tests/probe, scripts/sogo-test-server.sh)
            sogo sogo-activesync postgresql memcached dovecot-imapd nginx-light
            # the ClickHouse engine of `eastrace iis` (tests/cli/test_clickhouse.sh,

@@ -39,6 +39,14 @@ enum et_proxy_timer {
 typedef void (*et_proxy_exchange_cb)(struct et_exchange *x, void *ud);
 
 /*
+ * Called on the loop thread when a request has been read whole and its response is awaited
+ * (a held long poll starts here). x is borrowed for the call only: the request line, headers
+ * and the body recorded so far, and in x->id the proxy's number that the finished exchange
+ * given to on_exchange carries too.
+ */
+typedef void (*et_proxy_request_cb)(const struct et_exchange *x, void *ud);
+
+/*
  * Replaces a configured timeout (milliseconds) just before it is armed; tests use it to scale
  * time so a held long poll does not take an hour. Returns the value to use.
  */
@@ -79,6 +87,7 @@ struct et_proxy_opts {
     struct et_certs *certs;       /* borrowed; NULL: CONNECT is tunnelled, never intercepted */
     et_proxy_exchange_cb on_exchange; /* may be NULL (exchanges are then freed) */
     void *ud;
+    et_proxy_request_cb on_request;   /* may be NULL; gets ud too */
     /*
      * Optional: slow work off the loop. When set, every exchange goes first to on_exchange
      * on the loop thread, which then only borrows x (do there what must happen before the

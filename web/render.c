@@ -1,0 +1,504 @@
+/*
+ * The detail of one exchange as JSON for the page (rendered once, when the exchange is added,
+ * then kept in the spill file), and the text --find searches.
+ *
+ * Everything from traffic goes out as a JSON string (et__web_json_str: '<' '>' '&' escaped,
+ * invalid UTF-8 replaced), and the page puts it in the DOM as text, never as markup.
+ * Credentials are redacted as exports redact them (docs/saz-har.md): Authorization keeps its
+ * scheme (and a Basic user name), cookies go, credential-like query parameters are REDACTED.
+ */
+#include "web_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "eastrace/eas.h"
+#include "eastrace/http.h"
+#include "eastrace/wbxml.h"
+
+#define REDACTED "[redacted]"
+
+static int secret_header(const char *name)
+{
+    return et_strcaseeq(name, "Authorization") || et_strcaseeq(name, "Proxy-Authorization") ||
+           et_strcaseeq(name, "Cookie") || et_strcaseeq(name, "Set-Cookie");
+}
+
+/* Source fields (IIS cs(Cookie), Fiddler flags) that hold credentials. */
+static int secret_meta(const char *name)
+{
+    for (const char *p = name; *p; p++)
+        if (et_strncaseeq(p, "cookie", 6) || et_strncaseeq(p, "authorization", 13))
+            return 1;
+    return 0;
+}
+
+/* Appends the value of header h as the page may show it. */
+static void header_value(const struct et_web_store_opts *o, const struct et_header *h,
+                         struct et_buf *out)
+{
+    struct et_buf tmp;
+    if (o->include_secrets || !secret_header(h->name)) {
+        et__web_json_cstr(out, h->value);
+        return;
+    }
+    et_buf_init(&tmp, 0);
+    if ((et_strcaseeq(h->name, "Authorization") || et_strcaseeq(h->name, "Proxy-Authorization")) &&
+        et_eas_auth_redact(h->value, &tmp) == 0 && tmp.len > 0)
+        et__web_json_str(out, (const char *)tmp.data, tmp.len);
+    else
+        et__web_json_cstr(out, REDACTED);
+    et_buf_free(&tmp);
+}
+
+/* The request target as the page may show it: credential-like query values REDACTED and any
+ * user:password@ of an absolute URL removed. Appends to out (raw, not JSON). */
+static void redacted_target(const struct et_web_store_opts *o, const char *target,
+                            struct et_buf *out)
+{
+    const char *sep, *at = NULL, *end;
+    struct et_buf tmp;
+
+    if (o->include_secrets) {
+        et_buf_puts(out, target);
+        return;
+    }
+    et_buf_init(&tmp, 1 << 20);
+    if (strchr(target, '?') == NULL) {
+        et_buf_puts(&tmp, target);
+    } else if (et_eas_query_redact(target, ET_EAS_REDACT_SECRETS, &tmp) != 0) {
+        et_buf_reset(&tmp);
+        et_buf_printf(&tmp, "%.*s?REDACTED", (int)strcspn(target, "?"), target);
+    }
+    target = tmp.data ? (const char *)tmp.data : "";
+    sep = strstr(target, "://");
+    if (sep != NULL) {
+        end = sep + 3 + strcspn(sep + 3, "/?#");
+        for (const char *p = sep + 3; p < end; p++)
+            if (*p == '@')
+                at = p;
+    }
+    if (at != NULL) {
+        et_buf_append(out, target, (size_t)(sep + 3 - target));
+        et_buf_puts(out, REDACTED);
+        et_buf_puts(out, at);
+    } else {
+        et_buf_puts(out, target);
+    }
+    et_buf_free(&tmp);
+}
+
+static void jkey(struct et_buf *b, const char *k)
+{
+    et_buf_printf(b, ",\"%s\":", k);
+}
+
+static void jms(struct et_buf *b, int64_t us)
+{
+    if (us > 0)
+        et_buf_printf(b, "%.3f", (double)us / 1000.0);
+    else
+        et_buf_puts(b, "null");
+}
+
+static void headers_json(const struct et_web_store_opts *o, const struct et_headers *h,
+                         struct et_buf *out)
+{
+    et_buf_putc(out, '[');
+    for (size_t i = 0; i < h->n; i++) {
+        if (i)
+            et_buf_putc(out, ',');
+        et_buf_putc(out, '[');
+        et__web_json_cstr(out, h->v[i].name);
+        et_buf_putc(out, ',');
+        header_value(o, &h->v[i], out);
+        et_buf_putc(out, ']');
+    }
+    et_buf_putc(out, ']');
+}
+
+/* 00000000  48 65 6c 6c 6f 0a ...                             |Hello.|  */
+static void hex_dump(const uint8_t *p, size_t n, struct et_buf *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    char line[80];
+    for (size_t off = 0; off < n; off += 16) {
+        size_t k = 0;
+        k += (size_t)snprintf(line, sizeof(line), "%08zx  ", off);
+        for (size_t i = 0; i < 16; i++) {
+            if (off + i < n) {
+                line[k++] = hex[p[off + i] >> 4];
+                line[k++] = hex[p[off + i] & 15];
+            } else {
+                line[k++] = ' ';
+                line[k++] = ' ';
+            }
+            line[k++] = ' ';
+            if (i == 7)
+                line[k++] = ' ';
+        }
+        line[k++] = '|';
+        for (size_t i = 0; i < 16 && off + i < n; i++) {
+            uint8_t c = p[off + i];
+            line[k++] = c >= 0x20 && c < 0x7f ? (char)c : '.';
+        }
+        line[k++] = '|';
+        line[k++] = '\n';
+        et_buf_append(out, line, k);
+    }
+}
+
+/* "xml":"...","xml_cut":false  or "text":... or "hex":... for one piece of a body. */
+static void piece_json(const struct et_web_store_opts *o, int wbxml, const uint8_t *p, size_t n,
+                       struct et_buf *out)
+{
+    struct et_buf tmp;
+    int cut = 0;
+
+    et_buf_init(&tmp, o->max_body_xml);
+    if (wbxml) {
+        struct et_wbxml_opts wo = {0};
+        struct et_wbxml_render_opts ro = {0};
+        struct et_error err;
+        et_error_clear(&err);
+        int rc = et_wbxml_bytes_to_xml(p, n, &wo, &ro, &tmp, &err);
+        cut = rc == ET_ETOOBIG && err.code == 0;
+        et_buf_puts(out, "\"xml\":");
+        et__web_json_str(out, tmp.data ? (const char *)tmp.data : "", tmp.len);
+        et_buf_printf(out, ",\"xml_cut\":%s,\"decode_error\":", cut ? "true" : "false");
+        if (err.code != 0) {
+            char msg[400];
+            et__web_json_cstr(out, et_error_format(&err, msg, sizeof(msg)));
+        } else {
+            et_buf_puts(out, "null");
+        }
+    } else if (et_utf8_valid(p, n)) {
+        size_t k = n > o->max_body_xml ? o->max_body_xml : n;
+        while (k < n && k > 0 && (p[k] & 0xC0) == 0x80)
+            k--; /* cut on a character boundary */
+        et_buf_puts(out, "\"text\":");
+        et__web_json_str(out, (const char *)p, k);
+        et_buf_printf(out, ",\"text_cut\":%s", k < n ? "true" : "false");
+    } else {
+        size_t k = n > o->max_body_hex ? o->max_body_hex : n;
+        hex_dump(p, k, &tmp);
+        et_buf_puts(out, "\"hex\":");
+        et__web_json_str(out, tmp.data ? (const char *)tmp.data : "", tmp.len);
+        et_buf_printf(out, ",\"hex_cut\":%s", k < n ? "true" : "false");
+    }
+    et_buf_free(&tmp);
+}
+
+static void body_json(const struct et_web_store_opts *o, const struct et_exchange *x,
+                      int is_request, struct et_buf *out)
+{
+    const struct et_headers *h = is_request ? &x->req.headers : &x->resp.headers;
+    const struct et_body *b = is_request ? &x->req.body : &x->resp.body;
+    struct et_http_view v;
+    struct et_error err;
+    char msg[400];
+
+    if (b->absent) {
+        et_buf_puts(out, "{\"absent\":true}");
+        return;
+    }
+    if (b->len == 0) {
+        et_buf_printf(out, "{\"kind\":\"empty\",\"bytes\":%llu}",
+                      (unsigned long long)b->wire_len);
+        return;
+    }
+    et_error_clear(&err);
+    et_http_body_view(h, b, 0, &v, x->arena, &err);
+    et_buf_puts(out, "{\"kind\":");
+    et__web_json_cstr(out, et_body_kind_name(v.kind));
+    et_buf_printf(out, ",\"bytes\":%llu,\"held\":%zu,\"decoded\":%zu,\"truncated\":%s,",
+                  (unsigned long long)b->wire_len, b->len, v.len,
+                  v.truncated || b->truncated ? "true" : "false");
+    et_buf_puts(out, "\"encoding\":");
+    et__web_json_cstr(out, v.encoding);
+    et_buf_puts(out, ",\"error\":");
+    if (v.decode_status != 0 || v.multipart_status != 0)
+        et__web_json_cstr(out, et_error_format(&err, msg, sizeof(msg)));
+    else
+        et_buf_puts(out, "null");
+    et_buf_putc(out, ',');
+    if (v.kind == ET_BODY_MULTIPART) {
+        et_buf_puts(out, "\"parts\":[");
+        for (size_t i = 0; i < v.nparts; i++) {
+            et_buf_printf(out, "%s{\"index\":%zu,\"bytes\":%zu,", i ? "," : "", i,
+                          v.parts[i].len);
+            piece_json(o, i == 0, v.data + v.parts[i].offset, v.parts[i].len, out);
+            et_buf_putc(out, '}');
+        }
+        et_buf_puts(out, "]");
+    } else {
+        piece_json(o, v.kind == ET_BODY_WBXML, v.data, v.len, out);
+    }
+    et_buf_putc(out, '}');
+}
+
+static void request_json(const struct et_web_store_opts *o, const struct et_exchange *x,
+                         struct et_buf *out)
+{
+    struct et_buf t;
+    struct et_eas_request r;
+    struct et_error err;
+
+    et_buf_init(&t, 0);
+    redacted_target(o, x->req.target ? x->req.target : "?", &t);
+    et_buf_puts(out, "{\"method\":");
+    et__web_json_cstr(out, x->req.method);
+    jkey(out, "target");
+    et__web_json_str(out, t.data ? (const char *)t.data : "", t.len);
+    et_buf_printf(out, ",\"version\":\"HTTP/%u.%u\"", x->req.http_major, x->req.http_minor);
+    jkey(out, "headers");
+    headers_json(o, &x->req.headers, out);
+    jkey(out, "eas_line");
+    et_error_clear(&err);
+    if (et_eas_request_parse(x, x->arena, &r, &err) == 0 && r.is_eas) {
+        et_buf_reset(&t);
+        et_eas_request_line(&r, &t);
+        et__web_json_str(out, t.data ? (const char *)t.data : "", t.len);
+        jkey(out, "eas_error");
+        et_buf_puts(out, "null");
+    } else {
+        char msg[400];
+        et_buf_puts(out, "null");
+        jkey(out, "eas_error");
+        if (err.code != 0 && err.code != ET_EUNSUPPORTED)
+            et__web_json_cstr(out, et_error_format(&err, msg, sizeof(msg)));
+        else
+            et_buf_puts(out, "null");
+    }
+    jkey(out, "body");
+    body_json(o, x, 1, out);
+    et_buf_putc(out, '}');
+    et_buf_free(&t);
+}
+
+static void response_json(const struct et_web_store_opts *o, const struct et_exchange *x,
+                          struct et_buf *out)
+{
+    struct et_eas_response_info ri;
+    int m = 0;
+
+    et_buf_printf(out, "{\"status\":%d,\"reason\":", x->resp.status);
+    et__web_json_cstr(out, x->resp.reason);
+    et_buf_printf(out, ",\"version\":\"HTTP/%u.%u\"", x->resp.http_major, x->resp.http_minor);
+    jkey(out, "headers");
+    headers_json(o, &x->resp.headers, out);
+    jkey(out, "notes");
+    et_buf_putc(out, '[');
+    et_eas_response_info(x, &ri);
+    if (ri.http_status != 200 && ri.http_meaning != NULL) {
+        struct et_buf n;
+        et_buf_init(&n, 0);
+        et_buf_printf(&n, "HTTP %d: %s", ri.http_status, ri.http_meaning);
+        et__web_json_str(out, (const char *)n.data, n.len);
+        et_buf_free(&n);
+        m++;
+    }
+    if (ri.throttle != NULL) {
+        et_buf_puts(out, m++ ? "," : "");
+        et__web_json_cstr(out, "throttled by the server:");
+        et_buf_putc(out, ',');
+        et__web_json_cstr(out, ri.throttle);
+    }
+    if (ri.location != NULL) {
+        et_buf_puts(out, m++ ? "," : "");
+        et__web_json_cstr(out, "redirect (X-MS-Location):");
+        et_buf_putc(out, ',');
+        et__web_json_cstr(out, ri.location);
+    }
+    et_buf_putc(out, ']');
+    jkey(out, "body");
+    body_json(o, x, 0, out);
+    et_buf_putc(out, '}');
+}
+
+int et__web_render_detail(const struct et_web_store_opts *o, uint64_t n,
+                          const struct et_exchange *x, const struct et_view *v,
+                          const struct et_finding *f, unsigned seen, struct et_buf *out)
+{
+    struct et_buf ex;
+    int rc;
+
+    et_buf_printf(out, "{\"n\":%llu,\"seen\":%u", (unsigned long long)n, seen);
+    /* The replay --json object: the numbers and names the CLI prints. Its strings are
+     * escaped for HTML below; its path has no query, so nothing secret is in it. */
+    et_buf_init(&ex, 0);
+    et_exchange_json(x, v, f, n, &ex);
+    if ((rc = et__web_json_harden(&ex)) != 0) {
+        et_buf_free(&ex);
+        return rc;
+    }
+    jkey(out, "exchange");
+    et_buf_append(out, ex.data, ex.len);
+    et_buf_free(&ex);
+    jkey(out, "source");
+    et__web_json_cstr(out, et_source_name(x->source));
+    jkey(out, "file");
+    et__web_json_cstr(out, x->source_name);
+    et_buf_printf(out, ",\"record\":%llu", (unsigned long long)x->id);
+    jkey(out, "client");
+    et__web_json_cstr(out, x->client_addr);
+    jkey(out, "server");
+    et__web_json_cstr(out, x->server_addr);
+    jkey(out, "scheme");
+    et__web_json_cstr(out, x->scheme);
+    jkey(out, "host");
+    et__web_json_cstr(out, x->host);
+    et_buf_printf(out, ",\"port\":%d", x->port);
+    et_buf_puts(out, ",\"timings\":{\"connect\":");
+    jms(out, x->t.connect);
+    et_buf_puts(out, ",\"req_begin\":");
+    jms(out, x->t.req_begin);
+    et_buf_puts(out, ",\"req_end\":");
+    jms(out, x->t.req_end);
+    et_buf_puts(out, ",\"resp_begin\":");
+    jms(out, x->t.resp_begin);
+    et_buf_puts(out, ",\"resp_end\":");
+    jms(out, x->t.resp_end);
+    et_buf_putc(out, '}');
+    jkey(out, "tls");
+    if (x->tls.present) {
+        et_buf_printf(out, "{\"intercepted\":%s,\"insecure\":%s,\"sni\":",
+                      x->tls.intercepted ? "true" : "false", x->tls.insecure ? "true" : "false");
+        et__web_json_cstr(out, x->tls.sni);
+        jkey(out, "client_version");
+        et__web_json_cstr(out, x->tls.client_version);
+        jkey(out, "upstream_version");
+        et__web_json_cstr(out, x->tls.upstream_version);
+        jkey(out, "cipher");
+        et__web_json_cstr(out, x->tls.cipher);
+        jkey(out, "alpn");
+        et__web_json_cstr(out, x->tls.alpn);
+        jkey(out, "subject");
+        et__web_json_cstr(out, x->tls.upstream_subject);
+        jkey(out, "issuer");
+        et__web_json_cstr(out, x->tls.upstream_issuer);
+        jkey(out, "not_before");
+        et__web_json_cstr(out, x->tls.upstream_not_before);
+        jkey(out, "not_after");
+        et__web_json_cstr(out, x->tls.upstream_not_after);
+        jkey(out, "sha256");
+        et__web_json_cstr(out, x->tls.upstream_sha256);
+        jkey(out, "verify_error");
+        et__web_json_cstr(out, x->tls.verify_error);
+        et_buf_putc(out, '}');
+    } else {
+        et_buf_puts(out, "null");
+    }
+    jkey(out, "meta");
+    et_buf_putc(out, '[');
+    for (size_t i = 0; i < x->meta.n; i++) {
+        et_buf_puts(out, i ? ",[" : "[");
+        et__web_json_cstr(out, x->meta.v[i].name);
+        et_buf_putc(out, ',');
+        if (!o->include_secrets && secret_meta(x->meta.v[i].name))
+            et__web_json_cstr(out, REDACTED);
+        else
+            et__web_json_cstr(out, x->meta.v[i].value);
+        et_buf_putc(out, ']');
+    }
+    et_buf_putc(out, ']');
+    jkey(out, "request");
+    if (x->has_request)
+        request_json(o, x, out);
+    else
+        et_buf_puts(out, "null");
+    jkey(out, "response");
+    if (x->has_response)
+        response_json(o, x, out);
+    else
+        et_buf_puts(out, "null");
+    jkey(out, "body_error");
+    if (v->body_error)
+        et__web_json_cstr(out, v->body_error_msg);
+    else
+        et_buf_puts(out, "null");
+    return et_buf_putc(out, '}');
+}
+
+/* ---- search text ------------------------------------------------------------------------ */
+
+static void piece(struct et_buf *out, const char *s, size_t n)
+{
+    et_buf_append(out, s, n);
+    et_buf_putc(out, '\0');
+}
+
+static void headers_text(const struct et_headers *h, int redacted, struct et_buf *out)
+{
+    static const struct et_web_store_opts ro = {0};
+    for (size_t i = 0; i < h->n; i++) {
+        piece(out, h->v[i].name, strlen(h->v[i].name));
+        if (redacted && secret_header(h->v[i].name)) {
+            struct et_buf tmp;
+            et_buf_init(&tmp, 0);
+            header_value(&ro, &h->v[i], &tmp); /* a JSON string: fine to search */
+            piece(out, (const char *)tmp.data, tmp.len);
+            et_buf_free(&tmp);
+        } else {
+            piece(out, h->v[i].value, strlen(h->v[i].value));
+        }
+    }
+}
+
+static void doc_text(const struct et_wbxml_doc *doc, struct et_buf *out)
+{
+    struct et_wbxml_render_opts ro = {0};
+    struct et_buf b;
+    if (doc == NULL)
+        return;
+    et_buf_init(&b, 64 * 1024 * 1024);
+    ro.compact = 1;
+    et_wbxml_to_xml(doc, &ro, &b);
+    piece(out, b.data ? (const char *)b.data : "", b.len);
+    et_buf_free(&b);
+}
+
+/* The same pieces cli/filter.c find_text() looks at, in the same forms: the target, the host,
+ * header names and values (request, response, source fields), the decoded EAS request line,
+ * the compact XML of both decoded bodies, and bodies that are UTF-8 text. */
+int et__web_search_text(const struct et_exchange *x, const struct et_view *v, int redacted,
+                        struct et_buf *out)
+{
+    static const struct et_web_store_opts ro = {0};
+    if (x->req.target) {
+        if (redacted) {
+            struct et_buf t;
+            et_buf_init(&t, 0);
+            redacted_target(&ro, x->req.target, &t);
+            piece(out, t.data ? (const char *)t.data : "", t.len);
+            et_buf_free(&t);
+        } else {
+            piece(out, x->req.target, strlen(x->req.target));
+        }
+    }
+    if (x->host)
+        piece(out, x->host, strlen(x->host));
+    headers_text(&x->req.headers, redacted, out);
+    headers_text(&x->resp.headers, redacted, out);
+    for (size_t i = 0; i < x->meta.n; i++) {
+        piece(out, x->meta.v[i].name, strlen(x->meta.v[i].name));
+        if (redacted && secret_meta(x->meta.v[i].name))
+            piece(out, REDACTED, strlen(REDACTED));
+        else
+            piece(out, x->meta.v[i].value, strlen(x->meta.v[i].value));
+    }
+    if (v->is_eas) {
+        struct et_buf line;
+        et_buf_init(&line, 0);
+        et_eas_request_line(&v->req, &line);
+        piece(out, line.data ? (const char *)line.data : "", line.len);
+        et_buf_free(&line);
+    }
+    doc_text(v->req_doc, out);
+    doc_text(v->resp_doc, out);
+    if (x->req.body.len && et_utf8_valid(x->req.body.data, x->req.body.len))
+        piece(out, (const char *)x->req.body.data, x->req.body.len);
+    if (x->resp.body.len && et_utf8_valid(x->resp.body.data, x->resp.body.len))
+        piece(out, (const char *)x->resp.body.data, x->resp.body.len);
+    return 0;
+}

@@ -1487,13 +1487,17 @@ static void rule_device_blocked(struct emit *em, struct et_analyzer *an)
     const struct et_exchange *x = em->x;
     const struct et_view *v = em->v;
     struct dev *d = em->d;
-    const char *state = et_headers_get(&x->meta, "Log-As");
+    /* The typed fact first (an IIS As: or a mailbox-log AccessState, also carried over to the
+     * other members of a correlated group), else the source's own field. */
+    const char *state = x->facts.access_state != NULL ? x->facts.access_state
+                                                     : et_headers_get(&x->meta, "Log-As");
     const char *reason = NULL, *rule = NULL, *err = v->server_error;
     int blocked = 0;
     char what[400];
 
-    if (state == NULL) {
+    if (state == NULL)
         state = et_headers_get(&x->meta, "AccessState");
+    if (x->source == ET_SRC_MAILBOX) {
         reason = et_headers_get(&x->meta, "AccessStateReason");
         rule = et_headers_get(&x->meta, "DeviceAccessControlRule");
     }

@@ -70,7 +70,7 @@ if [ -f "$F/logs/iis-ex2010-sync-ping-errors.log" ]; then
     printf 'POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=u&DeviceId=%%3Cimg%%2Fsrc%%3Dx%%3E&DeviceType=t HTTP/1.1\r\nHost: h\r\nUser-Agent: <script>alert(1)</script>\r\nContent-Length: 0\r\n\r\n' >"$tmp/hc.txt"
     $G saz "$tmp/h.saz" "raw/01_c.txt=$tmp/hc.txt" "raw/01_s.txt=$tmp/s.txt"
     "$E" export "$tmp/h.saz" --html "$tmp/x.html" >/dev/null 2>&1
-    n=$(grep -aoc '<script>alert\|<img/src' "$tmp/x.html" 2>/dev/null || echo 0)
+    n=$(grep -aoc '<script>alert\|<img/src' "$tmp/x.html" 2>/dev/null); n=${n:-0}
     verdict "export --html: markup from traffic escaped" "$n live tags; pass: 0, file written" \
       [ -s "$tmp/x.html" -a "$n" -eq 0 ]
   else

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
@@ -22,6 +23,9 @@
 #include <unistd.h>
 
 #define ENC_MAX_SEGS 16
+/* Page cache kept behind the writer by et_capfile_writer_drop_behind(): writeback is started
+ * per window, and a window is dropped one and two windows later. */
+#define BEHIND_WINDOW ((uint64_t)4 << 20)
 #define ENC_OWNED_MAX ((size_t)64 << 20) /* all non-body fields of one exchange */
 
 /* One piece of a record: either bytes in enc.b (ext == NULL) or borrowed body bytes. */
@@ -49,6 +53,11 @@ struct et_capfile_writer {
     int end_known;
     struct et_capfile_stats st;
     char *path;
+    /* end, published for et_capfile_writer_drop_behind() on another thread */
+    _Atomic uint64_t shared_end;
+    /* drop-behind state, touched only by et_capfile_writer_drop_behind(): the ends of the
+     * last three windows handed to writeback, oldest first */
+    uint64_t behind[3];
 };
 
 void et_capfile_opts_init(struct et_capfile_opts *o)
@@ -409,6 +418,7 @@ static int emit(struct et_capfile_writer *w, struct et_error *e)
             w->end_known = 1;
         }
     }
+    atomic_store_explicit(&w->shared_end, w->end, memory_order_release);
     return 0;
 }
 
@@ -624,6 +634,7 @@ int et_capfile_open_append(const char *path, const struct et_capfile_opts *o,
     rc = write_open_record(w, (uint64_t)st.st_size, e);
     if (rc != 0)
         goto fail;
+    w->behind[0] = w->behind[1] = w->behind[2] = w->end;
     *out = w;
     return 0;
 
@@ -676,6 +687,35 @@ fail:
     w->st.failures++;
     w->st.last_error = rc;
     return rc;
+}
+
+/*
+ * A capture grows by up to hundreds of MB/s, and what it wrote is never read again by the
+ * writer: left to the kernel it fills the page cache with dirty pages until writeback, each
+ * page a page the machine had free. Fresh pages are dear on a VM whose host takes free
+ * memory back (virtio-balloon free page reporting): the first touch of each one faults on
+ * the host, and at 100 KB exchanges that cost more CPU than the rest of the capture write
+ * (docs/proxy.md, "Performance notes"). So writeback is started per 4 MiB window
+ * (sync_file_range without waiting, WB_SYNC_NONE) and the windows one and two behind are
+ * dropped (POSIX_FADV_DONTNEED drops clean pages only; one still being written stays cached
+ * and is reclaimed as usual): the pages freed are the next ones the page cache takes, while
+ * they are still warm. Nothing recorded changes, and the bytes are on their way to the disk
+ * sooner than before.
+ */
+void et_capfile_writer_drop_behind(struct et_capfile_writer *w)
+{
+    uint64_t end = atomic_load_explicit(&w->shared_end, memory_order_acquire);
+    uint64_t *b = w->behind;
+
+    if (end < b[2] + BEHIND_WINDOW)
+        return;
+#ifdef SYNC_FILE_RANGE_WRITE
+    (void)sync_file_range(w->fd, (off_t)b[2], (off_t)(end - b[2]), SYNC_FILE_RANGE_WRITE);
+#endif
+    (void)posix_fadvise(w->fd, (off_t)b[0], (off_t)(b[2] - b[0]), POSIX_FADV_DONTNEED);
+    b[0] = b[1];
+    b[1] = b[2];
+    b[2] = end;
 }
 
 void et_capfile_writer_stats(const struct et_capfile_writer *w, struct et_capfile_stats *st)

@@ -159,6 +159,8 @@ static void on_exchange_worker(struct et_exchange *x, void *ud)
         return;
     }
     et_pipe_push(r->pipe, x); /* takes x; out of memory: the exchange is still recorded */
+    if (r->cap != NULL)
+        et_capfile_writer_drop_behind(r->cap); /* off the loop: it starts disk writes */
 }
 
 /* Proxy notices (refusals, pins) on stderr, one line each, scrubbed. */

@@ -89,6 +89,16 @@ int et_capfile_open_append(const char *path, const struct et_capfile_opts *o,
 int et_capfile_write(struct et_capfile_writer *w, const struct et_exchange *x,
                      struct et_error *e);
 
+/*
+ * Keeps the page cache behind the writer small: starts writeback of what was appended since
+ * the last call once 4 MiB have accumulated (without waiting for it) and drops the cached
+ * pages of the windows before (clean pages only). Changes nothing in the file; for a
+ * long-running writer (the proxy) to call now and then. Thread-safe against
+ * et_capfile_write() on another thread (it reads only the file's end as published by the
+ * last complete record), but not against itself or et_capfile_close(): one thread calls it.
+ */
+void et_capfile_writer_drop_behind(struct et_capfile_writer *w);
+
 /* Copies the writer's counters into st. */
 void et_capfile_writer_stats(const struct et_capfile_writer *w, struct et_capfile_stats *st);
 

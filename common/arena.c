@@ -72,7 +72,7 @@ void et_arena_reset(struct et_arena *a)
     a->total = 0;
 }
 
-void *et_arena_alloc(struct et_arena *a, size_t n)
+void *et_arena_alloc_raw(struct et_arena *a, size_t n)
 {
     struct chunk *c = a->head;
     size_t need = (n + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1);
@@ -105,13 +105,20 @@ void *et_arena_alloc(struct et_arena *a, size_t n)
     p = c->data + c->used;
     c->used += need;
     a->total += need;
-    memset(p, 0, n);
+    return p;
+}
+
+void *et_arena_alloc(struct et_arena *a, size_t n)
+{
+    void *p = et_arena_alloc_raw(a, n);
+    if (p != NULL)
+        memset(p, 0, n);
     return p;
 }
 
 void *et_arena_memdup(struct et_arena *a, const void *p, size_t n)
 {
-    void *d = et_arena_alloc(a, n);
+    void *d = et_arena_alloc_raw(a, n);
     if (d != NULL && n)
         memcpy(d, p, n);
     return d;
@@ -119,7 +126,7 @@ void *et_arena_memdup(struct et_arena *a, const void *p, size_t n)
 
 char *et_arena_strndup(struct et_arena *a, const char *s, size_t n)
 {
-    char *d = et_arena_alloc(a, n + 1);
+    char *d = et_arena_alloc_raw(a, n + 1);
     if (d == NULL)
         return NULL;
     if (n)

@@ -733,11 +733,12 @@ int et_wbxml_decode(const uint8_t *bytes, size_t len, const struct et_wbxml_opts
     /* Whole input at hand: text can point into a private copy instead of being copied per
      * node (one memcpy for the document). */
     if (len > 0) {
-        uint8_t *copy = et_arena_alloc(d.arena, len + 1);
+        uint8_t *copy = et_arena_alloc_raw(d.arena, len + 1);
         if (copy == NULL) {
             fail(&d, ET_ENOMEM, 0, "out of memory");
         } else {
             memcpy(copy, p, len);
+            copy[len] = 0;
             rc = parse(&d, copy, len, &pos, 0);
             d.base = pos;
             d.doc->consumed = pos;

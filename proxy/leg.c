@@ -59,14 +59,14 @@ void et__chunk_list_put(struct et_proxy *p, struct et__chunk *c)
     }
 }
 
-/* Appends bytes to a chunk list, filling the tail first. */
+/* Appends bytes to a chunk list, filling the tail first, each chunk up to fill bytes. */
 static int list_append(struct et_proxy *p, struct et__chunk **head, struct et__chunk **tail,
-                       const void *data, size_t n)
+                       const void *data, size_t n, size_t fill)
 {
     const uint8_t *s = data;
     while (n > 0) {
         struct et__chunk *t = *tail;
-        if (t == NULL || t->off + t->len == t->cap) {
+        if (t == NULL || t->off + t->len >= ET_MIN((size_t)t->cap, fill)) {
             struct et__chunk *nc = et__chunk_get(p);
             if (nc == NULL)
                 return ET_ENOMEM;
@@ -76,7 +76,7 @@ static int list_append(struct et_proxy *p, struct et__chunk **head, struct et__c
                 t->next = nc;
             *tail = t = nc;
         }
-        size_t room = t->cap - t->off - t->len;
+        size_t room = ET_MIN((size_t)t->cap, fill) - t->off - t->len;
         size_t k = n < room ? n : room;
         memcpy(t->data + t->off + t->len, s, k);
         t->len += (uint32_t)k;
@@ -92,7 +92,7 @@ static int bio_write(BIO *b, const char *data, int len)
 {
     struct et__leg *l = BIO_get_data(b);
     BIO_clear_retry_flags(b);
-    if (list_append(l->p, &l->w_head, &l->w_tail, data, (size_t)len) != 0)
+    if (list_append(l->p, &l->w_head, &l->w_tail, data, (size_t)len, ET__CHUNK_DATA) != 0)
         return -1;
     l->queued += (size_t)len;
     return len;
@@ -402,12 +402,15 @@ write:
     }
 }
 
-/* Queues plaintext bytes for a leg. */
+/* Queues plaintext bytes for a leg. On a TLS leg a staged chunk holds at most one record's
+ * plaintext, so each SSL_write in et__leg_flush makes one full record, not a full one and a
+ * 512-byte one. */
 int et__leg_write(struct et__leg *l, const void *d, size_t n)
 {
     if (n == 0)
         return 0;
-    if (list_append(l->p, &l->out_head, &l->out_tail, d, n) != 0)
+    if (list_append(l->p, &l->out_head, &l->out_tail, d, n,
+                    l->tls ? ET__TLS_PLAIN_MAX : ET__CHUNK_DATA) != 0)
         return ET_ENOMEM;
     l->queued += n;
     return 0;

@@ -142,6 +142,7 @@ void et__addr_format(const struct sockaddr *sa, char *out, size_t outlen);
 /* ================================================================ the proxy's own types */
 
 #define ET__CHUNK_DATA (16384 + 512) /* one full TLS record fits */
+#define ET__TLS_PLAIN_MAX 16384      /* plaintext of one full TLS record */
 #define ET__HIGH_WATER (256 * 1024)  /* stop reading the other side above this */
 #define ET__DNS_CACHE_SIZE 64
 #define ET__MAX_ADDRS 4

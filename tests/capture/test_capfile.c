@@ -16,7 +16,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
+#include <sys/vfs.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -483,6 +486,59 @@ static void test_capfile_many_records(void **state)
     assert_int_equal(ro.nerr, 0);
     assert_int_equal(ro.n, 3000);
     for (uint64_t i = 0; i < 3000; i++)
+        assert_int_equal(ro.ids[i], i + 1);
+}
+
+/*
+ * The proxy's drop-behind: every record still reads back, and the page cache behind the writer
+ * is given back. The test syncs before each call (as writeback would have by then), so the
+ * windows two behind are clean and must be dropped: of 20 MiB written, the first 8 MiB hold
+ * (almost) no cached page afterwards. Skipped on tmpfs, whose pages cannot be dropped.
+ */
+static void test_capfile_drop_behind_keeps_records_and_frees_cache(void **state)
+{
+    struct fixture *f = *state;
+    struct et_capfile_writer *cw = open_writer(f->path);
+    static struct readout ro;
+    struct statfs sf;
+    struct stat st;
+    enum { N = 200, BODY = 100 * 1024, PAGE = 4096 };
+    int fd = open(f->path, O_RDONLY);
+
+    assert_true(fd >= 0);
+    assert_int_equal(fstatfs(fd, &sf), 0);
+    if (sf.f_type == TMPFS_MAGIC) {
+        close(fd);
+        close_writer(cw);
+        skip();
+    }
+    for (uint64_t i = 1; i <= N; i++) {
+        struct et_exchange *x = make_full(i, 100, BODY);
+        write_one(cw, x);
+        et_exchange_free(x);
+        assert_int_equal(fdatasync(fd), 0);
+        et_capfile_writer_drop_behind(cw);
+    }
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_true(st.st_size > (off_t)N * BODY);
+    uint8_t *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+    assert_true(map != MAP_FAILED);
+    size_t head = ((size_t)8 << 20) / PAGE, cached = 0;
+    unsigned char *vec = calloc(((size_t)st.st_size + PAGE - 1) / PAGE, 1);
+    assert_non_null(vec);
+    assert_int_equal(mincore(map, (size_t)st.st_size, vec), 0);
+    for (size_t i = 0; i < head; i++)
+        cached += vec[i] & 1;
+    print_message("drop-behind: %zu of the first %zu pages still cached\n", cached, head);
+    assert_true(cached < head / 10);
+    free(vec);
+    munmap(map, (size_t)st.st_size);
+    close(fd);
+    close_writer(cw);
+    read_file(f->path, &ro);
+    assert_int_equal(ro.nerr, 0);
+    assert_int_equal(ro.n, N);
+    for (uint64_t i = 0; i < N; i++)
         assert_int_equal(ro.ids[i], i + 1);
 }
 
@@ -1373,6 +1429,7 @@ int main(void)
         T(test_capfile_round_trip_every_field),
         T(test_capfile_body_cap_truncates_and_keeps_wire_len),
         T(test_capfile_many_records),
+        T(test_capfile_drop_behind_keeps_records_and_frees_cache),
         T(test_capfile_reader_follows_writer),
         T(test_capfile_append_after_reopen),
         T(test_capfile_mode_0600_and_foreign_files),

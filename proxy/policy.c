@@ -414,10 +414,11 @@ static int conn_idle(const struct et__conn *c)
 {
     if (c->cl.closing)
         return 0;
-    if ((c->mode == ET__M_HTTP || c->mode == ET__M_MITM) && c->rq == ET__RQ_HEAD &&
+    if (et__mode_http(c->mode) && c->rq == ET__RQ_HEAD &&
         c->rs == ET__RS_NONE && c->x == NULL && (c->cl.in == NULL || c->cl.in->len == 0))
         return 1;
-    return c->mode == ET__M_TLS_HS && c->quiet;
+    return (c->mode == ET__M_TLS_HS || c->mode == ET__M_REV_TLS || c->mode == ET__M_PROXYHDR) &&
+           c->quiet;
 }
 
 /* The oldest idle connection other than self: of the client `ip` when given; with
@@ -440,6 +441,8 @@ int et__caps_admit(struct et_proxy *p, struct et__conn *c)
     size_t per = p->o.max_conns_per_client;
     if (per == 0 && !is_loopback(ip))
         per = DEFAULT_PER_CLIENT;
+    if (c->mode == ET__M_PROXYHDR)
+        per = 0; /* the peer is a load balancer: counted per client once its header names it */
     if (per > 0) {
         size_t n = 0;
         for (struct et__conn *o = p->conns; o != NULL; o = o->next)

@@ -344,6 +344,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: eastrace proxy [OPTIONS]\n"
+            "       eastrace proxy --reverse https://CAS[:PORT] --listen ADDR:PORT [--cert FILE\n"
+            "                      --key FILE] [--upstream-ca FILE] [-w FILE] [OPTIONS]\n"
             "\n"
             "Explicit HTTP proxy that intercepts the phone's TLS (CONNECT) with per-host\n"
             "certificates from the eastrace CA, checks the server's certificate, holds EAS long\n"

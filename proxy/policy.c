@@ -270,7 +270,7 @@ void et__addr_format(const struct sockaddr *sa, char *out, size_t outlen)
 #define NOTE_MS 60000          /* a refused client is logged at most once a minute */
 #define DEFAULT_PER_CLIENT 64  /* connections per non-loopback client address */
 
-static int add_cidr(struct et__cidr **v, size_t *n, const struct et__cidr *c)
+int et__cidr_add(struct et__cidr **v, size_t *n, const struct et__cidr *c)
 {
     struct et__cidr *nv = et_realloc(*v, (*n + 1) * sizeof(*nv));
     if (nv == NULL)
@@ -289,13 +289,13 @@ int et__policy_init(struct et_proxy *p, const struct et_proxy_opts *o, struct et
             et_error_set(e, ET_EINVAL, "bad --allow CIDR '%s'", o->allow[i]);
             return ET_EINVAL;
         }
-        if ((rc = add_cidr(&p->allow_clients, &p->n_allow_clients, &c)) != 0)
+        if ((rc = et__cidr_add(&p->allow_clients, &p->n_allow_clients, &c)) != 0)
             return rc;
     }
     for (size_t i = 0; i < o->n_allow_target; i++) {
         struct et__cidr c;
         if (et__cidr_parse(o->allow_target[i], &c) == 0) {
-            if ((rc = add_cidr(&p->allow_targets, &p->n_allow_targets, &c)) != 0)
+            if ((rc = et__cidr_add(&p->allow_targets, &p->n_allow_targets, &c)) != 0)
                 return rc;
         } else if (!et__host_valid(o->allow_target[i])) {
             et_error_set(e, ET_EINVAL, "bad --allow-target '%s'", o->allow_target[i]);

@@ -138,6 +138,8 @@ struct et__cidr {
 
 /* Parses "10.0.0.0/8", "::1", "192.0.2.7" (a host route). 0 or ET_EINVAL. */
 int et__cidr_parse(const char *s, struct et__cidr *out);
+/* Appends c to the growable array *v of *n entries. 0 or ET_ENOMEM. */
+int et__cidr_add(struct et__cidr **v, size_t *n, const struct et__cidr *c);
 /* 1 when sa (IPv4, IPv6 or IPv4-mapped IPv6) lies inside c. */
 int et__cidr_match(const struct et__cidr *c, const struct sockaddr *sa);
 /* 1 for loopback, link-local, unspecified (also IPv4-mapped), multicast. */

@@ -137,11 +137,8 @@ int et__rev_init(struct et_proxy *p, struct et_error *e)
             et_error_set(e, ET_EINVAL, "bad --trusted-proxy CIDR '%s'", o->trusted_proxy[i]);
             return ET_EINVAL;
         }
-        struct et__cidr *nv = et_realloc(p->trusted, (p->n_trusted + 1) * sizeof(*nv));
-        if (nv == NULL)
+        if (et__cidr_add(&p->trusted, &p->n_trusted, &c) != 0)
             return ET_ENOMEM;
-        nv[p->n_trusted++] = c;
-        p->trusted = nv;
     }
     return tls_init(p, e);
 }
@@ -165,10 +162,22 @@ static int trusted_peer(const struct et_proxy *p, const struct sockaddr *sa)
     return 0;
 }
 
-/* The client (from the peer or the PROXY header) against --allow, when given. */
-static int client_admitted(struct et_proxy *p, const struct sockaddr *sa)
+/* The client (the peer, or the PROXY header's source) against --allow, when given: 0, or -1
+ * when refused (counted, logged once a minute, closed). through: the balancer, or NULL. */
+static int admit_client(struct et__conn *c, const char *through)
 {
-    return p->n_allow_clients == 0 || et__client_allowed(p, sa);
+    struct et_proxy *p = c->p;
+    const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
+    char ip[64];
+    if (p->n_allow_clients == 0 || et__client_allowed(p, sa))
+        return 0;
+    et__ip_format(sa, ip, sizeof(ip));
+    p->st.denied++;
+    p->st.refused++;
+    et__note_refused(p, sa, "refused client %s%s%s: not admitted (--allow %s to admit it)", ip,
+                     through ? " through " : "", through ? through : "", ip);
+    et__conn_close(c);
+    return -1;
 }
 
 /* The client's own mode: TLS with the operator's certificate, or plain HTTP. */
@@ -205,14 +214,8 @@ int et__rev_accept(struct et__conn *c)
         et__conn_set_mode(c, ET__M_PROXYHDR);
         return 0;
     }
-    if (!client_admitted(p, sa)) {
-        p->st.denied++;
-        p->st.refused++;
-        et__note_refused(p, sa, "refused client %s: not admitted (--allow %s to admit it)", ip,
-                         ip);
-        et__conn_close(c);
+    if (admit_client(c, NULL) != 0)
         return -1;
-    }
     enter_client_mode(c);
     return 0;
 }
@@ -246,17 +249,11 @@ void et__rev_on_header(struct et__conn *c)
         et__addr_format((const struct sockaddr *)&c->peer, c->client_addr,
                         sizeof(c->client_addr));
     }
+    if (admit_client(c, peer) != 0)
+        return;
     const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
     char ip[64];
     et__ip_format(sa, ip, sizeof(ip));
-    if (!client_admitted(p, sa)) {
-        p->st.denied++;
-        p->st.refused++;
-        et__note_refused(p, sa, "refused client %s (through %s): not admitted (--allow)", ip,
-                         peer);
-        et__conn_close(c);
-        return;
-    }
     /* The per-client cap counts real clients, now that this one is known. */
     if (!et__caps_admit(p, c)) {
         p->st.refused++;

@@ -164,6 +164,27 @@ curl -s -o /dev/null -H 'MS-ASProtocolVersion: 14.1' "http://127.0.0.1:$cport/Mi
 curl -s -o /dev/null "http://127.0.0.1:$cport/owa/"
 check "every request reached the origin (6)" '[ $(($(nreq) - n0)) = 6 ]'
 
+# D: the session browser live (--web) and --allow behind the balancer.
+dport=$(free_port)
+"$E" proxy --reverse "https://localhost:$oport" --listen "127.0.0.1:$dport" \
+  --upstream-ca "$F/origin-ca.pem" --accept-proxy-protocol --trusted-proxy 127.0.0.2 \
+  --allow 203.0.113.0/24 --web 127.0.0.1:0 --no-record >"$tmp/d.live" 2>"$tmp/d.err" &
+pids+=($!)
+wait_port "$dport" && ok "reverse proxy listening (--web, --allow)" || { bad "listening D"; cat "$tmp/d.err"; }
+C "$dport" "$tmp/q1" --src 127.0.0.2 --pp-text 'PROXY TCP4 203.0.113.9 192.0.2.1 1000 80\r\n' >"$tmp/d1.out"
+C "$dport" "$tmp/q1" --src 127.0.0.2 --pp-text 'PROXY TCP4 198.51.100.9 192.0.2.1 1000 80\r\n' >"$tmp/d2.out"
+check "--allow: the PROXY header's client 203.0.113.9 admitted, 198.51.100.9 refused" \
+  'head -1 "$tmp/d1.out" | grep -q 200 && [ ! -s "$tmp/d2.out" ] && grep -q "refused client 198.51.100.9 through 127.0.0.2" "$tmp/d.err"'
+url=$(head -1 "$tmp/d.live")
+tok=${url##*token=}
+base=${url%%/\?*}
+sleep 0.3
+curl -s "$base/api/rows?token=$tok" >"$tmp/d.rows"
+curl -s "$base/api/exchange/1?token=$tok" >"$tmp/d.x1"
+check "--web: the live session browser lists the reverse exchange" 'grep -q "carol" "$tmp/d.rows"'
+check "--web: the exchange carries the client, the balancer and the mode" \
+  'grep -q "203.0.113.9" "$tmp/d.x1" && grep -q "\"via\":\"127.0.0.2:" "$tmp/d.x1" && grep -q "\"reverse\":true" "$tmp/d.x1"'
+
 sleep 0.5
 for p in "${pids[@]:1}"; do kill -INT "$p" 2>/dev/null; done
 sleep 1

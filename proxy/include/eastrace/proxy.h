@@ -2,7 +2,9 @@
  * eastrace live capture proxy: an explicit HTTP/1.1 proxy (absolute-form requests and
  * CONNECT) that intercepts TLS with per-host leaf certificates from certs/, forwards to the
  * real server with certificate checks, holds EAS long polls, and hands every finished or
- * failed exchange to a callback. One libuv loop, one thread; see docs/proxy.md.
+ * failed exchange to a callback; or, in reverse mode (et_proxy_opts.reverse_host), stands in
+ * front of one server with the operator's certificate. One libuv loop, one thread; see
+ * docs/proxy.md.
  *
  * The types are opaque: no libuv or OpenSSL header leaks out of this one.
  */

@@ -352,7 +352,7 @@ void et__rev_write_head(struct et__conn *c, struct et__leg *w, const struct et__
         n = line_len(f->name, end);
         et__leg_write(w, f->name, n);
         if (i == last_xff)
-            et__leg_printf(w, ", %s", ip); /* kept, and the peer we saw appended */
+            et__leg_printf(w, f->vlen ? ", %s" : " %s", ip); /* kept, the peer appended */
         et__leg_write(w, "\r\n", 2);
     }
     if (last_xff == h->n)

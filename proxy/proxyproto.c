@@ -192,24 +192,17 @@ static int parse_v2(const uint8_t *p, size_t n, struct et__pp *out, struct et_er
         return 0;
     }
     const uint8_t *a = p + 16;
-    if (fam == 1 && proto == 1) {
-        if (alen < 12)
-            return fail(e, 14, "v2 TCP4 address block shorter than 12 bytes");
+    if ((fam == 1 || fam == 2) && proto == 1) {
+        /* TCP: source and destination addresses (4 or 16 bytes each), then both ports. */
+        size_t al = fam == 1 ? 4 : 16;
         uint16_t sp, dp;
-        memcpy(&sp, a + 8, 2);
-        memcpy(&dp, a + 10, 2);
-        set4(&out->src, a, sp);
-        set4(&out->dst, a + 4, dp);
-        return 0;
-    }
-    if (fam == 2 && proto == 1) {
-        if (alen < 36)
-            return fail(e, 14, "v2 TCP6 address block shorter than 36 bytes");
-        uint16_t sp, dp;
-        memcpy(&sp, a + 32, 2);
-        memcpy(&dp, a + 34, 2);
-        set6(&out->src, a, sp);
-        set6(&out->dst, a + 16, dp);
+        if (alen < 2 * al + 4)
+            return fail(e, 14, fam == 1 ? "v2 TCP4 address block shorter than 12 bytes"
+                                        : "v2 TCP6 address block shorter than 36 bytes");
+        memcpy(&sp, a + 2 * al, 2);
+        memcpy(&dp, a + 2 * al + 2, 2);
+        (fam == 1 ? set4 : set6)(&out->src, a, sp);
+        (fam == 1 ? set4 : set6)(&out->dst, a + al, dp);
         return 0;
     }
     /* UNSPEC, UDP, UNIX: valid but not a TCP client address; the spec lets a receiver fall

@@ -101,7 +101,7 @@ start_proxy() {
   pids+=($ppid_)
   port=
   for _ in $(seq 1 100); do
-    port=$(sed -n "s/^eastrace proxy listening on $H:\([0-9]*\).*/\1/p" "$tmp/$name.err")
+    port=$(sed -n "s/^eastrace proxy \(.reverse. \)\{0,1\}listening on $H:\([0-9]*\).*/\2/p" "$tmp/$name.err")
     [ -n "$port" ] && break
     sleep 0.05
   done
@@ -212,16 +212,7 @@ grep -q "refused" "$tmp/stranger.err" && [ "$recs" -eq 0 ] &&
 
 # 4. Reverse mode on the LAN address, no --allow (everyone may reach the one server): the guest
 #    is served by that server only; CONNECT and absolute-form to anything are refused.
-XDG_STATE_HOME=$tmp/state "$E" proxy --reverse "http://$O:80" --listen "$H:0" \
-  -w "$tmp/reverse.cap" >"$tmp/reverse.out" 2>"$tmp/reverse.err" &
-ppid_=$!
-pids+=($ppid_)
-port=
-for _ in $(seq 1 100); do
-  port=$(sed -n "s/^eastrace proxy (reverse) listening on $H:\([0-9]*\).*/\1/p" "$tmp/reverse.err")
-  [ -n "$port" ] && break
-  sleep 0.05
-done
+start_proxy reverse --reverse "http://$O:80" -w "$tmp/reverse.cap"
 c0=$(grep -c '^80$' "$tmp/origin.log")
 line=$(guest_req "$port" "GET /Microsoft-Server-ActiveSync HTTP/1.1\r\nHost: mail.example.com\r\nConnection: close\r\n\r\n")
 sleep 0.3

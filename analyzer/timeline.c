@@ -302,6 +302,12 @@ int et_exchange_json(const struct et_exchange *x, const struct et_view *v,
     et_buf_printf(out, "%llu", (unsigned long long)x->id);
     jkey(out, "client", 0);
     jstr(out, x->client_addr);
+    if (x->via_addr != NULL) {
+        jkey(out, "via", 0);
+        jstr(out, x->via_addr);
+    }
+    if (x->reverse)
+        et_buf_puts(out, ",\"reverse\":true");
     jkey(out, "method", 0);
     jstr(out, x->req.method);
     jkey(out, "host", 0);

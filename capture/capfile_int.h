@@ -54,7 +54,7 @@ enum {
     TX_ID = 0x01,          /* u64 */
     TX_SOURCE = 0x02,      /* u32 enum et_source */
     TX_SOURCE_NAME = 0x03, /* string */
-    TX_FLAGS = 0x04,       /* u32: bit0 has_request, bit1 has_response */
+    TX_FLAGS = 0x04,       /* u32: bit0 has_request, bit1 has_response, bit2 reverse */
     TX_T_CONNECT = 0x10,   /* i64 microseconds, and the four below */
     TX_T_REQ_BEGIN = 0x11,
     TX_T_REQ_END = 0x12,
@@ -65,6 +65,7 @@ enum {
     TX_SCHEME = 0x22,
     TX_HOST = 0x23,
     TX_PORT = 0x24,        /* u32 */
+    TX_VIA_ADDR = 0x25,    /* string */
     TX_TLS = 0x30,         /* container, TT_* */
     TX_REQUEST = 0x40,     /* container, TM_* */
     TX_RESPONSE = 0x50,    /* container, TM_* */

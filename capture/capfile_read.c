@@ -503,6 +503,7 @@ static int parse_exchange(struct pctx *c, const uint8_t *p, size_t len)
                 return rc;
             x->has_request = (u & 1) != 0;
             x->has_response = (u & 2) != 0;
+            x->reverse = (u & 4) != 0;
             break;
         case TX_T_CONNECT: tdst = &x->t.connect; break;
         case TX_T_REQ_BEGIN: tdst = &x->t.req_begin; break;
@@ -511,6 +512,7 @@ static int parse_exchange(struct pctx *c, const uint8_t *p, size_t len)
         case TX_T_RESP_END: tdst = &x->t.resp_end; break;
         case TX_CLIENT_ADDR: dst = &x->client_addr; break;
         case TX_SERVER_ADDR: dst = &x->server_addr; break;
+        case TX_VIA_ADDR: dst = &x->via_addr; break;
         case TX_SCHEME: dst = &x->scheme; break;
         case TX_HOST: dst = &x->host; break;
         case TX_PORT:

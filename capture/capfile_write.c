@@ -251,7 +251,8 @@ static void enc_exchange(struct enc *en, const struct et_exchange *x, size_t cap
                          uint64_t *ntrunc)
 {
     size_t pos, t0;
-    uint32_t flags = (x->has_request ? 1u : 0u) | (x->has_response ? 2u : 0u);
+    uint32_t flags = (x->has_request ? 1u : 0u) | (x->has_response ? 2u : 0u) |
+                     (x->reverse ? 4u : 0u);
 
     tlv_u64(en, TX_ID, x->id);
     tlv_u32(en, TX_SOURCE, (uint32_t)x->source);
@@ -267,6 +268,7 @@ static void enc_exchange(struct enc *en, const struct et_exchange *x, size_t cap
     tlv_str(en, TX_SCHEME, x->scheme);
     tlv_str(en, TX_HOST, x->host);
     tlv_u32(en, TX_PORT, (uint32_t)x->port);
+    tlv_str(en, TX_VIA_ADDR, x->via_addr);
 
     pos = tlv_begin(en, TX_TLS);
     t0 = en->total;

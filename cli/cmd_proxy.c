@@ -11,6 +11,7 @@
 #include "eastrace/capfile.h"
 #include "eastrace/certs.h"
 #include "eastrace/common.h"
+#include "eastrace/eas.h"
 #include "eastrace/exchange.h"
 #include "eastrace/pipeline.h"
 #include "eastrace/proxy.h"
@@ -51,7 +52,72 @@ struct run_ctx {
     struct et_pipe_timeline *tl;
     struct et_pipe_sink tl_sink;
     struct et_cli_live_web *web; /* --web: the session browser, live */
+    const char **only_user, **only_device; /* --only-user, --only-device */
+    size_t n_only_user, n_only_device;
 };
+
+/* Loop thread, at each request head: --only-user / --only-device say which exchanges are
+ * recorded (the rest is forwarded unrecorded). The EAS request as the decoder reads it: the
+ * User parameter and the Basic user name (DOMAIN\user and UPN forms, et_eas_user_match), the
+ * DeviceId, plain or base64 query. */
+static int on_select(const struct et_exchange *x, void *ud)
+{
+    struct run_ctx *r = ud;
+    struct et_eas_request q;
+    struct et_error e;
+    et_error_clear(&e);
+    int rc = et_eas_request_parse(x, x->arena, &q, &e);
+    if (rc == ET_EUNSUPPORTED || rc == ET_EINVAL || rc == ET_ENOMEM)
+        return 0; /* not ActiveSync: names no user or device */
+    for (size_t i = 0; i < r->n_only_user; i++)
+        if (et_eas_user_match(r->only_user[i], q.user) ||
+            et_eas_user_match(r->only_user[i], q.auth_user))
+            return 1;
+    for (size_t i = 0; i < r->n_only_device; i++)
+        if (q.device_id != NULL && et_strcaseeq(r->only_device[i], q.device_id))
+            return 1;
+    return 0;
+}
+
+/* "https://host[:port][/]" for --reverse: the scheme, host and port; -1 when not. */
+static int parse_reverse_url(char *s, struct et_proxy_opts *po)
+{
+    char *h;
+    if (strncmp(s, "https://", 8) == 0) {
+        po->reverse_tls = 1;
+        h = s + 8;
+    } else if (strncmp(s, "http://", 7) == 0) {
+        po->reverse_tls = 0;
+        h = s + 7;
+    } else {
+        return -1;
+    }
+    size_t n = strlen(h);
+    if (n > 0 && h[n - 1] == '/')
+        h[--n] = '\0';
+    if (n == 0 || strchr(h, '/') != NULL || strchr(h, '@') != NULL || strchr(h, '?') != NULL)
+        return -1; /* paths go as the client sends them; no userinfo */
+    char *port = NULL;
+    if (h[0] == '[') {
+        char *rb = strchr(h, ']');
+        if (rb == NULL || (rb[1] != '\0' && rb[1] != ':'))
+            return -1;
+        *rb = '\0';
+        port = rb[1] == ':' ? rb + 2 : NULL;
+        h++;
+    } else if ((port = strchr(h, ':')) != NULL) {
+        *port++ = '\0';
+    }
+    if (port != NULL) {
+        char *end = NULL;
+        long v = strtol(port, &end, 10);
+        if (*port == '\0' || *end != '\0' || v < 1 || v > 65535)
+            return -1;
+        po->reverse_port = (int)v;
+    }
+    po->reverse_host = h;
+    return h[0] != '\0' ? 0 : -1;
+}
 
 /* The live view's sink: the timeline's line (unless --quiet), and at the end the session
  * summary on stderr. Runs on the proxy's worker thread (on_exchange_worker), off the relay. */
@@ -280,6 +346,8 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: eastrace proxy [OPTIONS]\n"
+            "       eastrace proxy --reverse https://CAS[:PORT] --listen ADDR:PORT [--cert FILE\n"
+            "                      --key FILE] [--upstream-ca FILE] [-w FILE] [OPTIONS]\n"
             "\n"
             "Explicit HTTP proxy that intercepts the phone's TLS (CONNECT) with per-host\n"
             "certificates from the eastrace CA, checks the server's certificate, holds EAS long\n"
@@ -315,6 +383,31 @@ static void usage(FILE *f)
             "                            exchanges appear as they complete, held long polls\n"
             "                            as pending; its URL with the token is the first line\n"
             "                            of output (127.0.0.1:0 picks a free port)\n"
+            "  --only-user USER          record only this user's EAS exchanges (User parameter\n"
+            "                            or Basic user name; jdoe also matches DOMAIN\\jdoe and\n"
+            "                            jdoe@domain); the rest is forwarded unrecorded\n"
+            "                            (repeatable, with --only-device too)\n"
+            "  --only-device ID          record only this DeviceId (plain or base64 query)\n"
+            "\n"
+            "Reverse mode: in front of one Exchange Client Access server, for clients that\n"
+            "cannot use a proxy (Outlook for iOS/Android from Microsoft's cloud, apps that\n"
+            "ignore user CAs or pin); see docs/proxy.md \"Reverse mode\".\n"
+            "\n"
+            "  --reverse https://CAS[:PORT]   forward every request to CAS (verified like any\n"
+            "                            server: --upstream-ca, --insecure-upstream); only\n"
+            "                            origin-form requests (CONNECT and absolute-form are\n"
+            "                            refused); the client's Host is kept; X-Forwarded-For\n"
+            "                            gets the client appended, X-Forwarded-Proto added\n"
+            "  --listen ADDR:PORT        required; any address (everyone is admitted unless\n"
+            "                            --allow names the clients)\n"
+            "  --cert FILE --key FILE    the certificate chain (PEM, leaf first) and its key\n"
+            "                            (PEM, mode 0600: refused when group/others may read\n"
+            "                            it) the clients see; without them the listener speaks\n"
+            "                            plain HTTP (behind a TLS-terminating load balancer)\n"
+            "  --accept-proxy-protocol   every connection begins with a PROXY v1/v2 header from\n"
+            "                            the load balancer: the client address is taken from it\n"
+            "  --trusted-proxy CIDR      the load balancers (required with the above;\n"
+            "                            repeatable); other peers are closed, logged\n"
             "\n"
             "The live view numbers each exchange as its record in the capture FILE (appending\n"
             "goes on from the file's last record): the number `eastrace replay FILE` and\n"
@@ -364,12 +457,19 @@ int et_cmd_proxy(int argc, char **argv)
     const char **allow_t = calloc((size_t)argc + 1, sizeof(char *));
     const char **icpt = calloc((size_t)argc + 1, sizeof(char *));
     const char **insec = calloc((size_t)argc + 1, sizeof(char *));
+    const char **trusted = calloc((size_t)argc + 1, sizeof(char *));
+    const char *fwd_only = NULL; /* a forward-proxy option, refused with --reverse */
+
     memset(&po, 0, sizeof(po));
     memset(&co, 0, sizeof(co));
     memset(&r, 0, sizeof(r));
+    r.only_user = calloc((size_t)argc + 1, sizeof(char *));
+    r.only_device = calloc((size_t)argc + 1, sizeof(char *));
     et_error_clear(&e);
     po.listen_port = 8888;
-    if (allow == NULL || allow_t == NULL || icpt == NULL || insec == NULL) {
+    int listen_given = 0;
+    if (allow == NULL || allow_t == NULL || icpt == NULL || insec == NULL || trusted == NULL ||
+        r.only_user == NULL || r.only_device == NULL) {
         et_cli_err("out of memory");
         goto out;
     }
@@ -386,6 +486,10 @@ int et_cmd_proxy(int argc, char **argv)
             takes = 0;
         } else if (strcmp(a, "--rsa") == 0) {
             co.leaf_key = ET_CERTS_RSA2048;
+            fwd_only = a;
+            takes = 0;
+        } else if (strcmp(a, "--accept-proxy-protocol") == 0) {
+            po.accept_proxy_protocol = 1;
             takes = 0;
         } else if (strcmp(a, "--no-record") == 0) {
             no_record = 1;
@@ -398,22 +502,43 @@ int et_cmd_proxy(int argc, char **argv)
                 et_cli_err("proxy: bad --listen '%s' (ADDR:PORT)", v);
                 goto out;
             }
+            listen_given = 1;
+        } else if (strcmp(a, "--reverse") == 0) {
+            if (parse_reverse_url(argv[i + 1], &po) != 0) {
+                et_cli_err("proxy: bad --reverse '%s' (https://HOST[:PORT], no path)", v);
+                goto out;
+            }
+        } else if (strcmp(a, "--cert") == 0) {
+            po.reverse_cert_file = v;
+        } else if (strcmp(a, "--key") == 0) {
+            po.reverse_key_file = v;
+        } else if (strcmp(a, "--trusted-proxy") == 0) {
+            trusted[po.n_trusted_proxy++] = v;
+        } else if (strcmp(a, "--only-user") == 0) {
+            r.only_user[r.n_only_user++] = v;
+        } else if (strcmp(a, "--only-device") == 0) {
+            r.only_device[r.n_only_device++] = v;
         } else if (strcmp(a, "--allow") == 0) {
             allow[po.n_allow++] = v;
         } else if (strcmp(a, "--allow-target") == 0) {
             allow_t[po.n_allow_target++] = v;
+            fwd_only = a;
         } else if (strcmp(a, "--intercept") == 0) {
             icpt[po.n_intercept++] = v;
+            fwd_only = a;
         } else if (strcmp(a, "--insecure-upstream") == 0) {
             insec[po.n_insecure_upstream++] = v;
         } else if (strcmp(a, "--upstream-ca") == 0) {
             po.upstream_ca_file = v;
         } else if (strcmp(a, "--ca-cert") == 0) {
             co.ca_cert_file = v;
+            fwd_only = a;
         } else if (strcmp(a, "--ca-key") == 0) {
             co.ca_key_file = v;
+            fwd_only = a;
         } else if (strcmp(a, "--ca-dir") == 0) {
             co.dir = v;
+            fwd_only = a;
         } else if (strcmp(a, "--web") == 0) {
             web = v;
         } else if (strcmp(a, "-w") == 0) {
@@ -428,6 +553,8 @@ int et_cmd_proxy(int argc, char **argv)
                 et_cli_err("proxy: %s takes a number, not '%s'", a, v);
                 goto out;
             }
+            if (strcmp(a, "--pin-time") == 0)
+                fwd_only = a;
             if (strcmp(a, "--pin-time") == 0)
                 po.pin_ms = n == 0 ? 1 : n * 1000; /* 1 ms: never pinned (policy.c) */
             else if (strcmp(a, "--max-conns") == 0)
@@ -456,6 +583,41 @@ int et_cmd_proxy(int argc, char **argv)
     po.allow_target = allow_t;
     po.intercept = icpt;
     po.insecure_upstream = insec;
+    po.trusted_proxy = trusted;
+    if (r.n_only_user > 0 || r.n_only_device > 0) {
+        po.select = on_select;
+        po.select_ud = &r;
+    }
+    if (po.reverse_host != NULL) {
+        if (fwd_only != NULL) {
+            et_cli_err("proxy: %s belongs to the forward proxy, not to --reverse (which has no "
+                       "CA and one upstream)", fwd_only);
+            goto out;
+        }
+        if (!listen_given) {
+            et_cli_err("proxy: --reverse needs --listen ADDR:PORT (where the clients or the "
+                       "load balancer connect, e.g. --listen 0.0.0.0:443)");
+            goto out;
+        }
+        if ((po.reverse_cert_file == NULL) != (po.reverse_key_file == NULL)) {
+            et_cli_err("proxy: --cert and --key go together");
+            goto out;
+        }
+    } else if (po.reverse_cert_file != NULL || po.reverse_key_file != NULL ||
+               po.accept_proxy_protocol || po.n_trusted_proxy > 0) {
+        et_cli_err("proxy: --cert, --key, --accept-proxy-protocol and --trusted-proxy belong "
+                   "to --reverse https://SERVER");
+        goto out;
+    }
+    if (po.accept_proxy_protocol && po.n_trusted_proxy == 0) {
+        et_cli_err("proxy: --accept-proxy-protocol needs --trusted-proxy CIDR: the load "
+                   "balancers whose PROXY headers are believed");
+        goto out;
+    }
+    if (po.n_trusted_proxy > 0 && !po.accept_proxy_protocol) {
+        et_cli_err("proxy: --trusted-proxy goes with --accept-proxy-protocol");
+        goto out;
+    }
     if ((co.ca_cert_file == NULL) != (co.ca_key_file == NULL)) {
         et_cli_err("proxy: --ca-cert and --ca-key go together");
         goto out;
@@ -465,7 +627,8 @@ int et_cmd_proxy(int argc, char **argv)
         goto out;
     }
     /* Which clients may use the proxy is said, never guessed from the interface. */
-    if (po.listen_addr != NULL && !is_loopback_literal(po.listen_addr) && po.n_allow == 0) {
+    if (po.reverse_host == NULL && po.listen_addr != NULL &&
+        !is_loopback_literal(po.listen_addr) && po.n_allow == 0) {
         et_cli_err("proxy: --listen %s admits nobody but this machine: say which clients may use "
                    "the proxy with --allow (the phone's address, e.g. --allow 192.168.1.23, or "
                    "its Wi-Fi subnet, e.g. --allow 192.168.1.0/24)",
@@ -477,12 +640,14 @@ int et_cmd_proxy(int argc, char **argv)
             goto out;
         capfile = defcap;
     }
-    if (et_certs_open(&co, &certs, &e) != 0) {
-        et_cli_err("cannot open the interception CA: %s", e.msg);
-        goto out;
+    if (po.reverse_host == NULL) {
+        if (et_certs_open(&co, &certs, &e) != 0) {
+            et_cli_err("cannot open the interception CA: %s", e.msg);
+            goto out;
+        }
+        if (et_certs_warnings(certs) != NULL)
+            fprintf(stderr, "%s", et_certs_warnings(certs));
     }
-    if (et_certs_warnings(certs) != NULL)
-        fprintf(stderr, "%s", et_certs_warnings(certs));
     if (capfile != NULL) {
         struct et_capfile_opts cop;
         et_capfile_opts_init(&cop);
@@ -526,12 +691,37 @@ int et_cmd_proxy(int argc, char **argv)
         et_cli_err("cannot start the proxy: %s", e.msg);
         goto out;
     }
-    char fp[ET_CERTS_FINGERPRINT_LEN];
-    if (et_certs_ca_fingerprint(certs, fp, sizeof(fp)) != 0)
-        snprintf(fp, sizeof(fp), "?");
     const char *la = po.listen_addr ? po.listen_addr : "127.0.0.1";
     int lport = et_proxy_port(g_proxy);
     int v6 = strchr(la, ':') != NULL;
+    if (po.reverse_host != NULL) {
+        int h6 = strchr(po.reverse_host, ':') != NULL;
+        fprintf(stderr, "eastrace proxy (reverse) listening on %s%s%s:%d (%s), forwarding to "
+                "%s://%s%s%s%s\n", v6 ? "[" : "", la, v6 ? "]" : "", lport,
+                po.reverse_cert_file ? "TLS with --cert" : "plain HTTP: behind a TLS load balancer",
+                po.reverse_tls ? "https" : "http", h6 ? "[" : "", po.reverse_host, h6 ? "]" : "",
+                po.reverse_port > 0 ? "" : " (default port)");
+        if (po.reverse_port > 0)
+            fprintf(stderr, "  upstream port %d\n", po.reverse_port);
+        fprintf(stderr, "  clients admitted: %s", po.n_allow ? "" : "anyone (the only target is "
+                "that server; --allow CIDR to limit)");
+        for (size_t i = 0; i < po.n_allow; i++)
+            fprintf(stderr, "%s%s", i ? ", " : "", po.allow[i]);
+        fprintf(stderr, "\n");
+        if (po.accept_proxy_protocol) {
+            fprintf(stderr, "  PROXY protocol v1/v2 required from:");
+            for (size_t i = 0; i < po.n_trusted_proxy; i++)
+                fprintf(stderr, " %s", po.trusted_proxy[i]);
+            fprintf(stderr, " (other peers are closed)\n");
+        }
+        if (po.select != NULL)
+            fprintf(stderr, "  recording only --only-user/--only-device matches; the rest is "
+                    "forwarded unrecorded\n");
+        goto banner_done;
+    }
+    char fp[ET_CERTS_FINGERPRINT_LEN];
+    if (et_certs_ca_fingerprint(certs, fp, sizeof(fp)) != 0)
+        snprintf(fp, sizeof(fp), "?");
     fprintf(stderr, "eastrace proxy listening on %s%s%s:%d\n", v6 ? "[" : "", la, v6 ? "]" : "",
             lport);
     print_addresses(stderr, la, lport, 0);
@@ -546,6 +736,10 @@ int et_cmd_proxy(int argc, char **argv)
             "  CA %s%s\n  CA SHA-256 %s\n",
             ET_CERTS_INSTALL_HOST, et_certs_ca_path(certs),
             et_certs_created(certs) ? " (new: install it on the phone)" : "", fp);
+    if (po.select != NULL)
+        fprintf(stderr, "  recording only --only-user/--only-device matches; the rest is "
+                "forwarded unrecorded\n");
+banner_done:
     if (capfile != NULL)
         fprintf(stderr, "  recording to %s%s\n", capfile,
                 capfile == defcap ? " (--no-record to turn off)" : "");
@@ -567,11 +761,14 @@ int et_cmd_proxy(int argc, char **argv)
     fprintf(stderr,
             "\neastrace proxy: %llu connections, %llu exchanges (%llu errors), %llu tunnelled, "
             "%llu refused by policy, %llu connections refused at accept, %llu silent ones "
-            "timed out, %llu idle ones shed at the cap\n",
+            "timed out, %llu idle ones shed at the cap, %llu forwarded unrecorded, %llu PROXY "
+            "headers (%llu refused)\n",
             (unsigned long long)st.connections, (unsigned long long)st.exchanges,
             (unsigned long long)st.errors, (unsigned long long)st.tunnels,
             (unsigned long long)st.denied, (unsigned long long)st.refused,
-            (unsigned long long)st.timed_out, (unsigned long long)st.shed);
+            (unsigned long long)st.timed_out, (unsigned long long)st.shed,
+            (unsigned long long)st.unrecorded, (unsigned long long)st.proxy_headers,
+            (unsigned long long)st.proxy_header_errors);
     et_pipe_finish(r.pipe); /* the session summary (on_live_finish) */
     rc = ET_EXIT_OK;
     if (r.cap != NULL) {
@@ -601,5 +798,8 @@ out:
     free(allow_t);
     free(icpt);
     free(insec);
+    free(trusted);
+    free(r.only_user);
+    free(r.only_device);
     return rc;
 }

@@ -79,6 +79,9 @@ static void text_overview(const struct et_exchange *x, const struct et_view *v,
                       seen_by & ET_SEEN_IIS ? "iis " : "",
                       seen_by & ET_SEEN_MBX ? "mailboxlog" : "");
     put_kv(b, "client", x->client_addr);
+    put_kv(b, "via", x->via_addr);
+    if (x->reverse)
+        put_kv(b, "recorded by", "reverse proxy (in front of the server)");
     put_kv(b, "server", x->server_addr);
     put_kv(b, "host", x->host);
     put_time(b, "connect", x->t.connect, 0);

@@ -19,33 +19,51 @@
 
 /* ---------------------------------------------------------------- modes */
 
-/* 1 when from -> to is an arrow of the diagram above enum et__mode. */
-static int mode_change_allowed(enum et__mode from, enum et__mode to)
+/* 1 when from -> to is an arrow of the diagram above enum et__mode: the forward proxy's, or
+ * (reverse) the reverse proxy's; neither enters the other's modes. */
+static int mode_change_allowed(int reverse, enum et__mode from, enum et__mode to)
 {
     if (to == ET__M_CLOSING)
         return 1;
+    if (reverse) {
+        switch (from) {
+        case ET__M_HTTP: /* accept */
+            return to == ET__M_PROXYHDR || to == ET__M_REV_TLS || to == ET__M_REVERSE;
+        case ET__M_PROXYHDR: return to == ET__M_REV_TLS || to == ET__M_REVERSE;
+        case ET__M_REV_TLS: return to == ET__M_REVERSE;
+        default: return 0;
+        }
+    }
     switch (from) {
     case ET__M_HTTP: return to == ET__M_RESOLVING;
     case ET__M_RESOLVING: return to == ET__M_TLS_HS || to == ET__M_TUNNEL_WAIT;
     case ET__M_TLS_HS: return to == ET__M_MITM;
     case ET__M_TUNNEL_WAIT: return to == ET__M_TUNNEL;
-    case ET__M_MITM:
-    case ET__M_TUNNEL:
-    case ET__M_CLOSING: return 0;
+    default: return 0;
     }
-    return 0;
 }
 
 void et__conn_set_mode(struct et__conn *c, enum et__mode to)
 {
-    int allowed = mode_change_allowed(c->mode, to);
+    int allowed = mode_change_allowed(c->p->o.reverse_host != NULL, c->mode, to);
     assert(allowed);
     (void)allowed;
     c->mode = to;
     switch (to) {
     case ET__M_TLS_HS:
+    case ET__M_REV_TLS:
         c->tkind_set = 0; /* the handshake gets a fresh HEADER deadline */
         c->quiet = 1;     /* until the ClientHello arrives (cleared below when it did) */
+        break;
+    case ET__M_PROXYHDR:
+        break; /* the header deadline of the new connection goes on */
+    case ET__M_REVERSE:
+        /* After a PROXY header or a handshake the first request gets a fresh deadline (the
+         * spec's "at least 3 seconds" is inside --header-timeout's 10 s). */
+        c->rq = ET__RQ_HEAD;
+        c->rs = ET__RS_NONE;
+        c->tkind_set = 0;
+        c->quiet = c->cl.in == NULL && c->cl.cin == NULL;
         break;
     case ET__M_MITM:
         /* The first request inside the tunnel; a fresh deadline. */
@@ -116,7 +134,7 @@ void et__conn_fail(struct et__conn *c, int code, enum et_stage stage, int status
     va_end(ap);
     et__rec_fail(c, code, stage, msg);
     if (status != 0 && !c->resp_started && c->cl.handle_open && !c->cl.eof &&
-        (c->mode == ET__M_HTTP || c->mode == ET__M_MITM || c->mode == ET__M_RESOLVING ||
+        (et__mode_http(c->mode) || c->mode == ET__M_RESOLVING ||
          c->mode == ET__M_TUNNEL_WAIT)) {
         char body[600];
         int n = snprintf(body, sizeof(body), "eastrace proxy: %s\n", msg);
@@ -237,7 +255,7 @@ void et__conn_up_ready(struct et__conn *c)
 /* The first ClientHello bytes are in cin: the server-side SSL is made now. 0 or ET_ETLS. */
 static int client_tls_start(struct et__conn *c)
 {
-    if (et__leg_tls_new(&c->cl, c->p->sctx) != 0)
+    if (et__leg_tls_new(&c->cl, c->mode == ET__M_REV_TLS ? c->p->rsctx : c->p->sctx) != 0)
         return ET_ETLS;
     SSL_set_app_data(c->cl.ssl, c);
     /* One TLS 1.3 ticket (not two): phones still resume, handshakes cost less. */
@@ -254,6 +272,18 @@ static void client_tls_failed(struct et__conn *c, unsigned long err)
         ERR_error_string_n(err, reason, sizeof(reason));
         /* Reasons at or above SSL_AD_REASON_OFFSET are alerts the peer sent. */
         alert = ERR_GET_LIB(err) == ERR_LIB_SSL && ERR_GET_REASON(err) >= SSL_AD_REASON_OFFSET;
+    }
+    if (c->mode == ET__M_REV_TLS && c->quiet) {
+        et__conn_close(c); /* connected and closed, said nothing: a scan, not recorded */
+        return;
+    }
+    if (c->mode == ET__M_REV_TLS) {
+        /* The certificate is the operator's own: no pin, no CONNECT to record. */
+        et__conn_fail(c, ET_ETLS, ET_STAGE_CLIENT_TLS, 0,
+                      "client TLS handshake failed: %s (a client that refuses the certificate: "
+                      "check that --cert holds the whole chain)", reason);
+        c->cl.close_after_flush = 1;
+        return;
     }
     const char *host = c->sni ? c->sni : c->connect_host;
     char pin[240] = "", pt[32];
@@ -300,7 +330,7 @@ static void advance_http(struct et__conn *c)
             if (r == 0) {
                 et__handle_request(c, &p->head);
                 progress = 1;
-                if (c->mode != ET__M_HTTP && c->mode != ET__M_MITM)
+                if (!et__mode_http(c->mode))
                     return;
             } else if (r != ET_EAGAIN) {
                 et__conn_fail(c, r, ET_STAGE_REQUEST, 400, "malformed request: %s", e.msg);
@@ -441,9 +471,9 @@ void et__conn_update_io(struct et__conn *c)
         read_cl = 0;
     if (c->mode == ET__M_RESOLVING || c->mode == ET__M_TUNNEL_WAIT || c->mode == ET__M_CLOSING)
         read_cl = c->mode != ET__M_CLOSING && cl->in == NULL;
-    if ((c->mode == ET__M_HTTP || c->mode == ET__M_MITM) && c->rq == ET__RQ_DONE && cl->in != NULL)
+    if (et__mode_http(c->mode) && c->rq == ET__RQ_DONE && cl->in != NULL)
         read_cl = 0; /* pipelined request waits for this response */
-    if ((c->mode == ET__M_HTTP || c->mode == ET__M_MITM) && c->rq == ET__RQ_HEAD &&
+    if (et__mode_http(c->mode) && c->rq == ET__RQ_HEAD &&
         c->rs == ET__RS_NONE && c->p->worker.paused)
         read_cl = 0; /* the worker is behind: no new request until it catches up (worker.c) */
     if (cl->queued > ET__HIGH_WATER)
@@ -465,6 +495,8 @@ void et__conn_update_io(struct et__conn *c)
 
     switch (c->mode) {
     case ET__M_TLS_HS:
+    case ET__M_REV_TLS:
+    case ET__M_PROXYHDR:
         et__conn_deadline(c, ET_PROXY_T_HEADER);
         break;
     case ET__M_RESOLVING:
@@ -476,6 +508,7 @@ void et__conn_update_io(struct et__conn *c)
         break;
     case ET__M_HTTP:
     case ET__M_MITM:
+    case ET__M_REVERSE:
         /* Before its first request a connection has the header deadline too: a silent
          * one is not held for the idle limit. */
         if (c->rq == ET__RQ_HEAD && c->rs == ET__RS_NONE)
@@ -507,7 +540,8 @@ void et__conn_advance(struct et__conn *c)
         /* Upstream TLS handshake and decryption. */
         et__up_pump(c);
         /* Client TLS. */
-        if (c->mode == ET__M_TLS_HS && c->cl.ssl == NULL && c->cl.cin != NULL &&
+        int hs = c->mode == ET__M_TLS_HS || c->mode == ET__M_REV_TLS;
+        if (hs && c->cl.ssl == NULL && c->cl.cin != NULL &&
             c->cl.cin->len > 0 && client_tls_start(c) != 0) {
             et__conn_fail(c, ET_ETLS, ET_STAGE_CLIENT_TLS, 0, "SSL_new failed");
             return;
@@ -517,8 +551,8 @@ void et__conn_advance(struct et__conn *c)
             if (r < 0) {
                 client_tls_failed(c, sslerr);
             } else if (r == 1) {
-                et__conn_set_mode(c, ET__M_MITM);
-            } else if (c->mode == ET__M_TLS_HS && c->cl.eof) {
+                et__conn_set_mode(c, c->mode == ET__M_REV_TLS ? ET__M_REVERSE : ET__M_MITM);
+            } else if (hs && c->cl.eof) {
                 client_tls_failed(c, (unsigned long)-1);
             }
         }
@@ -526,7 +560,11 @@ void et__conn_advance(struct et__conn *c)
         switch (c->mode) {
         case ET__M_HTTP:
         case ET__M_MITM:
+        case ET__M_REVERSE:
             advance_http(c);
+            break;
+        case ET__M_PROXYHDR:
+            et__rev_on_header(c);
             break;
         case ET__M_TUNNEL:
             advance_tunnel(c);
@@ -544,8 +582,7 @@ void et__conn_advance(struct et__conn *c)
 
     /* Client end of stream. */
     if (c->cl.eof && (c->cl.in == NULL || c->mode == ET__M_CLOSING || c->cl.failed)) {
-        if (c->mode == ET__M_HTTP || c->mode == ET__M_MITM || c->mode == ET__M_RESOLVING ||
-            c->mode == ET__M_TLS_HS || c->mode == ET__M_TUNNEL_WAIT || c->mode == ET__M_TUNNEL) {
+        if (c->mode != ET__M_CLOSING) {
             et__rec_client_eof(c);
             if (c->mode == ET__M_TUNNEL) {
                 if (c->up)
@@ -639,7 +676,7 @@ static void on_timer(uv_timer_t *t)
     }
     switch (c->tkind) {
     case ET_PROXY_T_IDLE:
-        if ((c->mode == ET__M_HTTP || c->mode == ET__M_MITM) && c->rq == ET__RQ_BODY) {
+        if (et__mode_http(c->mode) && c->rq == ET__RQ_BODY) {
             /* A client that stopped in the middle of its request body is not held. */
             et__conn_fail(c, ET_ETIMEDOUT, ET_STAGE_REQUEST, 408,
                           "the request body stalled (nothing for the idle limit)");
@@ -649,14 +686,24 @@ static void on_timer(uv_timer_t *t)
         return;
     case ET_PROXY_T_HEADER:
         if (c->quiet && c->x == NULL &&
-            (c->mode == ET__M_HTTP || c->mode == ET__M_MITM || c->mode == ET__M_TLS_HS)) {
+            (et__mode_http(c->mode) || c->mode == ET__M_TLS_HS || c->mode == ET__M_REV_TLS ||
+             c->mode == ET__M_PROXYHDR)) {
             /* Sent nothing: a scan or a dead phone. Counted, not recorded one by one. */
             c->p->st.timed_out++;
             et__conn_close(c);
             return;
         }
-        if (c->mode == ET__M_TLS_HS) {
+        if (c->mode == ET__M_TLS_HS || c->mode == ET__M_REV_TLS) {
             client_tls_failed(c, (unsigned long)-1);
+            et__conn_close(c);
+            return;
+        }
+        if (c->mode == ET__M_PROXYHDR) {
+            char a[64];
+            c->p->st.proxy_header_errors++;
+            et__addr_format((const struct sockaddr *)&c->peer, a, sizeof(a));
+            et__plog(c->p, "closed the connection from %s: no complete PROXY header within the "
+                     "header deadline", a);
             et__conn_close(c);
             return;
         }

@@ -21,6 +21,7 @@ const char *et__reason_of(int status)
     case 400: return "Bad Request";
     case 403: return "Forbidden";
     case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
     case 408: return "Request Timeout";
     case 501: return "Not Implemented";
     case 502: return "Bad Gateway";
@@ -76,13 +77,17 @@ static int listed_in_connection(const struct et__head *h, const struct et__field
     return 0;
 }
 
+int et__field_hop(const struct et__head *h, const struct et__field *f)
+{
+    return is_hop_by_hop(f) || listed_in_connection(h, f);
+}
+
 /* Copies the end-to-end fields of h to l. skip_host drops Host (absolute-form requests). */
 static void write_fields(struct et__leg *l, const struct et__head *h, int skip_host)
 {
     for (size_t i = 0; i < h->n; i++) {
         const struct et__field *f = &h->f[i];
-        if (is_hop_by_hop(f) || (skip_host && et__field_is(f, "host")) ||
-            listed_in_connection(h, f))
+        if (et__field_hop(h, f) || (skip_host && et__field_is(f, "host")))
             continue;
         et__leg_write(l, f->name, f->nlen);
         et__leg_write(l, ": ", 2);
@@ -92,7 +97,7 @@ static void write_fields(struct et__leg *l, const struct et__head *h, int skip_h
 }
 
 /* Splits "host:port" / "[v6]:port" (port optional when defport > 0). */
-static int split_authority(const char *s, size_t n, int defport, char **host, int *port)
+int et__split_authority(const char *s, size_t n, int defport, char **host, int *port)
 {
     const char *hs = s, *he;
     const char *ps = NULL;
@@ -195,6 +200,9 @@ static void serve_local(struct et__conn *c, const char *path)
     c->rs = ET__RS_DONE;
 }
 
+static void forward_request(struct et__conn *c, const struct et__head *h, char *host, int port,
+                            const char *path, size_t plen);
+
 /* A complete request head is in cl.in: record it, decide where it goes, forward it. */
 void et__handle_request(struct et__conn *c, const struct et__head *h)
 {
@@ -205,6 +213,8 @@ void et__handle_request(struct et__conn *c, const struct et__head *h)
         return;
     }
     et__rec_request(c, h);
+    /* Recorded, or forwarded unrecorded (--only-user, --only-device: et_proxy_opts.select). */
+    c->norec = p->o.select != NULL && !p->o.select(x, p->o.select_ud);
     c->req_is_head = (h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0);
     c->client_close = h->conn_close || (h->minor == 0 && !h->conn_keep_alive);
     c->resp_started = 0;
@@ -217,12 +227,17 @@ void et__handle_request(struct et__conn *c, const struct et__head *h)
     char *host = NULL;
     int port = 0;
 
+    if (c->mode == ET__M_REVERSE) {
+        if (et__rev_route(c, h, &host, &port) == 0)
+            forward_request(c, h, host, port, path, plen);
+        return;
+    }
     if (is_connect) {
         if (c->mode != ET__M_HTTP) {
             et__conn_fail(c, ET_EPARSE, ET_STAGE_REQUEST, 400, "CONNECT inside a tunnel");
             return;
         }
-        if (split_authority(h->target, h->target_len, 0, &host, &port) != 0) {
+        if (et__split_authority(h->target, h->target_len, 0, &host, &port) != 0) {
             et__conn_fail(c, ET_EPARSE, ET_STAGE_REQUEST, 400, "bad CONNECT target");
             return;
         }
@@ -287,7 +302,7 @@ void et__handle_request(struct et__conn *c, const struct et__head *h)
             if (qm && (!sl || qm < sl))
                 sl = qm;
             const char *ae = sl ? sl : end;
-            if (split_authority(a, (size_t)(ae - a), 80, &host, &port) != 0) {
+            if (et__split_authority(a, (size_t)(ae - a), 80, &host, &port) != 0) {
                 et__conn_fail(c, ET_EPARSE, ET_STAGE_REQUEST, 400, "bad absolute-form target");
                 return;
             }
@@ -333,24 +348,13 @@ void et__handle_request(struct et__conn *c, const struct et__head *h)
         serve_local(c, lp);
         return;
     }
+    forward_request(c, h, host, port, path, plen);
+}
 
-    /* Reuse the upstream connection when it goes to the same place. */
-    struct et__leg *u = c->up;
-    const char *want_sni = c->target_tls ? (c->sni ? c->sni : host) : NULL;
-    if (u != NULL && (u->closing || u->eof || u->failed || u->port != port ||
-                      !et_strcaseeq(u->host, host) || u->tls != c->target_tls ||
-                      (want_sni && (!u->sni || !et_strcaseeq(u->sni, want_sni)))))
-        et__up_close(c);
-    u = c->up;
-
-    /* The forwarded head, re-serialised from the parsed parts. */
-    struct et__leg tmp; /* staging when there is no upstream leg yet */
-    struct et__leg *w = u;
-    if (w == NULL) {
-        memset(&tmp, 0, sizeof(tmp));
-        tmp.p = p;
-        w = &tmp;
-    }
+/* Writes the request line and fields for the upstream (forward mode). */
+static void write_request_head(struct et__conn *c, struct et__leg *w, const struct et__head *h,
+                               const char *host, int port, const char *path, size_t plen)
+{
     et__leg_write(w, h->method, h->method_len);
     et__leg_write(w, " ", 1);
     et__leg_write(w, path, plen);
@@ -368,6 +372,36 @@ void et__handle_request(struct et__conn *c, const struct et__head *h)
     if (h->chunked)
         et__leg_write(w, "Transfer-Encoding: chunked\r\n", 28);
     et__leg_write(w, "\r\n", 2);
+}
+
+/* The request goes to host:port (takes host): its head is staged for the upstream leg
+ * (reused when it goes to the same place, else started once the target is resolved), its
+ * body framing set up. */
+static void forward_request(struct et__conn *c, const struct et__head *h, char *host, int port,
+                            const char *path, size_t plen)
+{
+    struct et_proxy *p = c->p;
+    /* Reuse the upstream connection when it goes to the same place. */
+    struct et__leg *u = c->up;
+    const char *want_sni = c->target_tls ? (c->sni ? c->sni : host) : NULL;
+    if (u != NULL && (u->closing || u->eof || u->failed || u->port != port ||
+                      !et_strcaseeq(u->host, host) || u->tls != c->target_tls ||
+                      (want_sni && (!u->sni || !et_strcaseeq(u->sni, want_sni)))))
+        et__up_close(c);
+    u = c->up;
+
+    /* The forwarded head, re-serialised from the parsed parts. */
+    struct et__leg tmp; /* staging when there is no upstream leg yet */
+    struct et__leg *w = u;
+    if (w == NULL) {
+        memset(&tmp, 0, sizeof(tmp));
+        tmp.p = p;
+        w = &tmp;
+    }
+    if (c->mode == ET__M_REVERSE)
+        et__rev_write_head(c, w, h);
+    else
+        write_request_head(c, w, h, host, port, path, plen);
 
     memset(&c->reqf, 0, sizeof(c->reqf));
     if (h->chunked) {
@@ -399,7 +433,7 @@ void et__handle_request(struct et__conn *c, const struct et__head *h)
         /* Move the staged head into a fresh upstream leg once it exists. */
         struct et__chunk *sh = tmp.out_head, *st = tmp.out_tail;
         size_t sq = tmp.queued;
-        if (c->mode == ET__M_MITM && c->resolved && c->naddr > 0) {
+        if ((c->mode == ET__M_MITM || c->mode == ET__M_REVERSE) && c->resolved && c->naddr > 0) {
             et__up_start(c);
         } else {
             c->resolved = 0;

@@ -54,7 +54,10 @@ static void on_connection(uv_stream_t *server, int status)
     c->quiet = 1;
     char ip[64];
     et__ip_format(sa, ip, sizeof(ip));
-    if (!et__client_allowed(p, sa)) {
+    if (p->o.reverse_host != NULL) {
+        if (et__rev_accept(c) != 0) /* reverse.c: its own admission and first mode */
+            return;
+    } else if (!et__client_allowed(p, sa)) {
         /* Not admitted: a 403 and a count, no record (a scan must not fill the disk). */
         static const char body[] = "eastrace proxy: this client is not admitted (--allow)\n";
         p->st.denied++;
@@ -198,6 +201,8 @@ int et_proxy_new(const struct et_proxy_opts *o, struct et_proxy **out, struct et
 
     if ((rc = et__tls_setup(p, e)) != 0)
         goto fail_loop;
+    if ((rc = et__rev_init(p, e)) != 0)
+        goto fail_loop;
     if ((rc = et__worker_start(p)) != 0) {
         et_error_set(e, rc, "cannot start the worker thread");
         goto fail_loop;
@@ -283,6 +288,7 @@ void et_proxy_free(struct et_proxy *p)
         et_free(w);
     }
     et__tls_free(p);
+    et__rev_free(p);
     et__policy_free(p);
     et_free(p);
 }

@@ -270,7 +270,7 @@ void et__addr_format(const struct sockaddr *sa, char *out, size_t outlen)
 #define NOTE_MS 60000          /* a refused client is logged at most once a minute */
 #define DEFAULT_PER_CLIENT 64  /* connections per non-loopback client address */
 
-static int add_cidr(struct et__cidr **v, size_t *n, const struct et__cidr *c)
+int et__cidr_add(struct et__cidr **v, size_t *n, const struct et__cidr *c)
 {
     struct et__cidr *nv = et_realloc(*v, (*n + 1) * sizeof(*nv));
     if (nv == NULL)
@@ -289,13 +289,13 @@ int et__policy_init(struct et_proxy *p, const struct et_proxy_opts *o, struct et
             et_error_set(e, ET_EINVAL, "bad --allow CIDR '%s'", o->allow[i]);
             return ET_EINVAL;
         }
-        if ((rc = add_cidr(&p->allow_clients, &p->n_allow_clients, &c)) != 0)
+        if ((rc = et__cidr_add(&p->allow_clients, &p->n_allow_clients, &c)) != 0)
             return rc;
     }
     for (size_t i = 0; i < o->n_allow_target; i++) {
         struct et__cidr c;
         if (et__cidr_parse(o->allow_target[i], &c) == 0) {
-            if ((rc = add_cidr(&p->allow_targets, &p->n_allow_targets, &c)) != 0)
+            if ((rc = et__cidr_add(&p->allow_targets, &p->n_allow_targets, &c)) != 0)
                 return rc;
         } else if (!et__host_valid(o->allow_target[i])) {
             et_error_set(e, ET_EINVAL, "bad --allow-target '%s'", o->allow_target[i]);
@@ -414,10 +414,11 @@ static int conn_idle(const struct et__conn *c)
 {
     if (c->cl.closing)
         return 0;
-    if ((c->mode == ET__M_HTTP || c->mode == ET__M_MITM) && c->rq == ET__RQ_HEAD &&
+    if (et__mode_http(c->mode) && c->rq == ET__RQ_HEAD &&
         c->rs == ET__RS_NONE && c->x == NULL && (c->cl.in == NULL || c->cl.in->len == 0))
         return 1;
-    return c->mode == ET__M_TLS_HS && c->quiet;
+    return (c->mode == ET__M_TLS_HS || c->mode == ET__M_REV_TLS || c->mode == ET__M_PROXYHDR) &&
+           c->quiet;
 }
 
 /* The oldest idle connection other than self: of the client `ip` when given; with
@@ -440,6 +441,8 @@ int et__caps_admit(struct et_proxy *p, struct et__conn *c)
     size_t per = p->o.max_conns_per_client;
     if (per == 0 && !is_loopback(ip))
         per = DEFAULT_PER_CLIENT;
+    if (c->mode == ET__M_PROXYHDR)
+        per = 0; /* the peer is a load balancer: counted per client once its header names it */
     if (per > 0) {
         size_t n = 0;
         for (struct et__conn *o = p->conns; o != NULL; o = o->next)

@@ -13,6 +13,9 @@
  *   conn.c      the connection state machine (et__conn_set_mode is the one place a mode
  *               changes), et__conn_advance, timers, closing
  *   listener.c  the public API: listening socket, accept, stop, the malloc trimmer
+ *   reverse.c   reverse mode (--reverse): admission, the PROXY header step, the operator's
+ *               certificate, routing to the one upstream, X-Forwarded-For
+ *   proxyproto.c the PROXY protocol v1/v2 header parser (pure; tests and fuzz use it)
  *
  * Tests and the fuzz targets include this header too (for the http1.c and policy.c helpers).
  */
@@ -115,6 +118,25 @@ void et__chunked_init(struct et__chunked *c);
 int et__chunked_feed(struct et__chunked *c, const uint8_t *p, size_t len, size_t *consumed,
                      const uint8_t **data, size_t *dlen, struct et_error *e);
 
+/* A PROXY protocol header (proxyproto.c). */
+#define ET__PP_MAX 4096 /* longest v2 header accepted (16 + address block and TLVs) */
+struct et__pp {
+    int version;                  /* 1 or 2 */
+    unsigned local : 1;           /* LOCAL, UNKNOWN or a non-TCP family: no client address;
+                                   * the connection's own peer is the client */
+    size_t len;                   /* bytes of the header, to consume */
+    struct sockaddr_storage src;  /* the client (port set), unless local */
+    struct sockaddr_storage dst;  /* the address the client connected to, unless local */
+};
+
+/*
+ * Parses a PROXY protocol v1 or v2 header at p[0..n). Returns 0 (*out filled), ET_EAGAIN (no
+ * complete header yet, nothing wrong so far) or ET_EPARSE (not exactly the format: e says
+ * why and at which offset; the connection must be closed). Decides as soon as the first
+ * bytes match neither signature. Pure; never reads past n.
+ */
+int et__pp_parse(const uint8_t *p, size_t n, struct et__pp *out, struct et_error *e);
+
 /* Access policy. */
 struct et__cidr {
     int family; /* AF_INET or AF_INET6 */
@@ -124,6 +146,8 @@ struct et__cidr {
 
 /* Parses "10.0.0.0/8", "::1", "192.0.2.7" (a host route). 0 or ET_EINVAL. */
 int et__cidr_parse(const char *s, struct et__cidr *out);
+/* Appends c to the growable array *v of *n entries. 0 or ET_ENOMEM. */
+int et__cidr_add(struct et__cidr **v, size_t *n, const struct et__cidr *c);
 /* 1 when sa (IPv4, IPv6 or IPv4-mapped IPv6) lies inside c. */
 int et__cidr_match(const struct et__cidr *c, const struct sockaddr *sa);
 /* 1 for loopback, link-local, unspecified (also IPv4-mapped), multicast. */
@@ -228,10 +252,21 @@ struct et__leg {
  *                   v
  *              ET__M_MITM ---- HTTP/1.1 inside the client TLS: [exchange loop]
  *
+ *   reverse mode (--reverse, reverse.c): at accept the connection leaves ET__M_HTTP at once,
+ *   and never enters the forward modes above (nor a forward proxy these):
+ *
+ *              ET__M_HTTP --accept, --accept-proxy-protocol--> ET__M_PROXYHDR
+ *                 |   \                                         |  header read (peer trusted)
+ *                 |    \--accept, --cert--> ET__M_REV_TLS <-----+ (--cert)
+ *                 |                            | handshake done  |
+ *                 |                            v                 v (plain listener)
+ *                 +----accept, plain-------> ET__M_REVERSE <-----+
+ *                                             HTTP/1.1 to the one upstream: [exchange loop]
+ *
  *   every mode --(error, deadline, end of stream, Connection: close)--> ET__M_CLOSING
  *   ET__M_CLOSING --> ET__M_CLOSING (closing again is harmless)
  *
- * The exchange loop (ET__M_HTTP and ET__M_MITM) runs two direction states, rq and rs:
+ * The exchange loop (ET__M_HTTP, ET__M_MITM and ET__M_REVERSE) runs two direction states, rq and rs:
  *   rq: ET__RQ_HEAD --head scanned--> ET__RQ_BODY --body framed--> ET__RQ_DONE
  *   rs: ET__RS_NONE --request sent--> ET__RS_HEAD --head forwarded--> ET__RS_BODY --> ET__RS_DONE
  *   both done: the exchange is recorded, back to HEAD/NONE (keep-alive) or ET__M_CLOSING.
@@ -243,8 +278,17 @@ enum et__mode {
     ET__M_MITM = 3,        /* HTTP inside the intercepted TLS */
     ET__M_TUNNEL_WAIT = 4, /* CONNECT to be tunnelled, connecting upstream */
     ET__M_TUNNEL = 5,      /* blind relay */
-    ET__M_CLOSING = 6      /* flushing what is queued, then closing */
+    ET__M_CLOSING = 6,     /* flushing what is queued, then closing */
+    ET__M_PROXYHDR = 7,    /* reverse: waiting for the load balancer's PROXY header */
+    ET__M_REV_TLS = 8,     /* reverse: TLS handshake with the client (operator's certificate) */
+    ET__M_REVERSE = 9      /* reverse: HTTP from the client, to the one upstream */
 };
+
+/* 1 for the modes that run the exchange loop (requests and responses). */
+static inline int et__mode_http(enum et__mode m)
+{
+    return m == ET__M_HTTP || m == ET__M_MITM || m == ET__M_REVERSE;
+}
 
 /* Request direction. */
 enum et__rq {
@@ -310,8 +354,11 @@ struct et__conn {
         advance_pending : 1,
         quiet : 1,    /* nothing received since accept or since the mode began */
         hold_req : 1, /* the request is held back from upstream until complete */
-        named : 1;    /* the target is named by --allow-target or --intercept */
-    struct sockaddr_storage peer; /* the client's address */
+        named : 1,    /* the target is named by --allow-target or --intercept */
+        norec : 1,    /* this exchange is forwarded unrecorded (et_proxy_opts.select) */
+        proxied : 1;  /* reverse: a PROXY header named the client; `via` is the peer */
+    struct sockaddr_storage peer; /* the client's address (reverse: from a PROXY header) */
+    struct sockaddr_storage via;  /* the load balancer that sent the PROXY header */
     uint64_t nreq;            /* requests handled on this connection (CONNECT excluded) */
     int naddr;
     struct sockaddr_storage addrs[ET__MAX_ADDRS];
@@ -402,6 +449,10 @@ struct et_proxy {
     char listen_str[64];
     int port;
     struct et__worker worker; /* used when o.on_exchange_worker is set */
+    SSL_CTX *rsctx;       /* reverse: the client-facing context with --cert/--key */
+    struct et__cidr *trusted; /* reverse: --trusted-proxy peers (PROXY headers) */
+    size_t n_trusted;
+    int rev_port;         /* reverse: the upstream's port (o.reverse_port or its default) */
     unsigned stopping : 1, running : 1, handles_closed : 1;
 };
 
@@ -552,10 +603,37 @@ void et__handle_response(struct et__conn *c, const struct et__head *h);
  * 1 when the body is complete, 0 when more is needed, negative on a framing error (e set). */
 int et__pump_body(struct et__conn *c, struct et__leg *src, struct et__leg *dst,
                   struct et__bodyframe *f, struct et__capbuf *cap, struct et_error *e);
+/* 1 when f is hop-by-hop (the fixed list, or named by a Connection field of h). */
+int et__field_hop(const struct et__head *h, const struct et__field *f);
+/* Splits "host[:port]" / "[v6][:port]" (defport when absent; 0: required). 0, ET_EPARSE or
+ * ET_ENOMEM; *host is allocated. */
+int et__split_authority(const char *s, size_t n, int defport, char **host, int *port);
 /* Writes a complete small response to the client (and records it). */
 void et__send_simple(struct et__conn *c, int status, const char *ctype, const void *body,
                      size_t blen, int close);
 const char *et__reason_of(int status);
+
+/* ---------------------------------------------------------------- reverse.c */
+
+/* Checks the reverse options, parses --trusted-proxy, loads --cert/--key (a key file readable
+ * by group or others is refused with ET_EPERM). Does nothing for a forward proxy. 0 or ET_E*. */
+int et__rev_init(struct et_proxy *p, struct et_error *e);
+void et__rev_free(struct et_proxy *p);
+/* A reverse connection was accepted: admits it (--trusted-proxy with PROXY headers, --allow
+ * otherwise) and sets its first mode. 0, or -1 when refused (c is closing or closed). */
+int et__rev_accept(struct et__conn *c);
+/* ET__M_PROXYHDR: reads the PROXY header from cl.in; then the client's own mode. */
+void et__rev_on_header(struct et__conn *c);
+/* A request head in ET__M_REVERSE: refuses CONNECT, absolute-form and other targets that are
+ * not origin-form (answered, recorded, logged: -1); else records the target and gives the
+ * upstream in *host (allocated) and *port: 0. */
+int et__rev_route(struct et__conn *c, const struct et__head *h, char **host, int *port);
+/* Writes the request head for the upstream: request line and end-to-end field lines as the
+ * client sent them, X-Forwarded-For appended, X-Forwarded-Proto when absent. */
+void et__rev_write_head(struct et__conn *c, struct et__leg *w, const struct et__head *h);
+/* A new exchange of a reverse connection: marks it reverse, the client leg's TLS, the load
+ * balancer it came through. */
+void et__rev_rec_init(struct et__conn *c, struct et_exchange *x);
 
 /* ---------------------------------------------------------------- worker.c */
 

@@ -16,7 +16,8 @@
 void et__cap_init(struct et__conn *c, struct et__capbuf *b, int64_t known)
 {
     memset(b, 0, sizeof(*b));
-    if (known > 0 && (uint64_t)known <= c->p->o.body_cap && c->x != NULL) {
+    b->truncated = c->norec; /* forwarded unrecorded: only the wire length is counted */
+    if (known > 0 && (uint64_t)known <= c->p->o.body_cap && c->x != NULL && !c->norec) {
         b->data = et_arena_alloc_raw(c->x->arena, (size_t)known); /* written as it comes */
         if (b->data != NULL) {
             b->cap = (size_t)known;
@@ -113,6 +114,8 @@ struct et_exchange *et__rec_exchange(struct et__conn *c)
             }
         }
     }
+    if (c->p->o.reverse_host != NULL)
+        et__rev_rec_init(c, x);
     c->x = x;
     return x;
 }
@@ -160,7 +163,7 @@ void et__rec_req_end(struct et__conn *c)
     if (x == NULL)
         return;
     x->t.req_end = et_now_us();
-    if (c->p->o.on_request != NULL && x->has_request) {
+    if (c->p->o.on_request != NULL && x->has_request && !c->norec) {
         /* The body recorded so far, lent for the call (it moves into x when it finishes). */
         struct et_body saved = x->req.body;
         x->req.body.data = c->reqbody.len ? c->reqbody.data : NULL;
@@ -303,6 +306,13 @@ void et__rec_finish(struct et__conn *c)
     c->t_req_begin = 0;
     if (x->has_response && x->err.code == 0)
         et__remember_client(c->p, (const struct sockaddr *)&c->peer);
+    if (c->norec || (c->p->o.select != NULL && !x->has_request)) {
+        /* Not selected (et_proxy_opts.select), or not attributable to a user or device. */
+        c->norec = 0;
+        c->p->st.unrecorded++;
+        et_exchange_free(x);
+        return;
+    }
     hand_over(c->p, x);
 }
 
@@ -323,7 +333,12 @@ void et__rec_close(struct et__conn *c)
         et__cap_drop(&c->reqbody);
         et__cap_drop(&c->respbody);
         c->x = NULL;
-        hand_over(c->p, x);
+        if (c->norec) {
+            c->p->st.unrecorded++;
+            et_exchange_free(x);
+        } else {
+            hand_over(c->p, x);
+        }
     } else if (c->x != NULL && c->x->has_request) {
         if (c->x->err.code == 0)
             et_exchange_fail(c->x, ET_ECONNRESET, ET_STAGE_CLIENT,

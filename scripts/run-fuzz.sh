@@ -14,7 +14,7 @@ cmake --build "$dir" -j"$(nproc)" > "$dir/build.log" 2>&1 || { tail -40 "$dir/bu
 declare -A seeds=(
   [wbxml]="tests/fixtures/wbxml" [easquery]="tests/fixtures/eas" [http]="tests/fixtures/http"
   [capfile]="tests/fixtures/capture" [saz]="tests/fixtures/saz" [har]="tests/fixtures/har"
-  [iis]="tests/fixtures/logs" [chrows]="tests/fixtures/logs" [mailboxlog]="tests/fixtures/logs" [proxy_framing]="tests/fixtures/proxy" [autodiscover]="tests/fixtures/probe"
+  [iis]="tests/fixtures/logs" [chrows]="tests/fixtures/logs" [mailboxlog]="tests/fixtures/logs" [proxy_framing]="tests/fixtures/proxy" [proxyproto]="tests/fixtures/proxyproto" [autodiscover]="tests/fixtures/probe"
   [output]="tests/fixtures/wbxml tests/fixtures/http"
   [pipeline]="tests/fixtures/timeline tests/fixtures/pipeline tests/fixtures/har")
 

@@ -342,6 +342,9 @@ int et__web_render_detail(const struct et_web_store_opts *o, uint64_t n,
     et_buf_printf(out, ",\"record\":%llu", (unsigned long long)x->id);
     jkey(out, "client");
     et__web_json_cstr(out, x->client_addr);
+    jkey(out, "via");
+    et__web_json_cstr(out, x->via_addr);
+    et_buf_printf(out, ",\"reverse\":%s", x->reverse ? "true" : "false");
     jkey(out, "server");
     et__web_json_cstr(out, x->server_addr);
     jkey(out, "scheme");

@@ -101,7 +101,7 @@ start_proxy() {
   pids+=($ppid_)
   port=
   for _ in $(seq 1 100); do
-    port=$(sed -n "s/^eastrace proxy listening on $H:\([0-9]*\).*/\1/p" "$tmp/$name.err")
+    port=$(sed -n "s/^eastrace proxy \(.reverse. \)\{0,1\}listening on $H:\([0-9]*\).*/\2/p" "$tmp/$name.err")
     [ -n "$port" ] && break
     sleep 0.05
   done
@@ -209,4 +209,42 @@ recs=$("$E" replay "$tmp/stranger.cap" 2>/dev/null | grep -c "CONNECT")
 grep -q "refused" "$tmp/stranger.err" && [ "$recs" -eq 0 ] &&
   ok "refused clients counted, not recorded" "0 records, $(grep -o "[0-9]* connections refused at accept" "$tmp/stranger.err" | tail -1); pass: 0 records, a count" ||
   bad "refused clients counted, not recorded" "$recs records: $(tail -3 "$tmp/stranger.err")"
+
+# 4. Reverse mode on the LAN address, no --allow (everyone may reach the one server): the guest
+#    is served by that server only; CONNECT and absolute-form to anything are refused.
+start_proxy reverse --reverse "http://$O:80" -w "$tmp/reverse.cap"
+c0=$(grep -c '^80$' "$tmp/origin.log")
+line=$(guest_req "$port" "GET /Microsoft-Server-ActiveSync HTTP/1.1\r\nHost: mail.example.com\r\nConnection: close\r\n\r\n")
+sleep 0.3
+c1=$(grep -c '^80$' "$tmp/origin.log")
+[ "${line:0:12}" = "HTTP/1.1 200" ] && [ $((c1 - c0)) -eq 1 ] &&
+  ok "reverse on a LAN address without --allow serves the guest" "$line, the server saw $((c1 - c0)) connection" ||
+  bad "reverse on a LAN address without --allow serves the guest" "'$line', server connections $((c1 - c0)): $(head -c 300 "$tmp/reverse.err")"
+refused=0 total=0
+n25=$(grep -c '^25$' "$tmp/origin.log")
+for t in "CONNECT $O:25" "CONNECT $O:443" "GET http://$O:25/" "GET http://127.0.0.1:25/" \
+         "CONNECT 127.0.0.1:22" "GET http://$H:25/"; do
+  total=$((total + 1))
+  tgt=${t#* }
+  auth=${tgt#http://}; auth=${auth%%/*}
+  line=$(guest_req "$port" "$t HTTP/1.1\r\nHost: $auth\r\n\r\n")
+  case "${line:0:12}" in "HTTP/1.1 400" | "HTTP/1.1 405") refused=$((refused + 1)) ;; *) echo "  $t -> $line" ;; esac
+done
+sleep 0.3
+n25b=$(grep -c '^25$' "$tmp/origin.log")
+n443=$(grep -c '^443$' "$tmp/origin.log")
+[ "$refused" -eq "$total" ] && [ "$n25b" -eq "$n25" ] &&
+  ok "reverse: the guest's CONNECT and absolute-form refused" "$refused of $total 400/405, new origin port 25 connections $((n25b - n25)); pass: all, 0" ||
+  bad "reverse: the guest's CONNECT and absolute-form refused" "$refused of $total, port 25 connections $((n25b - n25))"
+if command -v nmap >/dev/null; then
+  found=0
+  for url in "http://127.0.0.1:25/" "http://$H:25/" "http://$O:25/" "http://$O/"; do
+    ip netns exec "$g" nmap -n -Pn -p "$port" --script +http-open-proxy \
+      --script-args "proxy.url=$url,proxy.pattern=origin" "$H" >"$tmp/nmap.txt" 2>&1
+    grep -qi "open proxy" "$tmp/nmap.txt" && found=$((found + 1)) && echo "  nmap found $url"
+  done
+  [ $found -eq 0 ] && ok "reverse: nmap http-open-proxy from the guest" "0 of 4 relayed (even the server's own http://$O/ is not reachable as a proxy); pass: 0" ||
+    bad "reverse: nmap http-open-proxy from the guest" "$found of 4 relayed"
+fi
+stop_proxy
 sec_done

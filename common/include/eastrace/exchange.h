@@ -150,6 +150,9 @@ struct et_exchange {
     const char *source_name;  /* file it came from, "proxy", ...; may be NULL */
     struct et_timings t;
     const char *client_addr;  /* "192.0.2.7:51234" or "[2001:db8::1]:443"; may be NULL */
+    const char *via_addr;     /* the TCP peer that relayed the client (a load balancer whose
+                                 PROXY protocol header named client_addr); NULL when
+                                 client_addr is the peer itself */
     const char *server_addr;  /* upstream address actually used; may be NULL */
     const char *scheme;       /* "https" or "http"; may be NULL */
     const char *host;         /* target host name (no port) */
@@ -157,6 +160,8 @@ struct et_exchange {
     struct et_tls_info tls;
     unsigned has_request : 1;
     unsigned has_response : 1;
+    unsigned reverse : 1;     /* recorded by eastrace proxy --reverse (in front of the server,
+                                 not configured on the client) */
     struct et_request req;
     struct et_response resp;
     struct et_exchange_error err;

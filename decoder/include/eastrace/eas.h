@@ -188,6 +188,15 @@ int et_eas_query_redact(const char *target, unsigned flags, struct et_buf *out);
  * "Bearer REDACTED", ... Appends to out. Returns 0 or an et_buf error. */
 int et_eas_auth_redact(const char *value, struct et_buf *out);
 
+/*
+ * 1 when the user name `have` (a User parameter or Basic user name) names the account `want`
+ * (an operator's --only-user): equal ignoring ASCII case, or the same account name when one of
+ * them is bare ("jdoe" matches "CONTOSO\jdoe" and "jdoe@contoso.com") or they are qualified
+ * differently ("CONTOSO\jdoe" matches "jdoe@contoso.com"); two names qualified the same way
+ * must be equal ("CONTOSO\jdoe" does not match "FABRIKAM\jdoe"). NULL or "" never matches.
+ */
+int et_eas_user_match(const char *want, const char *have);
+
 /* Name of a base64 command code ("Sync", "Find") or NULL; and the reverse (-1 if unknown). */
 const char *et_eas_command_name(int code);
 int et_eas_command_code(const char *name);

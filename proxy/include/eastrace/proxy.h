@@ -2,7 +2,9 @@
  * eastrace live capture proxy: an explicit HTTP/1.1 proxy (absolute-form requests and
  * CONNECT) that intercepts TLS with per-host leaf certificates from certs/, forwards to the
  * real server with certificate checks, holds EAS long polls, and hands every finished or
- * failed exchange to a callback. One libuv loop, one thread; see docs/proxy.md.
+ * failed exchange to a callback; or, in reverse mode (et_proxy_opts.reverse_host), stands in
+ * front of one server with the operator's certificate. One libuv loop, one thread; see
+ * docs/proxy.md.
  *
  * The types are opaque: no libuv or OpenSSL header leaks out of this one.
  */
@@ -60,6 +62,15 @@ typedef uint64_t (*et_proxy_timeout_cb)(enum et_proxy_timer which, uint64_t ms, 
  */
 typedef void (*et_proxy_log_cb)(const char *line, void *ud);
 
+/*
+ * Called on the loop thread once a request head has been read (x borrowed for the call: the
+ * request line and headers). Returns 1 to record the exchange, 0 to forward it unrecorded
+ * (not given to on_request, on_exchange or the worker; counted in stats.unrecorded). With a
+ * select callback set, exchanges without a request (a malformed head, a failed handshake, a
+ * tunnel) are not recorded either: they cannot be attributed.
+ */
+typedef int (*et_proxy_select_cb)(const struct et_exchange *x, void *ud);
+
 struct et_proxy_opts {
     const char *listen_addr;   /* IPv4/IPv6 literal; NULL: "127.0.0.1" */
     int listen_port;           /* 0 picks a free port (see et_proxy_port); -1: 8888 */
@@ -109,6 +120,29 @@ struct et_proxy_opts {
     size_t max_conns_per_client;  /* per client address; 0: 64 (loopback: no per-client cap) */
     uint64_t pin_ms;              /* a refused host stays tunnelled for that client; 0: 10 min;
                                    * 1: never pinned */
+    et_proxy_select_cb select;    /* may be NULL: every exchange is recorded */
+    void *select_ud;
+    /*
+     * Reverse mode (docs/proxy.md "Reverse mode"): with reverse_host set the proxy stands in
+     * front of that one server (an Exchange Client Access server): origin-form requests only
+     * (CONNECT and absolute-form are refused), every request goes to reverse_host:reverse_port,
+     * X-Forwarded-For appended. allow, when given, limits the clients (else everyone is
+     * admitted: the only target is the one server); allow_target, intercept and certs are
+     * not used. Host name or IP literal; verified like any upstream (upstream_ca_file,
+     * insecure_upstream).
+     */
+    const char *reverse_host;
+    int reverse_port;             /* 0: 443 (reverse_tls) or 80 */
+    int reverse_tls;              /* 1: TLS to the server */
+    /* The certificate chain (PEM, leaf first) and private key (PEM, mode 0600 or stricter)
+     * the clients see; both NULL: a plain HTTP listener (behind a TLS-terminating balancer). */
+    const char *reverse_cert_file;
+    const char *reverse_key_file;
+    /* Every connection begins with a PROXY protocol v1/v2 header naming the client, and must
+     * come from a trusted_proxy CIDR (others are closed, logged); needs trusted_proxy. */
+    int accept_proxy_protocol;
+    const char *const *trusted_proxy;
+    size_t n_trusted_proxy;
 };
 
 struct et_proxy_stats {
@@ -122,6 +156,9 @@ struct et_proxy_stats {
     uint64_t timed_out;         /* connections closed having sent nothing (counted only) */
     uint64_t shed;              /* idle connections closed to make room at a cap */
     uint64_t worker_pauses;     /* times new requests waited for on_exchange_worker */
+    uint64_t unrecorded;        /* exchanges forwarded unrecorded (select returned 0) */
+    uint64_t proxy_headers;     /* reverse: PROXY headers accepted */
+    uint64_t proxy_header_errors; /* reverse: connections closed for a missing or bad one */
 };
 
 /*

@@ -65,8 +65,8 @@ static void put_json(struct mbx_ctx *c, const struct et_pipe_item *it, long st)
     int64_t rtt = et_exchange_duration_us(x);
 
     et_buf_printf(b, "{\"n\":%llu,\"request_time\":", (unsigned long long)it->n);
-    if (x->t.req_begin > 0) {
-        et_time_iso8601(x->t.req_begin, t, sizeof(t));
+    if (et_exchange_time(x) > 0) {
+        et_time_iso8601(et_exchange_time(x), t, sizeof(t));
         jstr(b, t, strlen(t));
     } else {
         jstr(b, NULL, 0);
@@ -141,7 +141,7 @@ static int on_entry(void *arg, const struct et_pipe_item *it)
     snprintf(n, sizeof(n), "%llu", (unsigned long long)it->n);
     if (st >= 0)
         snprintf(stc, sizeof(stc), "%ld", st);
-    et_time_iso8601(x->t.req_begin, t, sizeof(t));
+    et_time_iso8601(et_exchange_time(x), t, sizeof(t));
     if (c->mode == MODE_PING) {
         char hb[24] = "-", fo[24] = "-";
         if (v->cmd == NULL || strcmp(v->cmd, "Ping") != 0)

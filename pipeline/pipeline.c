@@ -215,6 +215,26 @@ static int looks_like_w3c_line(const unsigned char *p, size_t n)
     return 1;
 }
 
+/* A W3C extended log directive line (#Software:, #Version:, #Date:, #Fields:, ...), which
+ * IIS writes at the top of every log; a Markdown heading or a shell comment is not one. */
+static int looks_like_w3c_directive(const unsigned char *p, size_t n)
+{
+    static const char *const dir[] = {"#Software:", "#Version:", "#Date:",      "#Fields:",
+                                      "#Remark:",   "#Start-Date:", "#End-Date:"};
+    for (size_t k = 0; k < sizeof(dir) / sizeof(dir[0]); k++) {
+        size_t l = strlen(dir[k]);
+        if (n >= l && memcmp(p, dir[k], l) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Does the text look like an IIS log: a directive or a W3C line at its start? */
+static int looks_like_iis(const unsigned char *p, size_t n)
+{
+    return looks_like_w3c_directive(p, n) || looks_like_w3c_line(p, n);
+}
+
 const char *et_pipe_sniff(const char *path, const unsigned char *p, size_t n)
 {
     size_t i;
@@ -232,11 +252,9 @@ const char *et_pipe_sniff(const char *path, const unsigned char *p, size_t n)
         return "har";
     if (memmem(p, n, "Log Entry:", 10) != NULL || memmem(p, n, "RequestHeader", 13) != NULL)
         return "mailboxlog";
-    if (i < n && p[i] == '#')
-        return "iis";
-    if (looks_like_w3c_line(p + i, n - i))
-        return "iis";
-    if (path != NULL && has_suffix(path, ".log"))
+    /* Only by content: a README or any other text (".log" included) is not an IIS log, and
+     * reading it as one would print an error per line. */
+    if (looks_like_iis(p + i, n - i))
         return "iis";
     if (path != NULL && has_suffix(path, ".saz"))
         return "saz";
@@ -296,10 +314,8 @@ int et_pipe_check_format(const char *path, const char *want, struct et_error *e)
     if (strcmp(want, "wbxml") == 0 || strcmp(want, "http") == 0) {
         /* decode: a WBXML body starts with version 0x01-0x03; HTTP with a method or
          * "HTTP/". Files that other commands read are named as such. */
-        if (fmt == NULL || (strcmp(fmt, "iis") == 0 && head[i] != '#' &&
-                            !looks_like_w3c_line(head + i, n - i) &&
-                            !(n >= 2 && head[0] == 0x1f && head[1] == 0x8b)))
-            return 0; /* a raw message or body (".log" says little): decode judges it */
+        if (fmt == NULL)
+            return 0; /* a raw message or body: decode judges it */
         et_error_set(e, ET_EUNSUPPORTED,
                      "%s is %s; `eastrace decode` reads one raw WBXML body or HTTP message",
                      path, format_text(fmt));
@@ -307,8 +323,9 @@ int et_pipe_check_format(const char *path, const char *want, struct et_error *e)
     }
     if (fmt != NULL && strcmp(fmt, want) == 0) {
         /* ".log" alone says little: an IIS log holds text lines. */
-        if (strcmp(want, "iis") == 0 && !(head[i] == '#' || looks_like_w3c_line(head + i, n - i) ||
-                                          (n >= 2 && head[0] == 0x1f && head[1] == 0x8b))) {
+        if (strcmp(want, "iis") == 0 && !(looks_like_iis(head + i, n - i) ||
+                                          (n >= 2 && head[0] == 0x1f && head[1] == 0x8b) ||
+                                          has_suffix(path, ".gz"))) {
             et_error_set(e, ET_EUNSUPPORTED,
                          "%s: not an IIS log (expected a '#Software'/'#Fields' header or W3C "
                          "lines 'YYYY-MM-DD hh:mm:ss ...' at offset 0)",

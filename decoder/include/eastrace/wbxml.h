@@ -129,6 +129,10 @@ struct et_wbxml_decoder {
     struct et_arena *arena;    /* the document's arena (shared by nested documents) */
     struct et_wbxml_node *last_top; /* last top-level element */
     size_t text;               /* text bytes so far, against opts.max_text */
+    size_t budget;             /* the outermost document's text budget, which nested
+                                  documents share (their opts.max_text is what is left) */
+    uint64_t origin;           /* offset of this document's first byte in the outermost one:
+                                  errors name offsets there */
 };
 
 /*

@@ -208,6 +208,28 @@ for f in mitmproxy/har/corrupted_har__brokenfile.har mitmproxy/har/har_extractor
     echo "skip - corpus $f not present"
   fi
 done
+# Text of another kind (a README, a .log that is no IIS log): one message naming the file and
+# the formats eastrace reads, for every command that reads inputs (it was read as an IIS log,
+# one error per line).
+printf '# notes\n\nSome text, not a log.\n# a heading\n' >"$tmp/README.md"
+cp "$tmp/README.md" "$tmp/notes.log"
+for f in README.md notes.log; do
+  for cmd in replay "show 1" "export --har $tmp/x.har" "export --html $tmp/x.html" "iis" "mailboxlog"; do
+    # shellcheck disable=SC2086
+    set -- $cmd
+    c=$1; shift
+    ends "$c $f" "$E" "$c" "$tmp/$f" "$@"
+    grep -q "$f" "$tmp/e" || bad "$c $f: the message does not name the file"
+  done
+  "$E" replay "$tmp/$f" >/dev/null 2>"$tmp/e"
+  grep -q "$f: not a format eastrace reads (expected a capture, .saz, HAR, IIS log or mailbox log)" "$tmp/e" &&
+    ok "replay $f: names the file and the formats" || bad "replay $f: $(cat "$tmp/e")"
+done
+# web: the same one message, before it serves anything.
+timeout 5 "$E" web "$tmp/README.md" >"$tmp/wo" 2>"$tmp/e"
+rc=$?
+[ $rc -eq 2 ] && [ "$(wc -l <"$tmp/e")" -eq 1 ] && grep -q "README.md: not a format eastrace reads" "$tmp/e" &&
+  ok "web README.md: exit 2, one message" || bad "web README.md: exit $rc: $(head -c 300 "$tmp/e")"
 # A reader that reports a damaged record for every line: bounded output, and an end.
 timeout 5 "$E" replay --format iis "$P/random-bytes.bin" >/dev/null 2>"$tmp/e"
 rc=$?

@@ -173,7 +173,9 @@ static void report(struct et_pipe *p, const char *input, const struct et_error *
         return;
     }
     et_error_format(e, msg, sizeof(msg));
-    /* Readers name their file in most messages; say it once. */
+    /* Readers name their file in most messages, and some say they skipped: each once. */
+    if (strstr(msg, "skipped") != NULL)
+        skipped = 0;
     if (strncmp(msg, input, strlen(input)) == 0 &&
         (msg[strlen(input)] == ':' || msg[strlen(input)] == ' '))
         fprintf(stderr, "eastrace: %s%s\n", msg, skipped ? " (skipped)" : "");
@@ -317,7 +319,7 @@ int et_pipe_check_format(const char *path, const char *want, struct et_error *e)
         if (fmt == NULL)
             return 0; /* a raw message or body: decode judges it */
         et_error_set(e, ET_EUNSUPPORTED,
-                     "%s is %s; `eastrace decode` reads one raw WBXML body or HTTP message",
+                     "%s: this is %s; `eastrace decode` reads one raw WBXML body or HTTP message",
                      path, format_text(fmt));
         return ET_EUNSUPPORTED;
     }
@@ -344,7 +346,7 @@ int et_pipe_check_format(const char *path, const char *want, struct et_error *e)
                      binary ? "binary data" : "text of another kind");
         return ET_EUNSUPPORTED;
     }
-    et_error_set(e, ET_EUNSUPPORTED, "%s is %s", path, format_text(fmt));
+    et_error_set(e, ET_EUNSUPPORTED, "%s: this is %s", path, format_text(fmt));
     return ET_EUNSUPPORTED;
 }
 

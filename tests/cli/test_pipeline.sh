@@ -225,6 +225,41 @@ for f in README.md notes.log; do
   grep -q "$f: not a format eastrace reads (expected a capture, .saz, HAR, IIS log or mailbox log)" "$tmp/e" &&
     ok "replay $f: names the file and the formats" || bad "replay $f: $(cat "$tmp/e")"
 done
+# Every reader error says "FILE: where: what" once: the file, the offset and "skipped" at most
+# once a line (a gzip error named the file twice, a damaged capture record its offset and
+# "skipped" twice, a directory read by the mailbox-log reader its name twice).
+CAPFX=$root/tests/fixtures/capture/capfile-v1-sync-and-cert-error.etcap
+head -c $(($(stat -c %s "$CAPFX") - 7)) "$CAPFX" >"$tmp/torn.etcap"
+cp "$CAPFX" "$tmp/damaged.etcap"
+printf '\377\377\377\377' | dd of="$tmp/damaged.etcap" bs=1 seek=200 conv=notrunc 2>/dev/null
+gzip -c "$root/tests/fixtures/logs/iis-ex2010-sync-ping-errors.log" | head -c 300 >"$tmp/cut.log.gz"
+mkdir -p "$tmp/dir.d"
+printf '{"log":{"entries":[{"request":{"method":5}}]}}' >"$tmp/bad-entry.har"
+printf 'PK\003\004junk' >"$tmp/junk.saz"
+: >"$tmp/empty.har"
+once_bad=0
+once_n=0
+for f in torn.etcap damaged.etcap cut.log.gz dir.d bad-entry.har junk.saz empty.har README.md; do
+  for cmd in replay "show 1" "export --har $tmp/x.har" iis mailboxlog decode; do
+    # shellcheck disable=SC2086
+    set -- $cmd
+    c=$1; shift
+    "$E" "$c" "$tmp/$f" "$@" >/dev/null 2>"$tmp/e"
+    while IFS= read -r line; do
+      case $line in "eastrace: exported "*) continue ;; esac
+      once_n=$((once_n + 1))
+      names=$(grep -o -F "$f" <<<"$line" | wc -l)
+      offs=$(grep -o "at byte [0-9]*" <<<"$line" | sort | uniq -d | wc -l)
+      skips=$(grep -o "skipped" <<<"$line" | wc -l)
+      if [ "$names" -ne 1 ] || [ "$offs" -ne 0 ] || [ "$skips" -gt 1 ]; then
+        once_bad=$((once_bad + 1)); echo "  $c $f: $line"
+      fi
+    done <"$tmp/e"
+  done
+done
+[ "$once_n" -ge 40 ] && [ "$once_bad" -eq 0 ] &&
+  ok "bad inputs through 6 commands: $once_n messages, each names the file, its offset and 'skipped' once" ||
+  bad "bad inputs: $once_bad of $once_n messages repeat the file, the offset or 'skipped'"
 # web: the same one message, before it serves anything.
 timeout 5 "$E" web "$tmp/README.md" >"$tmp/wo" 2>"$tmp/e"
 rc=$?

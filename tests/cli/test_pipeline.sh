@@ -260,6 +260,14 @@ done
 [ "$once_n" -ge 40 ] && [ "$once_bad" -eq 0 ] &&
   ok "bad inputs through 6 commands: $once_n messages, each names the file, its offset and 'skipped' once" ||
   bad "bad inputs: $once_bad of $once_n messages repeat the file, the offset or 'skipped'"
+# --find searches the decoded XML, not the raw bytes of a body the view decoded: WBXML tag
+# bytes 0x45 0x4F 0x4B spell "EOK" (<Sync><Collection><SyncKey>), which used to match.
+printf '\003\001\152\000\105\117\113\001\001\001' >"$tmp/eok.wbxml"
+printf 'POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=u&DeviceId=d1&DeviceType=t HTTP/1.1\r\nHost: mail.example.com\r\nMS-ASProtocolVersion: 14.1\r\nContent-Length: 0\r\n\r\n' >"$tmp/eok-req.txt"
+python3 "$root/tests/security/gen.py" http-resp "$tmp/eok.http" identity "$tmp/eok.wbxml"
+python3 "$root/tests/security/gen.py" har "$tmp/eok.har" "$tmp/eok-req.txt" "$tmp/eok.http"
+check "replay --find: raw WBXML tag bytes do not match, the XML does" \
+  "$("$E" replay --json --find EOK "$tmp/eok.har" 2>/dev/null | grep -c '"n"') $("$E" replay --json --find '<SyncKey>' "$tmp/eok.har" 2>/dev/null | grep -c '"n"')" "0 1"
 # web: the same one message, before it serves anything.
 timeout 5 "$E" web "$tmp/README.md" >"$tmp/wo" 2>"$tmp/e"
 rc=$?

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One pipeline (issue 11): every command gives the same number, order, Status and findings
 # for the same exchange. Drives replay (text and --json), show N (text and --json), export
-# (.saz and HAR, then replay of the export), mailboxlog and the proxy's live view over the same
+# (.saz and HAR, then replay of the export; --html, its embedded rows read back), the JSON API
+# of `eastrace web` (/api/rows), mailboxlog and the proxy's live view over the same
 # multi-source inputs, and compares. Then the inputs that must end at once with one clear
 # message (issue 10 item 1) and wrong-format inputs (issue 10 item 5).
 set -uo pipefail
@@ -27,6 +28,9 @@ check() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: got '$2', expected '$3
 [ -x "$E" ] || { echo "FAIL - no eastrace binary at $E"; echo "0 passed, 1 failed"; exit 1; }
 
 # ---- helpers: one line "n cmd http status rules" per exchange, from each command ----------
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
 # From JSON Lines (replay --json; show --json wraps the object in "exchange").
 json_rows() {
@@ -119,6 +123,41 @@ compare_set() { # name, files...
     check "$name: export --$fmt then replay: same order, command, HTTP${EXPORT_FIELDS:+ (not Status)}${EXPORT_FIELDS:- and Status}" \
       "$(diff "$tmp/$name.$fmt.rows" "$tmp/$name.want" >/dev/null && echo same)" same
   done
+  # export --html read back (its embedded data) and the JSON API the page of `eastrace web`
+  # uses: the same numbers, order, command, HTTP status and rules.
+  python3 -c '
+import sys
+for l in open(sys.argv[1]):
+    n, cmd, http, _, rules = l.split()
+    print(n, cmd, http, ",".join(sorted(set(rules.split(",")))))' "$tmp/$name.json.rows" >"$tmp/$name.want.page"
+  "$E" export "$@" --html "$tmp/$name.html" 2>/dev/null
+  page_rows() { python3 -c '
+import json, re, sys
+t = sys.stdin.read()
+m = re.search(r"<script type=\"application/json\" id=\"et-data\">(.*?)</script>", t, re.S)
+rows = json.loads(m.group(1))["rows"] if m else json.loads(t)["rows"]
+for r in rows:
+    print(r["n"], r["cmd"], r["http"] or "-", ",".join(sorted(set((r["rules"] or "-").split()))))'; }
+  page_rows <"$tmp/$name.html" >"$tmp/$name.html.rows"
+  check "$name: export --html read back: same numbers, order, command, HTTP and rules" \
+    "$(diff "$tmp/$name.html.rows" "$tmp/$name.want.page" >/dev/null && echo same)" same
+  local wport
+  wport=$(free_port)
+  "$E" web --listen "127.0.0.1:$wport" "$@" >"$tmp/web.url" 2>/dev/null &
+  local wpid=$!
+  pids+=($wpid)
+  wait_port "$wport"
+  local url
+  url=$(head -1 "$tmp/web.url")
+  for _ in $(seq 1 50); do
+    curl -s "http://127.0.0.1:$wport/api/summary?token=${url##*token=}" | grep -q '"finished":true' && break
+    sleep 0.1
+  done
+  curl -s "http://127.0.0.1:$wport/api/rows?limit=1000&token=${url##*token=}" | page_rows >"$tmp/$name.web.rows"
+  kill "$wpid" 2>/dev/null
+  wait "$wpid" 2>/dev/null
+  check "$name: web's /api/rows: same numbers, order, command, HTTP and rules" \
+    "$(diff "$tmp/$name.web.rows" "$tmp/$name.want.page" >/dev/null && echo same)" same
   # Several inputs: numbered by merged position, so the export (1..N) keeps the numbers.
   if [ $# -gt 1 ]; then
     local f=${EXPORT_FORMATS:-saz}
@@ -136,6 +175,10 @@ EXPORT_FORMATS=har EXPORT_FIELDS=2-3 compare_set trio "$TL/capture-appl1-5-reque
 compare_set sazmbx "$P/saz-sessions-3-7-9.saz" "$P/mailboxlog-sync-collections-1-and-3.txt"
 compare_set saz "$P/saz-sessions-3-7-9.saz"
 compare_set mbx "$P/mailboxlog-sync-collections-1-and-3.txt"
+# All four kinds at once: a recording (HAR), an IIS log, a mailbox log and a .saz whose
+# session numbers have gaps (3, 7, 9).
+EXPORT_FORMATS=har EXPORT_FIELDS=2-3 compare_set four "$TL/capture-appl1-5-requests.har" \
+  "$TL/iis-appl1-dev2-6-eas-lines.log" "$TL/mailboxlog-appl1-4-entries.txt" "$P/saz-sessions-3-7-9.saz"
 
 # The merged three-source timeline is in time order.
 "$E" replay --json --fail-on never "$TL/capture-appl1-5-requests.har" \
@@ -301,8 +344,6 @@ check "replay reads IIS lines without #Fields" \
 # ---- the proxy's live number is replay's number ------------------------------------------
 
 F=$root/tests/fixtures/proxy
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 if command -v openssl >/dev/null && command -v curl >/dev/null; then
   oport=$(free_port)
   openssl s_server -accept "127.0.0.1:$oport" -cert "$F/origin-localhost.pem" \

@@ -46,35 +46,28 @@ static int write_all(FILE *f, const struct et_buf *b)
 }
 
 /*
- * In place: of the \u003c \u003e \u0026 escapes et__web_json_harden wrote, only those of a
- * '<' followed by '/' or '!' (or by another escape) are kept: "</script" and "<!--" are what
- * can end or change the script element (HTML's script data states); '>' and '&' mean nothing
- * there. Every other escape is copied as it is, and a literal backslash keeps its pair, so the
- * JSON is the same; the data block shrinks by about 6% (5 bytes a tag of the XML).
+ * In place: the \u003e and \u0026 escapes et__web_json_harden wrote become '>' and '&' again:
+ * in a script element only "</script" and "<!--" can end or change it (HTML's script data
+ * states), and every '<' stays escaped, so no tag from traffic stands in the file as text
+ * either. Other escapes are copied as they are (a literal backslash keeps its pair), so the JSON
+ * is the same, a few per cent smaller.
  */
 static void script_safe(struct et_buf *b)
 {
     size_t w = 0;
     for (size_t r = 0; r < b->len;) {
-        uint8_t c = b->data[r];
-        if (c == '\\' && r + 5 < b->len && b->data[r + 1] == 'u' &&
-            memcmp(b->data + r + 2, "00", 2) == 0) {
+        if (b->data[r] == '\\' && r + 5 < b->len && memcmp(b->data + r + 1, "u00", 3) == 0) {
             const uint8_t *h = b->data + r + 4;
-            int lt = h[0] == '3' && (h[1] == 'c' || h[1] == 'C');
             int gt = h[0] == '3' && (h[1] == 'e' || h[1] == 'E');
             int amp = h[0] == '2' && h[1] == '6';
-            uint8_t next = r + 6 < b->len ? b->data[r + 6] : '/';
-            if (gt || amp || (lt && next != '/' && next != '!' && next != '\\')) {
-                b->data[w++] = gt ? '>' : amp ? '&' : '<';
+            if (gt || amp) {
+                b->data[w++] = gt ? '>' : '&';
                 r += 6;
                 continue;
             }
         }
-        if (c == '\\' && r + 1 < b->len) { /* an escape pair, copied whole */
+        if (b->data[r] == '\\' && r + 1 < b->len) /* an escape pair, copied whole */
             b->data[w++] = b->data[r++];
-            b->data[w++] = b->data[r++];
-            continue;
-        }
         b->data[w++] = b->data[r++];
     }
     b->len = w;

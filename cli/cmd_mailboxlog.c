@@ -12,6 +12,7 @@
 
 #include "eastrace/analyzer.h"
 #include "eastrace/pipeline.h"
+#include "eastrace/table.h"
 
 static void mbx_usage(FILE *f)
 {
@@ -48,12 +49,6 @@ static int synckey0(const struct et_view *v)
     return 0;
 }
 
-static int64_t rtt_us(const struct et_exchange *x)
-{
-    return x->t.req_begin > 0 && x->t.resp_end >= x->t.req_begin ? x->t.resp_end - x->t.req_begin
-                                                                 : -1;
-}
-
 static void jstr(struct et_buf *b, const char *s, size_t n)
 {
     if (s == NULL)
@@ -67,11 +62,11 @@ static void put_json(struct mbx_ctx *c, const struct et_pipe_item *it, long st)
     const struct et_exchange *x = it->x;
     struct et_buf *b = &c->out;
     char t[40];
-    int64_t rtt = rtt_us(x);
+    int64_t rtt = et_exchange_duration_us(x);
 
     et_buf_printf(b, "{\"n\":%llu,\"request_time\":", (unsigned long long)it->n);
-    if (x->t.req_begin > 0) {
-        et_time_iso8601(x->t.req_begin, t, sizeof(t));
+    if (et_exchange_time(x) > 0) {
+        et_time_iso8601(et_exchange_time(x), t, sizeof(t));
         jstr(b, t, strlen(t));
     } else {
         jstr(b, NULL, 0);
@@ -107,6 +102,15 @@ static void put_json(struct mbx_ctx *c, const struct et_pipe_item *it, long st)
     et_buf_puts(b, "}\n");
 }
 
+/* MailboxLogParser's two tables, streamed one row per entry through the common renderer
+ * (eastrace/table.h) with fixed widths. */
+static const char *const entry_cols[] = {"#",      "Entry", "RequestTime", "Cmd",
+                                         "HTTP",   "Status", "SK0",        "RTT(s)"};
+static const int entry_width[] = {-6, 6, 24, 18, -4, -6, -3, -9};
+static const char *const ping_cols[] = {"#", "RequestTime", "Heartbeat", "Folders", "Status",
+                                        "RTT(s)"};
+static const int ping_width[] = {-6, 24, -9, -7, -6, -9};
+
 static int on_entry(void *arg, const struct et_pipe_item *it)
 {
     struct mbx_ctx *c = arg;
@@ -114,26 +118,32 @@ static int on_entry(void *arg, const struct et_pipe_item *it)
     const struct et_view *v = it->v;
     const char *root, *parent;
     long st = et_view_status(v, &root, &parent);
-    int64_t rtt = rtt_us(x);
-    char t[40], cmd[24], stc[24] = "-", rt[24] = "-";
+    int64_t rtt = et_exchange_duration_us(x);
+    char t[40], n[24], stc[24] = "-", rt[24] = "-";
+    struct et_table tb = {"entries", entry_cols, 8, NULL, 0};
+    struct et_table_text lay = {entry_width, NULL, "  "};
 
     et_buf_reset(&c->out);
     if (c->mode == MODE_JSON) {
         put_json(c, it, st);
         return et_cli_write_safe(stdout, c->out.data, c->out.len) == 0 ? 0 : ET_EIO;
     }
-    snprintf(cmd, sizeof(cmd), "%s", v->cmd ? v->cmd : (x->req.method ? x->req.method : "-"));
-    et_str_printable(cmd);
+    if (c->mode == MODE_PING) {
+        tb.cols = ping_cols;
+        tb.ncols = 6;
+        tb.name = "ping";
+        lay.width = ping_width;
+    }
+    if (c->header_done == 0) {
+        et_table_text_header(&tb, &lay, &c->out);
+        c->header_done = 1;
+    }
+    snprintf(n, sizeof(n), "%llu", (unsigned long long)it->n);
     if (st >= 0)
         snprintf(stc, sizeof(stc), "%ld", st);
-    et_time_iso8601(x->t.req_begin, t, sizeof(t));
+    et_time_iso8601(et_exchange_time(x), t, sizeof(t));
     if (c->mode == MODE_PING) {
         char hb[24] = "-", fo[24] = "-";
-        if (c->header_done == 0) {
-            et_buf_printf(&c->out, "%6s  %-24s  %9s  %7s  %6s  %9s\n", "#", "RequestTime",
-                          "Heartbeat", "Folders", "Status", "RTT(s)");
-            c->header_done = 1;
-        }
         if (v->cmd == NULL || strcmp(v->cmd, "Ping") != 0)
             goto write;
         if (v->heartbeat_req >= 0)
@@ -142,25 +152,17 @@ static int on_entry(void *arg, const struct et_pipe_item *it)
             snprintf(fo, sizeof(fo), "%ld", v->ping_folders);
         if (rtt >= 0)
             snprintf(rt, sizeof(rt), "%.1f", (double)rtt / 1e6);
-        et_buf_printf(&c->out, "%6llu  %-24s  %9s  %7s  %6s  %9s\n", (unsigned long long)it->n,
-                      t, hb, fo, stc, rt);
-        goto write;
-    }
-    if (c->header_done == 0) {
-        et_buf_printf(&c->out, "%6s  %-6s  %-24s  %-18s  %4s  %6s  %3s  %9s\n", "#", "Entry",
-                      "RequestTime", "Cmd", "HTTP", "Status", "SK0", "RTT(s)");
-        c->header_done = 1;
-    }
-    {
-        char entry[16];
+        const char *row[] = {n, t, hb, fo, stc, rt};
+        et_table_text_row(&tb, &lay, row, &c->out);
+    } else {
         const char *no = et_headers_get(&x->meta, "Log Entry");
-        snprintf(entry, sizeof(entry), "%s", no ? no : "");
-        et_str_printable(entry);
+        const char *cmd = v->cmd ? v->cmd : (x->req.method ? x->req.method : "-");
+        char http[16];
+        snprintf(http, sizeof(http), "%d", x->has_response ? x->resp.status : 0);
         if (rtt >= 0)
             snprintf(rt, sizeof(rt), "%.3f", (double)rtt / 1e6);
-        et_buf_printf(&c->out, "%6llu  %-6s  %-24s  %-18s  %4d  %6s  %3s  %9s\n",
-                      (unsigned long long)it->n, entry, t, cmd,
-                      x->has_response ? x->resp.status : 0, stc, synckey0(v) ? "yes" : "", rt);
+        const char *row[] = {n, no, t, cmd, http, stc, synckey0(v) ? "yes" : "", rt};
+        et_table_text_row(&tb, &lay, row, &c->out);
     }
 write:
     return fwrite(c->out.data, 1, c->out.len, stdout) == c->out.len ? 0 : ET_EIO;

@@ -101,7 +101,7 @@ static int open_conn(const struct et_ch_url *u, struct et_error *e)
 {
     char what[300];
     snprintf(what, sizeof(what), "ClickHouse at %s:%d", u->host, u->port);
-    int fd = et_net_connect(u->host, u->port, timeout_of(u), what, e);
+    int fd = et_net_connect(u->host, u->port, timeout_of(u), what, NULL, 0, e);
     if (fd >= 0) {
         int ms = query_timeout_ms();
         struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};

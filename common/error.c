@@ -65,7 +65,10 @@ void et_error_set_at(struct et_error *e, int code, uint64_t offset, const char *
 const char *et_error_format(const struct et_error *e, char *out, size_t outlen)
 {
     const char *msg = e->msg[0] ? e->msg : et_strerror(e->code);
-    if (e->has_offset)
+    char at[40];
+    snprintf(at, sizeof(at), "at byte %llu", (unsigned long long)e->offset);
+    /* A message that already names its offset does not get it twice. */
+    if (e->has_offset && strstr(msg, at) == NULL)
         snprintf(out, outlen, "%s (at byte %llu)", msg, (unsigned long long)e->offset);
     else
         snprintf(out, outlen, "%s", msg);

@@ -1,6 +1,7 @@
 /* Blocking TCP helpers (see net.h). */
 #include "eastrace/net.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -13,11 +14,35 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-int et_net_connect(const char *host, int port, int timeout_ms, const char *what,
-                   struct et_error *e)
+void et_net_set_timeout(int fd, int ms)
+{
+    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+static void addr_text(const struct sockaddr *sa, char *out, size_t outlen)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
+        snprintf(out, outlen, "%s:%d", ip, ntohs(s4->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
+        snprintf(out, outlen, "[%s]:%d", ip, ntohs(s6->sin6_port));
+    } else {
+        snprintf(out, outlen, "?");
+    }
+}
+
+int et_net_connect(const char *host, int port, int timeout_ms, const char *what, char *peer,
+                   size_t peerlen, struct et_error *e)
 {
     struct addrinfo hints, *res = NULL;
-    char ps[16];
+    char ps[16], tried[INET6_ADDRSTRLEN + 16] = "", suffix[sizeof(tried) + 32] = "";
+    const char *pre = what != NULL ? what : "", *colon = what != NULL ? ": " : "";
     int gai, last = 0;
 
     memset(&hints, 0, sizeof(hints));
@@ -26,7 +51,8 @@ int et_net_connect(const char *host, int port, int timeout_ms, const char *what,
     snprintf(ps, sizeof(ps), "%d", port);
     gai = getaddrinfo(host, ps, &hints, &res);
     if (gai != 0) {
-        et_error_set(e, ET_EDNS, "%s: cannot resolve %s: %s", what, host, gai_strerror(gai));
+        et_error_set(e, ET_EDNS, "%s%scannot resolve %s: %s", pre, colon, host,
+                     gai_strerror(gai));
         return ET_EDNS;
     }
     for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
@@ -36,6 +62,9 @@ int et_net_connect(const char *host, int port, int timeout_ms, const char *what,
             last = errno;
             continue;
         }
+        addr_text(ai->ai_addr, tried, sizeof(tried));
+        if (peer != NULL)
+            snprintf(peer, peerlen, "%s", tried);
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
             struct pollfd p = {.fd = fd, .events = POLLOUT};
             int soerr = 0, pr;
@@ -60,28 +89,28 @@ int et_net_connect(const char *host, int port, int timeout_ms, const char *what,
             }
         }
         (void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-        struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
-        (void)setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+        et_net_set_timeout(fd, timeout_ms);
         int one = 1;
         (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         freeaddrinfo(res);
         return fd;
     }
     freeaddrinfo(res);
+    if (peer != NULL && tried[0] != '\0')
+        snprintf(suffix, sizeof(suffix), " (last address tried %s)", tried);
     if (last == ECONNREFUSED) {
         et_error_set(e, ET_ECONNREFUSED,
-                     "%s: cannot connect to %s port %d: connection refused (is the server "
-                     "running there?)", what, host, port);
+                     "%s%scannot connect to %s port %d: connection refused (is the server "
+                     "running there?)%s", pre, colon, host, port, suffix);
         return ET_ECONNREFUSED;
     }
     if (last == ETIMEDOUT) {
-        et_error_set(e, ET_ETIMEDOUT, "%s: cannot connect to %s port %d: timed out after %d ms",
-                     what, host, port, timeout_ms);
+        et_error_set(e, ET_ETIMEDOUT, "%s%scannot connect to %s port %d: timed out after %d ms%s",
+                     pre, colon, host, port, timeout_ms, suffix);
         return ET_ETIMEDOUT;
     }
-    et_error_set(e, ET_EIO, "%s: cannot connect to %s port %d: %s", what, host, port,
-                 strerror(last ? last : EIO));
+    et_error_set(e, ET_EIO, "%s%scannot connect to %s port %d: %s%s", pre, colon, host, port,
+                 strerror(last ? last : EIO), suffix);
     return ET_EIO;
 }
 

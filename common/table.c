@@ -112,6 +112,71 @@ static int pad(struct et_buf *out, const char *s, int w, int right)
     return rc;
 }
 
+/* How many bytes of s (l long) fit in w columns, not cutting a UTF-8 sequence in two. */
+static size_t fit(const char *s, size_t l, size_t w)
+{
+    if (l <= w)
+        return l;
+    while (w > 0 && ((unsigned char)s[w] & 0xC0) == 0x80)
+        w--;
+    return w;
+}
+
+/* One line of a table with fixed widths: the header (cells NULL) or a row. */
+static int fixed_line(const struct et_table *t, const struct et_table_text *l,
+                      const char *const *cells, struct et_buf *tmp, struct et_buf *out)
+{
+    int rc = l->indent != NULL ? et_buf_puts(out, l->indent) : 0;
+    for (int i = 0; i < t->ncols && rc == 0; i++) {
+        const char *c = cells != NULL ? cells[i] : t->cols[i];
+        int right = l->width[i] < 0;
+        size_t w = (size_t)(right ? -l->width[i] : l->width[i]), n;
+        int num = cells != NULL && et_table_is_number(c);
+        if (c == NULL)
+            c = "";
+        if (!num && (c = printable(c, tmp)) == NULL)
+            return ET_ENOMEM;
+        n = strlen(c);
+        if (!num && cells != NULL)
+            n = fit(c, n, w); /* a number is never cut (that would show another), nor a name */
+        if (i > 0)
+            rc = et_buf_puts(out, l->sep != NULL ? l->sep : "  ");
+        for (size_t k = n; right && k < w && rc == 0; k++)
+            rc = et_buf_putc(out, ' ');
+        if (rc == 0)
+            rc = et_buf_append(out, c, n);
+        for (size_t k = n; !right && k < w && rc == 0; k++)
+            rc = et_buf_putc(out, ' ');
+    }
+    return rc == 0 ? et_buf_putc(out, '\n') : rc;
+}
+
+static int text_line(const struct et_table *t, const struct et_table_text *l,
+                     const char *const *cells, struct et_buf *out)
+{
+    struct et_buf tmp;
+    int rc;
+    if (l == NULL || l->width == NULL || t->ncols < 0 || t->ncols > TABLE_MAX_COLS)
+        return ET_EINVAL;
+    et_buf_init(&tmp, 0);
+    rc = fixed_line(t, l, cells, &tmp, out);
+    et_buf_free(&tmp);
+    return rc;
+}
+
+int et_table_text_header(const struct et_table *t, const struct et_table_text *l,
+                         struct et_buf *out)
+{
+    return text_line(t, l, NULL, out);
+}
+
+int et_table_text_row(const struct et_table *t, const struct et_table_text *l,
+                      const char *const *cells, struct et_buf *out)
+{
+    static const char *const none[TABLE_MAX_COLS];
+    return text_line(t, l, cells != NULL ? cells : none, out);
+}
+
 static int render_text(const struct et_table *t, unsigned flags, struct et_buf *out)
 {
     int w[TABLE_MAX_COLS], show[TABLE_MAX_COLS];

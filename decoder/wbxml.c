@@ -88,7 +88,7 @@ static int fail(struct et_wbxml_decoder *d, int code, uint64_t off, const char *
     if (e->code == 0) {
         e->code = code;
         e->has_offset = 1;
-        e->offset = off;
+        e->offset = d->origin + off;
         va_start(ap, fmt);
         vsnprintf(e->msg, sizeof(e->msg), fmt, ap);
         va_end(ap);
@@ -325,7 +325,7 @@ static int add_text(struct et_wbxml_decoder *d, uint64_t off, const uint8_t *s, 
      * reference costs its string every time, so 0.9 MB cannot stand for 100 GB. */
     if (n > d->opts.max_text - d->text)
         return fail(d, ET_ETOOBIG, off,
-                    "text passes the output budget of %zu bytes (%s)", d->opts.max_text,
+                    "text passes the output budget of %zu bytes (%s)", d->budget,
                     copy == 0 && type == ET_WBXML_TEXT && d->doc->strtbl != NULL &&
                             s >= d->doc->strtbl && s < d->doc->strtbl + d->doc->strtbl_len
                         ? "string-table references"
@@ -347,32 +347,48 @@ static int add_text(struct et_wbxml_decoder *d, uint64_t off, const uint8_t *s, 
     return 0;
 }
 
-/* Decodes opaque bytes that look like a WBXML document as a nested tree. */
-static void try_nested(struct et_wbxml_decoder *d, struct et_wbxml_node *op)
+/* Decodes opaque bytes that look like a WBXML document as a nested tree; data_off is where
+ * they start in this document. Opaque data that is not WBXML stays opaque (0); a nested
+ * document past the output budget stops this one too (ET_ETOOBIG), as a string-table bomb
+ * does: a bomb of nested documents must not turn into base64 of each level instead. */
+static int try_nested(struct et_wbxml_decoder *d, struct et_wbxml_node *op, uint64_t data_off)
 {
     struct et_wbxml_decoder sub;
     const uint8_t *p = op->data, *end = op->data + op->len;
-    int rc;
+    const struct et_error *se;
+    int rc = 0;
 
     if (d->opts.no_nested || d->nest + 1 >= MAX_NEST || op->len < 5 || p[0] < 1 || p[0] > 3)
-        return;
+        return 0;
     /* Cheap checks first: public id 1 and UTF-8 charset, as EAS writes them. */
     if (p[1] != 0x01 || p[2] != 0x6A)
-        return;
+        return 0;
     if (et__wbxml_init_in(&sub, &d->opts, d->arena, d->nest + 1) != 0)
-        return;
+        return 0;
     sub.opts.fragment = -1;
     sub.opts.max_nodes = d->opts.max_nodes > d->doc->nodes ? d->opts.max_nodes - d->doc->nodes : 1;
     /* A nested document spends the same budget: what it stands for counts in its parent. */
     sub.opts.max_text = d->opts.max_text - d->text;
-    rc = et_wbxml_feed(&sub, &p, end);
-    if (rc == 0 && sub.doc->root != NULL && sub.doc->err.code == 0)
+    sub.budget = d->budget;
+    sub.origin = d->origin + data_off;
+    (void)et_wbxml_feed(&sub, &p, end);
+    se = &sub.doc->err;
+    if (se->code == 0 && sub.doc->root != NULL)
         op->nested = sub.doc;
     /* Nodes of a failed attempt stay in the arena (bounded: MAX_NEST levels). */
     d->doc->nodes += sub.doc->nodes;
     if (op->nested != NULL)
         d->text += ET_MIN(sub.text, d->opts.max_text - d->text);
+    if (se->code == ET_ETOOBIG) {
+        if (strncmp(se->msg, "nested WBXML", 12) == 0) /* said by the innermost level */
+            rc = fail(d, ET_ETOOBIG, se->offset - d->origin, "%s", se->msg);
+        else
+            rc = fail(d, ET_ETOOBIG, se->offset - d->origin,
+                      "nested WBXML in the OPAQUE data at byte %llu: %s",
+                      (unsigned long long)sub.origin, se->msg);
+    }
     et_buf_free(&sub.pending);
+    return rc;
 }
 
 /*
@@ -478,7 +494,8 @@ static int parse_body(struct et_wbxml_decoder *d, const uint8_t *b, size_t len, 
             }
             if ((rc = add_text(d, off, b + j, v, ET_WBXML_OPAQUE, 1)) != 0)
                 goto out;
-            try_nested(d, d->cur->last_child);
+            if ((rc = try_nested(d, d->cur->last_child, d->base + j)) != 0)
+                goto out;
             j += v;
             break;
         case 0x04: case 0x44: case 0x84: case 0xC4:
@@ -583,6 +600,7 @@ int et__wbxml_init_in(struct et_wbxml_decoder *d, const struct et_wbxml_opts *op
         d->opts.max_bytes = DEFAULT_MAX_BYTES;
     if (d->opts.max_text == 0)
         d->opts.max_text = ET_BODY_BUDGET;
+    d->budget = d->opts.max_text;
     if (a == NULL && (a = et_arena_new(64 * 1024)) == NULL)
         return ET_ENOMEM;
     d->doc = et_arena_alloc(a, sizeof(*d->doc));

@@ -605,15 +605,24 @@ static void render_doc(struct rctx *c, const struct et_wbxml_doc *doc, unsigned 
 
 static const struct et_wbxml_render_opts default_ropts;
 
+/* What is rendered of a document a cap stopped (ET_ETOOBIG: the output budget, the node or
+ * memory cap): its start, for orientation. Without this, a bomb stopped at the budget would
+ * still come out as a budget's worth of partial XML. */
+#define PARTIAL_MAX ((size_t)1 << 20)
+
 /*
  * The output budget: for the length of one rendering, out's cap is lowered to what it holds
- * plus opts->max_output (ET_BODY_BUDGET by default), so every append path of the renderer
- * stops there as it stops at the caller's own cap. Returns the cap to restore.
+ * plus opts->max_output (ET_BODY_BUDGET by default; PARTIAL_MAX for a document a cap stopped),
+ * so every append path of the renderer stops there as it stops at the caller's own cap.
+ * Returns the cap to restore.
  */
-static size_t budget_begin(struct et_buf *out, const struct et_wbxml_render_opts *o)
+static size_t budget_begin(struct et_buf *out, const struct et_wbxml_render_opts *o,
+                           const struct et_wbxml_doc *doc)
 {
     size_t saved = out->max, cur = out->max ? out->max : (size_t)-1 / 2;
     size_t budget = o->max_output ? o->max_output : ET_BODY_BUDGET;
+    if (doc->err.code == ET_ETOOBIG && budget > PARTIAL_MAX)
+        budget = PARTIAL_MAX;
     /* et_buf lets len reach max (the NUL lives in the allocation beyond it). */
     if (budget < cur - ET_MIN(cur, out->len))
         out->max = out->len + budget;
@@ -630,7 +639,7 @@ int et_wbxml_to_xml(const struct et_wbxml_doc *doc, const struct et_wbxml_render
     c.out = out;
     c.o = opts != NULL ? opts : &default_ropts;
     c.root_page = 0xFFFF;
-    c.saved_max = budget_begin(out, c.o);
+    c.saved_max = budget_begin(out, c.o, doc);
     if (!c.o->no_declaration)
         PUTS(&c, "<?xml version=\"1.0\" encoding=\"utf-8\"?>");
     if (doc->fragment) {
@@ -803,7 +812,7 @@ int et_wbxml_to_json(const struct et_wbxml_doc *doc, const struct et_wbxml_rende
     memset(&c, 0, sizeof(c));
     c.out = out;
     c.o = opts != NULL ? opts : &default_ropts;
-    c.saved_max = budget_begin(out, c.o);
+    c.saved_max = budget_begin(out, c.o, doc);
     json_doc(&c, doc);
     if (!c.o->compact)
         PUTS(&c, "\n");

@@ -32,6 +32,14 @@ void et_loglines_open_mem(struct et_loglines *r, const void *data, size_t len)
     r->memlen = len;
 }
 
+/* zlib's message without the path it puts first ("FILE: unexpected end of file"): the caller
+ * names the file once. */
+static const char *gz_reason(const char *m)
+{
+    const char *sep = m != NULL ? strstr(m, ": ") : NULL;
+    return m == NULL ? "" : sep != NULL ? sep + 2 : m;
+}
+
 static int fill(struct et_loglines *r, struct et_error *e)
 {
     if (r->start > 0) {
@@ -59,14 +67,14 @@ static int fill(struct et_loglines *r, struct et_error *e)
     int n = gzread((gzFile)r->gz, r->buf + r->end, (unsigned)(room > INT32_MAX ? INT32_MAX : room));
     if (n < 0) {
         int zerr = 0;
-        const char *m = gzerror((gzFile)r->gz, &zerr);
+        const char *m = gz_reason(gzerror((gzFile)r->gz, &zerr));
         et_error_set_at(e, ET_EIO, r->off + (r->end - r->start), "read failed: %s", m);
         return ET_EIO;
     }
     if (n == 0) {
         /* gzread returns 0 at the end; a gzip stream cut short shows as Z_BUF_ERROR. */
         int zerr = 0;
-        const char *m = gzerror((gzFile)r->gz, &zerr);
+        const char *m = gz_reason(gzerror((gzFile)r->gz, &zerr));
         if (zerr != Z_OK && zerr != Z_STREAM_END) {
             et_error_set_at(e, ET_ETRUNC, r->off + (r->end - r->start), "gzip: %s", m);
             r->eof = 1;

@@ -7,14 +7,12 @@
  */
 #include "eastrace/mailboxlog.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "eastrace/arena.h"
 #include "eastrace/loglines.h"
-#include "eastrace/table.h"
 
 #define MAX_ENTRY_BYTES (64u * 1024u * 1024u)
 #define SEEN_MAX (1u << 22)
@@ -582,149 +580,3 @@ int et_mailboxlog_open_mem(const void *data, size_t len, const char *name,
     return finish(m, name ? name : "memory", out, e);
 }
 
-/* ---- reports ------------------------------------------------------------------------- */
-
-/* Integer content of the first <tag>N</tag> in a body; -1 when none. */
-static long xml_int(const struct et_body *b, const char *tag)
-{
-    char open[48];
-    int ol = snprintf(open, sizeof(open), "<%s>", tag);
-    if (b->data == NULL || ol <= 0)
-        return -1;
-    const char *s = (const char *)b->data, *end = s + b->len;
-    const char *p = memmem(s, b->len, open, (size_t)ol);
-    if (p == NULL)
-        return -1;
-    p += ol;
-    while (p < end && (*p == ' ' || *p == '\n' || *p == '\r'))
-        p++;
-    if (p >= end || *p < '0' || *p > '9')
-        return -1;
-    long v = 0;
-    while (p < end && *p >= '0' && *p <= '9' && v < 100000000)
-        v = v * 10 + (*p++ - '0');
-    return v;
-}
-
-static int xml_count(const struct et_body *b, const char *open)
-{
-    int n = 0;
-    size_t ol = strlen(open);
-    if (b->data == NULL)
-        return -1;
-    const char *s = (const char *)b->data, *end = s + b->len;
-    while (s < end && (s = memmem(s, (size_t)(end - s), open, ol)) != NULL) {
-        n++;
-        s += ol;
-    }
-    return n;
-}
-
-void et_mailboxlog_info(const struct et_exchange *x, struct et_mailboxlog_info *o)
-{
-    static char none[] = "";
-    memset(o, 0, sizeof(*o));
-    o->cmd = none;
-    o->status = xml_int(&x->resp.body, "Status");
-    o->synckey0 = xml_int(&x->req.body, "SyncKey") == 0;
-    o->rtt_us = x->t.req_begin > 0 && x->t.resp_end >= x->t.req_begin
-                    ? x->t.resp_end - x->t.req_begin : -1;
-    o->heartbeat = xml_int(&x->req.body, "HeartbeatInterval");
-    o->ping_folders = -1;
-    o->bodies_elided = et_headers_get(&x->meta, "RequestBody-elided-bytes") != NULL ||
-                       et_headers_get(&x->meta, "ResponseBody-elided-bytes") != NULL;
-    if (x->req.target != NULL) {
-        const char *c = strstr(x->req.target, "Cmd=");
-        if (c != NULL) {
-            /* Point into the target; the CLI prints up to '&'. */
-            o->cmd = c + 4;
-        }
-    }
-    if (strncmp(o->cmd, "Ping", 4) == 0 && (o->cmd[4] == '\0' || o->cmd[4] == '&'))
-        o->ping_folders = xml_count(&x->req.body, "<Folder>");
-}
-
-static int cmd_len(const char *c)
-{
-    int n = 0;
-    while (c[n] && c[n] != '&' && n < 40)
-        n++;
-    return n;
-}
-
-/* Both reports are tables of the common renderer (eastrace/table.h): aligned, and scrubbed
- * of control characters, since every cell comes from the log. */
-static const char *cell_printf(struct et_arena *a, const char *fmt, ...) ET_PRINTF(2, 3);
-static const char *cell_printf(struct et_arena *a, const char *fmt, ...)
-{
-    char b[64];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(b, sizeof(b), fmt, ap);
-    va_end(ap);
-    const char *s = et_arena_strdup(a, b);
-    return s ? s : "";
-}
-
-static void write_table(FILE *f, const char *const *cols, int ncols, const char **cells,
-                        size_t nrows)
-{
-    struct et_table t = {"", cols, ncols, cells, nrows};
-    (void)et_table_write(&t, ET_TABLE_TEXT, 0, f);
-}
-
-void et_mailboxlog_ping_report(FILE *f, struct et_exchange *const *xs, size_t n)
-{
-    static const char *const cols[] = {"RequestTime", "Heartbeat", "Folders", "Status", "RTT(s)"};
-    struct et_arena *a = et_arena_new(0);
-    const char **cells = et_calloc(n ? n * 5 : 1, sizeof(*cells));
-    size_t rows = 0;
-    if (a == NULL || cells == NULL)
-        goto out;
-    for (size_t i = 0; i < n; i++) {
-        struct et_mailboxlog_info in;
-        char t[40];
-        const char **c = cells + rows * 5;
-        et_mailboxlog_info(xs[i], &in);
-        if (!(strncmp(in.cmd, "Ping", 4) == 0 && cmd_len(in.cmd) == 4))
-            continue;
-        c[0] = cell_printf(a, "%s", et_time_iso8601(xs[i]->t.req_begin, t, sizeof(t)));
-        c[1] = in.heartbeat >= 0 ? cell_printf(a, "%ld", in.heartbeat) : "-";
-        c[2] = in.ping_folders >= 0 ? cell_printf(a, "%d", in.ping_folders) : "-";
-        c[3] = in.status >= 0 ? cell_printf(a, "%ld", in.status) : "-";
-        c[4] = in.rtt_us >= 0 ? cell_printf(a, "%.1f", (double)in.rtt_us / 1e6) : "-";
-        rows++;
-    }
-    write_table(f, cols, 5, cells, rows);
-out:
-    et_free(cells);
-    et_arena_free(a);
-}
-
-void et_mailboxlog_entry_report(FILE *f, struct et_exchange *const *xs, size_t n)
-{
-    static const char *const cols[] = {"Entry", "RequestTime", "Cmd", "HTTP",
-                                       "Status", "SK0", "RTT(s)"};
-    struct et_arena *a = et_arena_new(0);
-    const char **cells = et_calloc(n ? n * 7 : 1, sizeof(*cells));
-    if (a == NULL || cells == NULL)
-        goto out;
-    for (size_t i = 0; i < n; i++) {
-        struct et_mailboxlog_info in;
-        char t[40];
-        const char *no = et_headers_get(&xs[i]->meta, "Log Entry");
-        const char **c = cells + i * 7;
-        et_mailboxlog_info(xs[i], &in);
-        c[0] = no ? no : "";
-        c[1] = cell_printf(a, "%s", et_time_iso8601(xs[i]->t.req_begin, t, sizeof(t)));
-        c[2] = et_arena_strndup(a, in.cmd, (size_t)cmd_len(in.cmd));
-        c[3] = cell_printf(a, "%d", xs[i]->resp.status);
-        c[4] = in.status >= 0 ? cell_printf(a, "%ld", in.status) : "-";
-        c[5] = in.synckey0 ? "yes" : "";
-        c[6] = in.rtt_us >= 0 ? cell_printf(a, "%.3f", (double)in.rtt_us / 1e6) : "-";
-    }
-    write_table(f, cols, 7, cells, n);
-out:
-    et_free(cells);
-    et_arena_free(a);
-}

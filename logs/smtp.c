@@ -210,7 +210,7 @@ static int step(struct conn *c, const char *cmd, const char *what, int want, str
  * SO_RCVTIMEO/SO_SNDTIMEO of the step timeout. */
 static int tcp_connect(struct conn *c, const char *host, int port, struct et_error *e)
 {
-    int fd = et_net_connect(host, port, c->timeout_ms, "SMTP", e);
+    int fd = et_net_connect(host, port, c->timeout_ms, "SMTP", NULL, 0, e);
     if (fd < 0)
         return fd;
     c->fd = fd;

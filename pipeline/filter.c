@@ -74,11 +74,15 @@ static int find_text(const struct et_exchange *x, const struct et_view *v, const
     }
     if (doc_contains(v->req_doc, t) || doc_contains(v->resp_doc, t))
         return 1;
-    /* Bodies that are text (XML of mailbox logs, Autodiscover, MIME). */
-    if (x->req.body.len && et_utf8_valid(x->req.body.data, x->req.body.len) &&
+    /* Bodies that are text (XML of mailbox logs, Autodiscover, MIME); not a body the view
+     * decoded, whose XML was searched above (its raw WBXML is often valid UTF-8 too, and tag
+     * bytes such as 0x4F 0x4B would match "OK"). */
+    if (x->req.body.len && v->req_doc == NULL &&
+        et_utf8_valid(x->req.body.data, x->req.body.len) &&
         contains((const char *)x->req.body.data, x->req.body.len, t))
         return 1;
-    if (x->resp.body.len && et_utf8_valid(x->resp.body.data, x->resp.body.len) &&
+    if (x->resp.body.len && v->resp_doc == NULL &&
+        et_utf8_valid(x->resp.body.data, x->resp.body.len) &&
         contains((const char *)x->resp.body.data, x->resp.body.len, t))
         return 1;
     return 0;

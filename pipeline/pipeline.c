@@ -173,7 +173,9 @@ static void report(struct et_pipe *p, const char *input, const struct et_error *
         return;
     }
     et_error_format(e, msg, sizeof(msg));
-    /* Readers name their file in most messages; say it once. */
+    /* Readers name their file in most messages, and some say they skipped: each once. */
+    if (strstr(msg, "skipped") != NULL)
+        skipped = 0;
     if (strncmp(msg, input, strlen(input)) == 0 &&
         (msg[strlen(input)] == ':' || msg[strlen(input)] == ' '))
         fprintf(stderr, "eastrace: %s%s\n", msg, skipped ? " (skipped)" : "");
@@ -215,6 +217,26 @@ static int looks_like_w3c_line(const unsigned char *p, size_t n)
     return 1;
 }
 
+/* A W3C extended log directive line (#Software:, #Version:, #Date:, #Fields:, ...), which
+ * IIS writes at the top of every log; a Markdown heading or a shell comment is not one. */
+static int looks_like_w3c_directive(const unsigned char *p, size_t n)
+{
+    static const char *const dir[] = {"#Software:", "#Version:", "#Date:",      "#Fields:",
+                                      "#Remark:",   "#Start-Date:", "#End-Date:"};
+    for (size_t k = 0; k < sizeof(dir) / sizeof(dir[0]); k++) {
+        size_t l = strlen(dir[k]);
+        if (n >= l && memcmp(p, dir[k], l) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Does the text look like an IIS log: a directive or a W3C line at its start? */
+static int looks_like_iis(const unsigned char *p, size_t n)
+{
+    return looks_like_w3c_directive(p, n) || looks_like_w3c_line(p, n);
+}
+
 const char *et_pipe_sniff(const char *path, const unsigned char *p, size_t n)
 {
     size_t i;
@@ -232,11 +254,9 @@ const char *et_pipe_sniff(const char *path, const unsigned char *p, size_t n)
         return "har";
     if (memmem(p, n, "Log Entry:", 10) != NULL || memmem(p, n, "RequestHeader", 13) != NULL)
         return "mailboxlog";
-    if (i < n && p[i] == '#')
-        return "iis";
-    if (looks_like_w3c_line(p + i, n - i))
-        return "iis";
-    if (path != NULL && has_suffix(path, ".log"))
+    /* Only by content: a README or any other text (".log" included) is not an IIS log, and
+     * reading it as one would print an error per line. */
+    if (looks_like_iis(p + i, n - i))
         return "iis";
     if (path != NULL && has_suffix(path, ".saz"))
         return "saz";
@@ -296,19 +316,18 @@ int et_pipe_check_format(const char *path, const char *want, struct et_error *e)
     if (strcmp(want, "wbxml") == 0 || strcmp(want, "http") == 0) {
         /* decode: a WBXML body starts with version 0x01-0x03; HTTP with a method or
          * "HTTP/". Files that other commands read are named as such. */
-        if (fmt == NULL || (strcmp(fmt, "iis") == 0 && head[i] != '#' &&
-                            !looks_like_w3c_line(head + i, n - i) &&
-                            !(n >= 2 && head[0] == 0x1f && head[1] == 0x8b)))
-            return 0; /* a raw message or body (".log" says little): decode judges it */
+        if (fmt == NULL)
+            return 0; /* a raw message or body: decode judges it */
         et_error_set(e, ET_EUNSUPPORTED,
-                     "%s is %s; `eastrace decode` reads one raw WBXML body or HTTP message",
+                     "%s: this is %s; `eastrace decode` reads one raw WBXML body or HTTP message",
                      path, format_text(fmt));
         return ET_EUNSUPPORTED;
     }
     if (fmt != NULL && strcmp(fmt, want) == 0) {
         /* ".log" alone says little: an IIS log holds text lines. */
-        if (strcmp(want, "iis") == 0 && !(head[i] == '#' || looks_like_w3c_line(head + i, n - i) ||
-                                          (n >= 2 && head[0] == 0x1f && head[1] == 0x8b))) {
+        if (strcmp(want, "iis") == 0 && !(looks_like_iis(head + i, n - i) ||
+                                          (n >= 2 && head[0] == 0x1f && head[1] == 0x8b) ||
+                                          has_suffix(path, ".gz"))) {
             et_error_set(e, ET_EUNSUPPORTED,
                          "%s: not an IIS log (expected a '#Software'/'#Fields' header or W3C "
                          "lines 'YYYY-MM-DD hh:mm:ss ...' at offset 0)",
@@ -327,7 +346,7 @@ int et_pipe_check_format(const char *path, const char *want, struct et_error *e)
                      binary ? "binary data" : "text of another kind");
         return ET_EUNSUPPORTED;
     }
-    et_error_set(e, ET_EUNSUPPORTED, "%s is %s", path, format_text(fmt));
+    et_error_set(e, ET_EUNSUPPORTED, "%s: this is %s", path, format_text(fmt));
     return ET_EUNSUPPORTED;
 }
 

@@ -12,6 +12,8 @@
 
 #include <string.h>
 
+#include "eastrace/table.h"
+
 /* Findings text kept in memory before it moves to a temporary file: a capture with many
  * findings must not make replay's memory grow with its size. */
 #define FINDINGS_MEM ((size_t)256 * 1024)
@@ -172,26 +174,38 @@ static void json_devices(struct et_pipe_timeline *t, const struct et_device_stat
     et_buf_putc(b, ']');
 }
 
+/* Replay's device summary, a table of the common renderer (eastrace/table.h) with the widths
+ * it has always had. */
 static void text_devices(struct et_pipe_timeline *t, const struct et_device_stats *ds,
                          size_t nd)
 {
-    FILE *out = t->o.out;
-    fprintf(out, "\nDevices\n  %-24s %-20s %-14s %8s %6s %6s %7s\n", "device/client", "user",
-            "type", "requests", "errors", "warns", "max/min");
+    static const char *const cols[] = {"device/client", "user",  "type",   "requests",
+                                       "errors",        "warns", "max/min"};
+    static const int width[] = {24, 20, 14, -8, -6, -6, -7};
+    enum { NC = sizeof(cols) / sizeof(cols[0]) };
+    static const struct et_table tb = {"Devices", cols, NC, NULL, 0};
+    static const struct et_table_text lay = {width, "  ", " "};
+    char num[4][24];
+    const char *c[NC];
+
+    et_buf_reset(&t->out);
+    et_buf_puts(&t->out, "\nDevices\n");
+    et_table_text_header(&tb, &lay, &t->out);
     for (size_t i = 0; i < nd; i++) {
-        char dev[25], user[21], type[15];
         if (t->o.device != NULL && !et_strcaseeq(ds[i].device, t->o.device))
             continue;
-        snprintf(dev, sizeof(dev), "%s", ds[i].device);
-        snprintf(user, sizeof(user), "%s", ds[i].user ? ds[i].user : "-");
-        snprintf(type, sizeof(type), "%s", ds[i].device_type ? ds[i].device_type : "-");
-        et_str_printable(dev);
-        et_str_printable(user);
-        et_str_printable(type);
-        fprintf(out, "  %-24s %-20s %-14s %8llu %6llu %6llu %7u\n", dev, user, type,
-                (unsigned long long)ds[i].requests, (unsigned long long)ds[i].errors,
-                (unsigned long long)ds[i].warnings, ds[i].max_per_minute);
+        snprintf(num[0], sizeof(num[0]), "%llu", (unsigned long long)ds[i].requests);
+        snprintf(num[1], sizeof(num[1]), "%llu", (unsigned long long)ds[i].errors);
+        snprintf(num[2], sizeof(num[2]), "%llu", (unsigned long long)ds[i].warnings);
+        snprintf(num[3], sizeof(num[3]), "%u", ds[i].max_per_minute);
+        c[0] = ds[i].device ? ds[i].device : "-";
+        c[1] = ds[i].user ? ds[i].user : "-";
+        c[2] = ds[i].device_type ? ds[i].device_type : "-";
+        for (int k = 0; k < 4; k++)
+            c[3 + k] = num[k];
+        et_table_text_row(&tb, &lay, c, &t->out);
     }
+    fwrite(t->out.data, 1, t->out.len, t->o.out);
 }
 
 static int on_finish(void *arg, const struct et_finding *sf, const struct et_analyzer *an)

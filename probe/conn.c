@@ -11,22 +11,17 @@
 #include "probe_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
 #include <openssl/err.h>
 
 #include "eastrace/http.h"
+#include "eastrace/net.h"
 
 /* Largest response the probe reads (a Sync with a small window is far below). */
 #define RESP_MAX ((size_t)32 << 20)
@@ -62,92 +57,19 @@ void et__probe_conn_close(struct et_probe_conn *c)
     et_buf_reset(&c->in);
 }
 
-static void set_timeout(int fd, int ms)
-{
-    struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-}
-
-static void addr_text(const struct sockaddr *sa, char *out, size_t outlen)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
-        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
-        port = ntohs(s4->sin_port);
-        snprintf(out, outlen, "%s:%d", ip, port);
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
-        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
-        port = ntohs(s6->sin6_port);
-        snprintf(out, outlen, "[%s]:%d", ip, port);
-    } else {
-        snprintf(out, outlen, "?");
-    }
-}
-
-/* Connects to host:port, trying every address; fd or -1 with err set. */
+/* Connects to host:port through the common client (eastrace/net.h); fd or -1 with err and
+ * the stage set. */
 static int tcp_connect(const char *host, int port, int timeout_ms, char *peer, size_t peerlen,
                        char *err, size_t errlen, enum et_stage *stage)
 {
-    struct addrinfo hints, *res = NULL;
-    char ports[16];
-    int fd = -1, gai, last_errno = 0;
-
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    snprintf(ports, sizeof(ports), "%d", port);
-    gai = getaddrinfo(host, ports, &hints, &res);
-    if (gai != 0) {
-        snprintf(err, errlen, "cannot resolve %s: %s", host, gai_strerror(gai));
-        *stage = ET_STAGE_DNS;
-        return -1;
-    }
-    for (struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
-        struct pollfd pfd;
-        int soerr = 0;
-        socklen_t sl = sizeof(soerr);
-
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
-        if (fd < 0) {
-            last_errno = errno;
-            continue;
-        }
-        addr_text(ai->ai_addr, peer, peerlen);
-        if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0 && errno != EINPROGRESS) {
-            last_errno = errno;
-            goto next;
-        }
-        pfd.fd = fd;
-        pfd.events = POLLOUT;
-        if (poll(&pfd, 1, timeout_ms) != 1) {
-            last_errno = ETIMEDOUT;
-            goto next;
-        }
-        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 || soerr != 0) {
-            last_errno = soerr != 0 ? soerr : errno;
-            goto next;
-        }
-        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-        set_timeout(fd, timeout_ms);
-        {
-            int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        }
-        freeaddrinfo(res);
+    struct et_error e;
+    int fd;
+    et_error_clear(&e);
+    fd = et_net_connect(host, port, timeout_ms, NULL, peer, peerlen, &e);
+    if (fd >= 0)
         return fd;
-next:
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    snprintf(err, errlen, "cannot connect to %s port %d (last address %s): %s", host, port, peer,
-             last_errno == ETIMEDOUT ? "timed out" : strerror(last_errno));
-    *stage = ET_STAGE_UPSTREAM_CONNECT;
+    snprintf(err, errlen, "%s", e.msg);
+    *stage = fd == ET_EDNS ? ET_STAGE_DNS : ET_STAGE_UPSTREAM_CONNECT;
     return -1;
 }
 
@@ -493,7 +415,7 @@ int et__probe_conn_exchange(struct et_probe_conn *c, const struct et_probe_req *
         was_reused = c->reused;
         x->server_addr = et_arena_strdup(x->arena, c->peer);
         fill_tls(c, x);
-        set_timeout(c->fd, req->timeout_ms > 0 ? req->timeout_ms : c->timeout_ms);
+        et_net_set_timeout(c->fd, req->timeout_ms > 0 ? req->timeout_ms : c->timeout_ms);
         x->t.req_begin = et_now_us();
         if (raw_write(c, wire.data, wire.len) != 0) {
             ERR_clear_error();

@@ -590,14 +590,6 @@ int et__host_insecure(struct et_proxy *p, const char *host)
     return 0;
 }
 
-int et__host_insecure_exact(struct et_proxy *p, const char *host)
-{
-    for (size_t i = 0; i < p->o.n_insecure_upstream; i++)
-        if (et_strcaseeq(p->o.insecure_upstream[i], host))
-            return 1;
-    return 0;
-}
-
 void et__policy_pin(struct et_proxy *p, const struct et__conn *c, const char *host)
 {
     uint64_t ms = p->o.pin_ms;

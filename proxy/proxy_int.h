@@ -491,8 +491,6 @@ void et__deny_target(struct et__conn *c, const char *method, const char *host, i
 int et__should_intercept(struct et_proxy *p, const struct et__conn *c, const char *host);
 /* 1 when host's upstream certificate is not verified (--insecure-upstream, exact or glob). */
 int et__host_insecure(struct et_proxy *p, const char *host);
-/* 1 when host is on the --insecure-upstream list exactly (what tls.insecure reports). */
-int et__host_insecure_exact(struct et_proxy *p, const char *host);
 /* Pins host for c's client (tunnelled untouched for the pin time); a full set is ignored. */
 void et__policy_pin(struct et_proxy *p, const struct et__conn *c, const char *host);
 /* Drops every pin of c's client (it fetched the install page). Returns how many. */

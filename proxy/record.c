@@ -269,7 +269,7 @@ static void record_upinfo(struct et__conn *c)
         x->server_addr = et_arena_strdup(x->arena, addr);
     }
     if (u->tls)
-        x->tls.insecure = (unsigned)et__host_insecure_exact(c->p, u->host);
+        x->tls.insecure = (unsigned)et__host_insecure(c->p, u->host); /* as upstream.c chose */
     if (u->info == NULL)
         return;
     struct et__upinfo *i = u->info;

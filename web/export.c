@@ -45,11 +45,42 @@ static int write_all(FILE *f, const struct et_buf *b)
     return fwrite(b->data, 1, b->len, f) == b->len ? 0 : ET_EIO;
 }
 
-/* Writes JSON text with '<' '>' '&' escaped, so nothing in it can end the script element. */
+/*
+ * In place: the \u003e and \u0026 escapes et__web_json_harden wrote become '>' and '&' again:
+ * in a script element only "</script" and "<!--" can end or change it (HTML's script data
+ * states), and every '<' stays escaped, so no tag from traffic stands in the file as text
+ * either. Other escapes are copied as they are (a literal backslash keeps its pair), so the JSON
+ * is the same, a few per cent smaller.
+ */
+static void script_safe(struct et_buf *b)
+{
+    size_t w = 0;
+    for (size_t r = 0; r < b->len;) {
+        if (b->data[r] == '\\' && r + 5 < b->len && memcmp(b->data + r + 1, "u00", 3) == 0) {
+            const uint8_t *h = b->data + r + 4;
+            int gt = h[0] == '3' && (h[1] == 'e' || h[1] == 'E');
+            int amp = h[0] == '2' && h[1] == '6';
+            if (gt || amp) {
+                b->data[w++] = gt ? '>' : '&';
+                r += 6;
+                continue;
+            }
+        }
+        if (b->data[r] == '\\' && r + 1 < b->len) /* an escape pair, copied whole */
+            b->data[w++] = b->data[r++];
+        b->data[w++] = b->data[r++];
+    }
+    b->len = w;
+}
+
+/* Writes JSON text that cannot end the script element (see script_safe). */
 static int write_json(FILE *f, struct et_buf *b)
 {
     int rc = et__web_json_harden(b);
-    return rc != 0 ? rc : write_all(f, b);
+    if (rc != 0)
+        return rc;
+    script_safe(b);
+    return write_all(f, b);
 }
 
 /* The data block, streamed: {"mode":"file","title":..,"summary":..,"devices":..,

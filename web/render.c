@@ -463,7 +463,7 @@ static void doc_text(const struct et_wbxml_doc *doc, struct et_buf *out)
 
 /* The same pieces cli/filter.c find_text() looks at, in the same forms: the target, the host,
  * header names and values (request, response, source fields), the decoded EAS request line,
- * the compact XML of both decoded bodies, and bodies that are UTF-8 text. */
+ * the compact XML of both decoded bodies, and the other bodies that are UTF-8 text. */
 int et__web_search_text(const struct et_exchange *x, const struct et_view *v, int redacted,
                         struct et_buf *out)
 {
@@ -499,9 +499,11 @@ int et__web_search_text(const struct et_exchange *x, const struct et_view *v, in
     }
     doc_text(v->req_doc, out);
     doc_text(v->resp_doc, out);
-    if (x->req.body.len && et_utf8_valid(x->req.body.data, x->req.body.len))
+    /* As find_text: the raw bytes of a body the view decoded are not searched. */
+    if (x->req.body.len && v->req_doc == NULL && et_utf8_valid(x->req.body.data, x->req.body.len))
         piece(out, (const char *)x->req.body.data, x->req.body.len);
-    if (x->resp.body.len && et_utf8_valid(x->resp.body.data, x->resp.body.len))
+    if (x->resp.body.len && v->resp_doc == NULL &&
+        et_utf8_valid(x->resp.body.data, x->resp.body.len))
         piece(out, (const char *)x->resp.body.data, x->resp.body.len);
     return 0;
 }

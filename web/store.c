@@ -346,11 +346,6 @@ static long shown_status(const struct et_view *v, const char **name)
     return show;
 }
 
-static int64_t start_time(const struct et_exchange *x)
-{
-    return x->t.req_begin ? x->t.req_begin : x->t.connect ? x->t.connect : x->t.resp_end;
-}
-
 static unsigned cmd_slot(const char *cmd, const char *method)
 {
     if (cmd == NULL)
@@ -499,7 +494,7 @@ int et_web_store_add(struct et_web_store *s, uint64_t n, const struct et_exchang
     r.detail_len = (uint32_t)detail.len;
     r.text_len = (uint32_t)text.len;
     r.n = n;
-    r.t = start_time(x);
+    r.t = et_exchange_time(x); /* the time replay prints */
     r.dur = et_exchange_duration_us(x);
     r.req_bytes = x->req.body.absent ? -1 : (int64_t)x->req.body.wire_len;
     r.resp_bytes = x->resp.body.absent || !x->has_response ? -1 : (int64_t)x->resp.body.wire_len;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One pipeline (issue 11): every command gives the same number, order, Status and findings
 # for the same exchange. Drives replay (text and --json), show N (text and --json), export
-# (.saz and HAR, then replay of the export), mailboxlog and the proxy's live view over the same
+# (.saz and HAR, then replay of the export; --html, its embedded rows read back), the JSON API
+# of `eastrace web` (/api/rows), mailboxlog and the proxy's live view over the same
 # multi-source inputs, and compares. Then the inputs that must end at once with one clear
 # message (issue 10 item 1) and wrong-format inputs (issue 10 item 5).
 set -uo pipefail
@@ -27,6 +28,9 @@ check() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: got '$2', expected '$3
 [ -x "$E" ] || { echo "FAIL - no eastrace binary at $E"; echo "0 passed, 1 failed"; exit 1; }
 
 # ---- helpers: one line "n cmd http status rules" per exchange, from each command ----------
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
 # From JSON Lines (replay --json; show --json wraps the object in "exchange").
 json_rows() {
@@ -119,6 +123,41 @@ compare_set() { # name, files...
     check "$name: export --$fmt then replay: same order, command, HTTP${EXPORT_FIELDS:+ (not Status)}${EXPORT_FIELDS:- and Status}" \
       "$(diff "$tmp/$name.$fmt.rows" "$tmp/$name.want" >/dev/null && echo same)" same
   done
+  # export --html read back (its embedded data) and the JSON API the page of `eastrace web`
+  # uses: the same numbers, order, command, HTTP status and rules.
+  python3 -c '
+import sys
+for l in open(sys.argv[1]):
+    n, cmd, http, _, rules = l.split()
+    print(n, cmd, http, ",".join(sorted(set(rules.split(",")))))' "$tmp/$name.json.rows" >"$tmp/$name.want.page"
+  "$E" export "$@" --html "$tmp/$name.html" 2>/dev/null
+  page_rows() { python3 -c '
+import json, re, sys
+t = sys.stdin.read()
+m = re.search(r"<script type=\"application/json\" id=\"et-data\">(.*?)</script>", t, re.S)
+rows = json.loads(m.group(1))["rows"] if m else json.loads(t)["rows"]
+for r in rows:
+    print(r["n"], r["cmd"], r["http"] or "-", ",".join(sorted(set((r["rules"] or "-").split()))))'; }
+  page_rows <"$tmp/$name.html" >"$tmp/$name.html.rows"
+  check "$name: export --html read back: same numbers, order, command, HTTP and rules" \
+    "$(diff "$tmp/$name.html.rows" "$tmp/$name.want.page" >/dev/null && echo same)" same
+  local wport
+  wport=$(free_port)
+  "$E" web --listen "127.0.0.1:$wport" "$@" >"$tmp/web.url" 2>/dev/null &
+  local wpid=$!
+  pids+=($wpid)
+  wait_port "$wport"
+  local url
+  url=$(head -1 "$tmp/web.url")
+  for _ in $(seq 1 50); do
+    curl -s "http://127.0.0.1:$wport/api/summary?token=${url##*token=}" | grep -q '"finished":true' && break
+    sleep 0.1
+  done
+  curl -s "http://127.0.0.1:$wport/api/rows?limit=1000&token=${url##*token=}" | page_rows >"$tmp/$name.web.rows"
+  kill "$wpid" 2>/dev/null
+  wait "$wpid" 2>/dev/null
+  check "$name: web's /api/rows: same numbers, order, command, HTTP and rules" \
+    "$(diff "$tmp/$name.web.rows" "$tmp/$name.want.page" >/dev/null && echo same)" same
   # Several inputs: numbered by merged position, so the export (1..N) keeps the numbers.
   if [ $# -gt 1 ]; then
     local f=${EXPORT_FORMATS:-saz}
@@ -136,6 +175,10 @@ EXPORT_FORMATS=har EXPORT_FIELDS=2-3 compare_set trio "$TL/capture-appl1-5-reque
 compare_set sazmbx "$P/saz-sessions-3-7-9.saz" "$P/mailboxlog-sync-collections-1-and-3.txt"
 compare_set saz "$P/saz-sessions-3-7-9.saz"
 compare_set mbx "$P/mailboxlog-sync-collections-1-and-3.txt"
+# All four kinds at once: a recording (HAR), an IIS log, a mailbox log and a .saz whose
+# session numbers have gaps (3, 7, 9).
+EXPORT_FORMATS=har EXPORT_FIELDS=2-3 compare_set four "$TL/capture-appl1-5-requests.har" \
+  "$TL/iis-appl1-dev2-6-eas-lines.log" "$TL/mailboxlog-appl1-4-entries.txt" "$P/saz-sessions-3-7-9.saz"
 
 # The merged three-source timeline is in time order.
 "$E" replay --json --fail-on never "$TL/capture-appl1-5-requests.har" \
@@ -208,6 +251,71 @@ for f in mitmproxy/har/corrupted_har__brokenfile.har mitmproxy/har/har_extractor
     echo "skip - corpus $f not present"
   fi
 done
+# Text of another kind (a README, a .log that is no IIS log): one message naming the file and
+# the formats eastrace reads, for every command that reads inputs (it was read as an IIS log,
+# one error per line).
+printf '# notes\n\nSome text, not a log.\n# a heading\n' >"$tmp/README.md"
+cp "$tmp/README.md" "$tmp/notes.log"
+for f in README.md notes.log; do
+  for cmd in replay "show 1" "export --har $tmp/x.har" "export --html $tmp/x.html" "iis" "mailboxlog"; do
+    # shellcheck disable=SC2086
+    set -- $cmd
+    c=$1; shift
+    ends "$c $f" "$E" "$c" "$tmp/$f" "$@"
+    grep -q "$f" "$tmp/e" || bad "$c $f: the message does not name the file"
+  done
+  "$E" replay "$tmp/$f" >/dev/null 2>"$tmp/e"
+  grep -q "$f: not a format eastrace reads (expected a capture, .saz, HAR, IIS log or mailbox log)" "$tmp/e" &&
+    ok "replay $f: names the file and the formats" || bad "replay $f: $(cat "$tmp/e")"
+done
+# Every reader error says "FILE: where: what" once: the file, the offset and "skipped" at most
+# once a line (a gzip error named the file twice, a damaged capture record its offset and
+# "skipped" twice, a directory read by the mailbox-log reader its name twice).
+CAPFX=$root/tests/fixtures/capture/capfile-v1-sync-and-cert-error.etcap
+head -c $(($(stat -c %s "$CAPFX") - 7)) "$CAPFX" >"$tmp/torn.etcap"
+cp "$CAPFX" "$tmp/damaged.etcap"
+printf '\377\377\377\377' | dd of="$tmp/damaged.etcap" bs=1 seek=200 conv=notrunc 2>/dev/null
+gzip -c "$root/tests/fixtures/logs/iis-ex2010-sync-ping-errors.log" | head -c 300 >"$tmp/cut.log.gz"
+mkdir -p "$tmp/dir.d"
+printf '{"log":{"entries":[{"request":{"method":5}}]}}' >"$tmp/bad-entry.har"
+printf 'PK\003\004junk' >"$tmp/junk.saz"
+: >"$tmp/empty.har"
+once_bad=0
+once_n=0
+for f in torn.etcap damaged.etcap cut.log.gz dir.d bad-entry.har junk.saz empty.har README.md; do
+  for cmd in replay "show 1" "export --har $tmp/x.har" iis mailboxlog decode; do
+    # shellcheck disable=SC2086
+    set -- $cmd
+    c=$1; shift
+    "$E" "$c" "$tmp/$f" "$@" >/dev/null 2>"$tmp/e"
+    while IFS= read -r line; do
+      case $line in "eastrace: exported "*) continue ;; esac
+      once_n=$((once_n + 1))
+      names=$(grep -o -F "$f" <<<"$line" | wc -l)
+      offs=$(grep -o "at byte [0-9]*" <<<"$line" | sort | uniq -d | wc -l)
+      skips=$(grep -o "skipped" <<<"$line" | wc -l)
+      if [ "$names" -ne 1 ] || [ "$offs" -ne 0 ] || [ "$skips" -gt 1 ]; then
+        once_bad=$((once_bad + 1)); echo "  $c $f: $line"
+      fi
+    done <"$tmp/e"
+  done
+done
+[ "$once_n" -ge 40 ] && [ "$once_bad" -eq 0 ] &&
+  ok "bad inputs through 6 commands: $once_n messages, each names the file, its offset and 'skipped' once" ||
+  bad "bad inputs: $once_bad of $once_n messages repeat the file, the offset or 'skipped'"
+# --find searches the decoded XML, not the raw bytes of a body the view decoded: WBXML tag
+# bytes 0x45 0x4F 0x4B spell "EOK" (<Sync><Collection><SyncKey>), which used to match.
+printf '\003\001\152\000\105\117\113\001\001\001' >"$tmp/eok.wbxml"
+printf 'POST /Microsoft-Server-ActiveSync?Cmd=Sync&User=u&DeviceId=d1&DeviceType=t HTTP/1.1\r\nHost: mail.example.com\r\nMS-ASProtocolVersion: 14.1\r\nContent-Length: 0\r\n\r\n' >"$tmp/eok-req.txt"
+python3 "$root/tests/security/gen.py" http-resp "$tmp/eok.http" identity "$tmp/eok.wbxml"
+python3 "$root/tests/security/gen.py" har "$tmp/eok.har" "$tmp/eok-req.txt" "$tmp/eok.http"
+check "replay --find: raw WBXML tag bytes do not match, the XML does" \
+  "$("$E" replay --json --find EOK "$tmp/eok.har" 2>/dev/null | grep -c '"n"') $("$E" replay --json --find '<SyncKey>' "$tmp/eok.har" 2>/dev/null | grep -c '"n"')" "0 1"
+# web: the same one message, before it serves anything.
+timeout 5 "$E" web "$tmp/README.md" >"$tmp/wo" 2>"$tmp/e"
+rc=$?
+[ $rc -eq 2 ] && [ "$(wc -l <"$tmp/e")" -eq 1 ] && grep -q "README.md: not a format eastrace reads" "$tmp/e" &&
+  ok "web README.md: exit 2, one message" || bad "web README.md: exit $rc: $(head -c 300 "$tmp/e")"
 # A reader that reports a damaged record for every line: bounded output, and an end.
 timeout 5 "$E" replay --format iis "$P/random-bytes.bin" >/dev/null 2>"$tmp/e"
 rc=$?
@@ -236,8 +344,6 @@ check "replay reads IIS lines without #Fields" \
 # ---- the proxy's live number is replay's number ------------------------------------------
 
 F=$root/tests/fixtures/proxy
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 if command -v openssl >/dev/null && command -v curl >/dev/null; then
   oport=$(free_port)
   openssl s_server -accept "127.0.0.1:$oport" -cert "$F/origin-localhost.pem" \

@@ -125,6 +125,31 @@ static void test_json_string_repairs_utf8(void **state)
     et_buf_free(&b);
 }
 
+/* Fixed widths, row by row (replay's device table, mailboxlog's tables): text cut to the
+ * width but never inside a UTF-8 sequence, numbers never cut, right-aligned headers, controls
+ * scrubbed, the separator between columns only. */
+static void test_table_text_fixed_widths_stream_rows(void **state)
+{
+    static const char *const cols[] = {"device", "n"};
+    static const int width[] = {5, -4};
+    static const struct et_table t = {"d", cols, 2, NULL, 0};
+    const struct et_table_text lay = {width, "  ", " "};
+    const char *row1[] = {"ab\x1b[2Jc", "123456"};
+    const char *row2[] = {"abcd\xc3\xa9", NULL};
+    struct et_buf b;
+    (void)state;
+    et_buf_init(&b, 0);
+    assert_int_equal(et_table_text_header(&t, &lay, &b), 0);
+    assert_int_equal(et_table_text_row(&t, &lay, row1, &b), 0);
+    assert_int_equal(et_table_text_row(&t, &lay, row2, &b), 0);
+    assert_int_equal(et_buf_putc(&b, '\0'), 0);
+    assert_string_equal((char *)b.data, "  device    n\n" /* a name is not cut */
+                                        "  ab?[2 123456\n"
+                                        "  abcd      \n");
+    assert_int_equal(et_table_text_row(&t, NULL, row1, &b), ET_EINVAL);
+    et_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -132,6 +157,7 @@ int main(void)
         cmocka_unit_test(test_table_formats_escape_every_cell),
         cmocka_unit_test(test_table_hide_zero_and_json_numbers),
         cmocka_unit_test(test_json_string_repairs_utf8),
+        cmocka_unit_test(test_table_text_fixed_widths_stream_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

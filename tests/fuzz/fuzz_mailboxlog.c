@@ -1,4 +1,4 @@
-/* libFuzzer target: the mailbox log reader and its per-entry/Ping reports. */
+/* libFuzzer target: the mailbox log reader (the tables are the CLI's, over the pipeline's view). */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,12 +28,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
     }
     et_source_close(s);
-    FILE *f = fopen("/dev/null", "w");
-    if (f != NULL) {
-        et_mailboxlog_ping_report(f, xs, n);
-        et_mailboxlog_entry_report(f, xs, n);
-        fclose(f);
-    }
     for (size_t i = 0; i < n; i++)
         et_exchange_free(xs[i]);
     return 0;

@@ -497,6 +497,14 @@ static void test_pipe_sniff_and_check_format_of_fixtures(void **state)
     assert_string_equal(et_pipe_sniff("x.txt", (const unsigned char *)w3c, strlen(w3c)), "iis");
     const unsigned char bin[] = {0x00, 0xff, 0x13, 0x88, 0x01, 0x02, 0x00, 0x7f};
     assert_null(et_pipe_sniff("garbage.bin", bin, sizeof(bin)));
+    /* A Markdown heading or a shell comment is not a W3C directive, and ".log" alone says
+     * nothing: text of another kind is no format (it used to be read as an IIS log, one
+     * error per line). */
+    const char *md = "# eastrace\n\nA fast, headless tool.\n";
+    assert_null(et_pipe_sniff("README.md", (const unsigned char *)md, strlen(md)));
+    assert_null(et_pipe_sniff("notes.log", (const unsigned char *)md, strlen(md)));
+    const char *hdr = "#Software: Microsoft Internet Information Services 10.0\r\n";
+    assert_string_equal(et_pipe_sniff("u_ex.txt", (const unsigned char *)hdr, strlen(hdr)), "iis");
 }
 
 static void test_pipe_opens_fixture_files_of_three_kinds(void **state)

@@ -925,11 +925,12 @@ static void test_upstream_wrong_name_gives_502(void **state)
     check_upstream_cert_rejected(*state, g_wrongname->port, "mismatch");
 }
 
-static void test_insecure_upstream_marks_sessions(void **state)
+/* --insecure-upstream PATTERN against the wrong-name origin: the exchange goes through and is
+ * marked tls.insecure. */
+static void check_insecure_marks(const char *pattern)
 {
-    (void)state;
     struct et_proxy_opts o;
-    static const char *const ins[] = {"localhost"};
+    const char *ins[] = {pattern};
     default_opts(&o);
     o.insecure_upstream = ins;
     o.n_insecure_upstream = 1;
@@ -942,6 +943,20 @@ static void test_insecure_upstream_marks_sessions(void **state)
     assert_int_equal(last_exchange(t)->err.code, 0);
     assert_true(last_exchange(t)->tls.insecure);
     tproxy_stop(t);
+}
+
+static void test_insecure_upstream_marks_sessions(void **state)
+{
+    (void)state;
+    check_insecure_marks("localhost");
+}
+
+/* A glob switches verification off just as an exact name does, and the recorded fact says so
+ * too (it used to be set on an exact match only). */
+static void test_insecure_upstream_glob_marks_sessions(void **state)
+{
+    (void)state;
+    check_insecure_marks("local*");
 }
 
 static void test_unreachable_origin_gives_502(void **state)
@@ -1409,6 +1424,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_upstream_wrong_name_gives_502, setup_proxy,
                                         teardown_proxy),
         cmocka_unit_test(test_insecure_upstream_marks_sessions),
+        cmocka_unit_test(test_insecure_upstream_glob_marks_sessions),
         cmocka_unit_test_setup_teardown(test_unreachable_origin_gives_502, setup_proxy,
                                         teardown_proxy),
         cmocka_unit_test_setup_teardown(test_unknown_host_gives_502_dns, setup_proxy,

@@ -32,8 +32,8 @@ enum et_table_format {
 };
 
 enum et_table_flags {
-    ET_TABLE_HIDE_ZERO = 1 << 0, /* text: hide columns after the first two whose cells are all
-                                    empty or "0" (CSV, HTML and JSON keep every column) */
+    ET_TABLE_HIDE_ZERO = 1 << 0, /* text: hide the columns after the first two whose
+                                    cells are all empty or "0" (CSV, HTML, JSON keep them) */
     ET_TABLE_TITLE = 1 << 1      /* text: a "== name (N rows)" line first, a blank line after;
                                     HTML: an <h2> with the name before the table */
 };
@@ -52,6 +52,22 @@ int et_table_render(const struct et_table *t, enum et_table_format fmt, unsigned
                     struct et_buf *out);
 /* Same, written to f. Returns 0, ET_ENOMEM or ET_EIO. */
 int et_table_write(const struct et_table *t, enum et_table_format fmt, unsigned flags, FILE *f);
+
+/* Text with fixed column widths, one row at a time, for output that streams (a command that
+ * prints each row as its exchange arrives cannot size columns to cells it has not seen). */
+struct et_table_text {
+    const int *width;   /* ncols widths: text cells cut to it (not inside a UTF-8 sequence),
+                           numbers and column names never cut; negative: right-aligned, the header too */
+    const char *indent; /* before every line, or NULL */
+    const char *sep;    /* between columns, nothing after the last (NULL: two spaces) */
+};
+/* The header line of t (its column names; t's cells are not read), then one row of t->ncols
+ * cells (NULL cells empty), each ending in '\n', scrubbed like et_table_render's text.
+ * Return 0, ET_ENOMEM or ET_EINVAL (no width, too many columns). */
+int et_table_text_header(const struct et_table *t, const struct et_table_text *l,
+                         struct et_buf *out);
+int et_table_text_row(const struct et_table *t, const struct et_table_text *l,
+                      const char *const *cells, struct et_buf *out);
 
 /* One CSV cell: quoted when it holds , " CR or LF; prefixed with ' when it starts with
  * = + - @ TAB or CR. Every CSV the tool writes goes through here. Returns 0 or ET_ENOMEM. */

@@ -129,6 +129,10 @@ struct et_wbxml_decoder {
     struct et_arena *arena;    /* the document's arena (shared by nested documents) */
     struct et_wbxml_node *last_top; /* last top-level element */
     size_t text;               /* text bytes so far, against opts.max_text */
+    size_t budget;             /* the outermost document's text budget, which nested
+                                  documents share (their opts.max_text is what is left) */
+    uint64_t origin;           /* offset of this document's first byte in the outermost one:
+                                  errors name offsets there */
 };
 
 /*
@@ -179,7 +183,8 @@ struct et_wbxml_render_opts {
 /*
  * Appends the XML rendering of doc to out (see docs/wbxml.md for the namespace scheme).
  * When doc->err is set the partial tree is rendered, followed by a comment naming the error
- * and its offset. Returns 0, or ET_ETOOBIG when out's cap or the output budget
+ * and its offset; when a cap stopped the document (ET_ETOOBIG) only its first MiB is (a bomb
+ * stopped at the budget must not still come out as a budget's worth of XML). Returns 0, or ET_ETOOBIG when out's cap or the output budget
  * (opts->max_output) was hit (out then holds a prefix).
  */
 int et_wbxml_to_xml(const struct et_wbxml_doc *doc, const struct et_wbxml_render_opts *opts,

@@ -46,24 +46,6 @@ int et_mailboxlog_open(const char *path, struct et_source **out, struct et_error
 int et_mailboxlog_open_mem(const void *data, size_t len, const char *name,
                            struct et_source **out, struct et_error *e);
 
-/* What MailboxLogParser shows per entry, read from an exchange a mailbox log produced. */
-struct et_mailboxlog_info {
-    const char *cmd;         /* Cmd= of the request line; "" when none (borrowed from x) */
-    long status;             /* first <Status> of the response body, -1 when none */
-    int synckey0;            /* the request has <SyncKey>0</SyncKey> */
-    int64_t rtt_us;          /* ResponseTime - RequestTime, -1 when unknown */
-    long heartbeat;          /* Ping: <HeartbeatInterval>, -1 when none */
-    int ping_folders;        /* Ping: number of <Folder> elements, -1 when none */
-    int bodies_elided;       /* bodies were logged as "[N bytes]" */
-};
-void et_mailboxlog_info(const struct et_exchange *x, struct et_mailboxlog_info *out);
-
-/* Writes MailboxLogParser's Ping report: one line per Ping entry with its time,
- * HeartbeatInterval, folder count, Status and round trip. xs borrowed. */
-void et_mailboxlog_ping_report(FILE *f, struct et_exchange *const *xs, size_t n);
-/* Writes the per-entry table: time, command, HTTP status, EAS Status, SyncKey-0 flag, RTT. */
-void et_mailboxlog_entry_report(FILE *f, struct et_exchange *const *xs, size_t n);
-
 #ifdef __cplusplus
 }
 #endif

@@ -26,9 +26,38 @@
 #define STORM_WINDOW_US (60LL * 1000000)
 #define DAY_US (86400LL * 1000000)
 
+/* A SyncKey kept by the analyzer: short ones (nearly all) inline, so that a Sync with a new
+ * key costs no allocation; longer ones on the heap. */
+struct skey {
+    char *heap;
+    char in[32];
+    unsigned char set;
+};
+
+static const char *skey_get(const struct skey *k)
+{
+    return !k->set ? NULL : k->heap != NULL ? k->heap : k->in;
+}
+
+/* v NULL clears it. A copy that cannot be made leaves it cleared. */
+static void skey_set(struct skey *k, const char *v)
+{
+    et_free(k->heap);
+    k->heap = NULL;
+    k->set = 0;
+    if (v == NULL)
+        return;
+    size_t n = strlen(v);
+    if (n < sizeof(k->in))
+        memcpy(k->in, v, n + 1);
+    else if ((k->heap = et_strdup(v)) == NULL)
+        return;
+    k->set = 1;
+}
+
 struct coll_state {
     char *id;              /* collection id ("FolderSync" for the hierarchy); NULL: unnamed */
-    char *last_key;        /* last non-zero SyncKey sent */
+    struct skey last_key;  /* last non-zero SyncKey sent */
     unsigned repeat;       /* times last_key was sent in a row without being advanced */
     unsigned zero_count;   /* SyncKey 0 sends */
     unsigned zero_reported;/* the loop finding was made */
@@ -37,7 +66,7 @@ struct coll_state {
     unsigned fives_total;  /* 5xx answers that came right before a SyncKey 0 */
     unsigned issued;       /* the server issued a key since the last SyncKey 0 (or the device
                               sent a non-zero one, which the server issued before) */
-    char *pending_new_key; /* the SyncKey the server answered last time */
+    struct skey pending_new_key; /* the SyncKey the server answered last time */
     long last_status;
 };
 
@@ -236,8 +265,8 @@ void et_analyzer_free(struct et_analyzer *an)
     for (size_t i = 0; i < an->ndevs; i++) {
         struct dev *d = an->devs[i];
         for (unsigned k = 0; k < d->ncolls; k++) {
-            et_free(d->colls[k].last_key);
-            et_free(d->colls[k].pending_new_key);
+            skey_set(&d->colls[k].last_key, NULL);
+            skey_set(&d->colls[k].pending_new_key, NULL);
         }
         et_free(d->colls);
         et_free(d->days);
@@ -907,14 +936,14 @@ static void pattern_synckeys(struct emit *em, struct et_analyzer *an)
                                      "trigger"
                                    : "");
             }
-            et_free(c->last_key);
-            c->last_key = NULL;
+            skey_set(&c->last_key, NULL);
             c->repeat = 0;
-        } else if (c->last_key != NULL && strcmp(c->last_key, vc->sync_key) == 0) {
+        } else if (skey_get(&c->last_key) != NULL &&
+                   strcmp(skey_get(&c->last_key), vc->sync_key) == 0) {
             /* The same key again counts only when the server had moved on (answered a new
              * key) or failed: an empty "no changes" answer keeps the key legitimately. */
-            int advanced = c->pending_new_key != NULL &&
-                           strcmp(c->pending_new_key, vc->sync_key) != 0;
+            const char *pend = skey_get(&c->pending_new_key);
+            int advanced = pend != NULL && strcmp(pend, vc->sync_key) != 0;
             int failed = c->last_status > 1;
             if (advanced || failed) {
                 c->repeat++;
@@ -929,8 +958,7 @@ static void pattern_synckeys(struct emit *em, struct et_analyzer *an)
                 }
             }
         } else {
-            et_free(c->last_key);
-            c->last_key = et_strdup(vc->sync_key);
+            skey_set(&c->last_key, vc->sync_key);
             c->repeat = 0;
             c->repeat_reported = 0;
         }
@@ -938,8 +966,7 @@ static void pattern_synckeys(struct emit *em, struct et_analyzer *an)
             c->issued = 1;
         if (key_issued(v, vc))
             c->issued = 1;
-        et_free(c->pending_new_key);
-        c->pending_new_key = vc->new_sync_key ? et_strdup(vc->new_sync_key) : NULL;
+        skey_set(&c->pending_new_key, vc->new_sync_key);
         c->last_status = vc->status;
     }
     if (v->ncolls > 0) {

@@ -27,6 +27,7 @@
 
 #include "eastrace/arena.h"
 #include "eastrace/loglines.h"
+#include "eastrace/map.h"
 #include "eastrace/table.h"
 #include "report_int.h"
 
@@ -66,7 +67,6 @@ struct row {
     const char *key;
     size_t klen;
     int64_t bucket;
-    uint64_t hash;
     const char *user, *devtype, *ua, *username;
     uint64_t hits;
     uint32_t cmd[ET_EAS_CMD_COUNT];
@@ -78,99 +78,62 @@ struct row {
     uint64_t tt_max;
 };
 
+/* Rows keyed by (key, bucket), the key compared ASCII case-insensitively (DeviceIds as the
+ * script counts them). */
 struct table {
-    struct row **slot;
-    size_t cap, n;
+    struct et_map m;
 };
 
 #define TABLE_MAX_ROWS (16u * 1024u * 1024u)
 
-/* Case-insensitive for ASCII letters (| 0x20 folds case; it also folds a few punctuation
- * pairs, which only costs an extra key comparison). Eight bytes per step. */
-static uint64_t hash_bytes(const void *p, size_t n, int64_t b)
-{
-    const uint8_t *s = p;
-    uint64_t h = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)b * 0xC2B2AE3D27D4EB4FULL) ^ n;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ (w | 0x2020202020202020ULL)) * 0x100000001B3ULL;
-        h ^= h >> 31;
-        s += 8;
-        n -= 8;
-    }
-    uint64_t w = 0;
-    if (n > 0)
-        memcpy(&w, s, n);
-    h = (h ^ (w | 0x2020202020202020ULL)) * 0x9E3779B97F4A7C15ULL;
-    return h ^ (h >> 29);
-}
+struct row_key {
+    const char *k;
+    size_t kl;
+    int64_t b;
+};
 
-static int key_eq(const struct row *r, const char *k, size_t kl, int64_t b)
+static int row_eq(const void *val, const void *key)
 {
-    if (r->bucket != b || r->klen != kl)
+    const struct row *r = val;
+    const struct row_key *w = key;
+    if (r->bucket != w->b || r->klen != w->kl)
         return 0;
-    return memcmp(r->key, k, kl) == 0 || et_strncaseeq(r->key, k, kl);
-}
-
-static int table_grow(struct table *t)
-{
-    size_t ncap = t->cap ? t->cap * 2 : 1024;
-    struct row **ns = et_calloc(ncap, sizeof(*ns));
-    if (ns == NULL)
-        return ET_ENOMEM;
-    for (size_t i = 0; i < t->cap; i++) {
-        struct row *r = t->slot[i];
-        if (r == NULL)
-            continue;
-        size_t j = r->hash & (ncap - 1);
-        while (ns[j] != NULL)
-            j = (j + 1) & (ncap - 1);
-        ns[j] = r;
-    }
-    et_free(t->slot);
-    t->slot = ns;
-    t->cap = ncap;
-    return 0;
+    return memcmp(r->key, w->k, w->kl) == 0 || et_strncaseeq(r->key, w->k, w->kl);
 }
 
 /* Finds or adds the row for (k, b). NULL on ENOMEM or when the table is full. */
 static struct row *table_get(struct table *t, struct et_arena *a, const char *k, size_t kl,
                              int64_t b)
 {
-    uint64_t h = hash_bytes(k, kl, b);
-    if (t->cap == 0 || (t->n + 1) * 4 > t->cap * 3) {
-        if (t->n >= TABLE_MAX_ROWS || table_grow(t) < 0)
-            return NULL;
+    struct row_key w = {k, kl, b};
+    int found;
+    uint64_t h = et_hash_ci(k, kl, (uint64_t)b);
+    if (t->m.n >= TABLE_MAX_ROWS) {
+        struct row *r = et_map_get(&t->m, h, row_eq, &w);
+        return r;
     }
-    size_t j = h & (t->cap - 1);
-    for (;;) {
-        struct row *r = t->slot[j];
-        if (r == NULL)
-            break;
-        if (r->hash == h && key_eq(r, k, kl, b))
-            return r;
-        j = (j + 1) & (t->cap - 1);
-    }
+    struct et_map_slot *sl = et_map_upsert(&t->m, h, row_eq, &w, &found);
+    if (sl == NULL)
+        return NULL;
+    if (found)
+        return sl->val;
     struct row *r = et_arena_alloc(a, sizeof(*r));
-    if (r == NULL)
+    if (r == NULL || (r->key = et_arena_strndup(a, k, kl)) == NULL) {
+        et_map_upsert_cancel(&t->m, sl);
         return NULL;
-    r->key = et_arena_strndup(a, k, kl);
-    if (r->key == NULL)
-        return NULL;
+    }
     r->klen = kl;
     r->bucket = b;
-    r->hash = h;
-    t->slot[j] = r;
-    t->n++;
+    sl->val = r;
     return r;
 }
 
+/* Calls the rows of t in turn: for (size_t i = 0; i < t->m.cap; i++) with ROW_AT. */
+#define ROW_AT(t, i) ((struct row *)(t)->m.slot[i].val)
+
 static void table_free(struct table *t)
 {
-    et_free(t->slot);
-    t->slot = NULL;
-    t->cap = t->n = 0;
+    et_map_free(&t->m);
 }
 
 /* ---- histograms for p50/p95 (log-linear, < 1.6% relative error) ----------------------- */
@@ -838,8 +801,8 @@ static void *thread_main(void *p)
 static int merge_table(struct table *dst, struct et_arena *a, const struct table *src,
                        int full)
 {
-    for (size_t i = 0; i < src->cap; i++) {
-        const struct row *s = src->slot[i];
+    for (size_t i = 0; i < src->m.cap; i++) {
+        const struct row *s = ROW_AT(src, i);
         if (s == NULL)
             continue;
         struct row *d = table_get(dst, a, s->key, s->klen, s->bucket);
@@ -1342,7 +1305,7 @@ void et_iis_report_totals(const struct et_iis_report *r, struct et_iis_report_to
     t->backend = r->backend;
     t->bad = r->bad;
     t->bytes = r->bytes;
-    t->devices = r->side[s].devs.n;
+    t->devices = r->side[s].devs.m.n;
     t->site_used = r->o.site != ET_IIS_SITE_AUTO ? (int)r->o.site
                                                  : (s ? ET_IIS_SITE_BACKEND : ET_IIS_SITE_FRONTEND);
 }
@@ -1459,13 +1422,13 @@ static int cmp_rec_time(const void *a, const void *b)
 /* Rows of a table as a sorted array (et_malloc'd). */
 static struct row **sorted(const struct table *t, int (*cmp)(const void *, const void *))
 {
-    struct row **v = et_malloc((t->n ? t->n : 1) * sizeof(*v));
+    struct row **v = et_malloc((t->m.n ? t->m.n : 1) * sizeof(*v));
     size_t k = 0;
     if (v == NULL)
         return NULL;
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->slot[i] != NULL)
-            v[k++] = t->slot[i];
+    for (size_t i = 0; i < t->m.cap; i++)
+        if (ROW_AT(t, i) != NULL)
+            v[k++] = ROW_AT(t, i);
     qsort(v, k, sizeof(*v), cmp);
     return v;
 }
@@ -1515,7 +1478,7 @@ static void build_hits(struct et_iis_report *r, struct out *o, const struct agg 
         return;
     }
     size_t shown = 0;
-    for (size_t i = 0; i < g->devs.n; i++) {
+    for (size_t i = 0; i < g->devs.m.n; i++) {
         const struct row *x = v[i];
         if (op->minimum_hits > 0 && x->hits < (uint64_t)op->minimum_hits)
             continue;
@@ -1602,8 +1565,8 @@ static void build_errors(struct out *o, const struct agg *g, int with_known)
     if (with_known) {
         for (size_t i = 0; i < NERR; i++) {
             uint64_t n = 0;
-            for (size_t k = 0; k < g->errs.cap; k++) {
-                const struct row *x = g->errs.slot[k];
+            for (size_t k = 0; k < g->errs.m.cap; k++) {
+                const struct row *x = ROW_AT(&g->errs, k);
                 if (x && strcmp(x->key, et_iis_known_errors[i]) == 0)
                     n = x->hits;
             }
@@ -1619,7 +1582,7 @@ static void build_errors(struct out *o, const struct agg *g, int with_known)
         o->oom = 1;
         return;
     }
-    for (size_t i = 0; i < g->errs.n; i++) {
+    for (size_t i = 0; i < g->errs.m.n; i++) {
         int known = 0;
         for (size_t k = 0; with_known && k < NERR; k++)
             known |= strcmp(v[i]->key, et_iis_known_errors[k]) == 0;
@@ -1659,7 +1622,7 @@ static void build_keyed(struct et_iis_report *r, struct out *o, const struct agg
         o->oom = 1;
         return;
     }
-    for (size_t i = 0; i < g->keyed.n; i++) {
+    for (size_t i = 0; i < g->keyed.m.n; i++) {
         const char **c = grid_row(o, k);
         if (c == NULL)
             break;
@@ -1695,7 +1658,7 @@ static void build_top(struct et_iis_report *r, struct out *o, const struct agg *
         o->oom = 1;
         return;
     }
-    for (size_t i = 0; i < g->keyed.n && i < (size_t)r->o.top; i++) {
+    for (size_t i = 0; i < g->keyed.m.n && i < (size_t)r->o.top; i++) {
         const char **c = grid_row(o, u);
         if (c == NULL)
             break;
@@ -1714,7 +1677,7 @@ static void build_top(struct et_iis_report *r, struct out *o, const struct agg *
         o->oom = 1;
         return;
     }
-    for (size_t i = 0; i < g->devs.n && i < (size_t)r->o.top; i++) {
+    for (size_t i = 0; i < g->devs.m.n && i < (size_t)r->o.top; i++) {
         const char **c = grid_row(o, d);
         if (c == NULL)
             break;
@@ -1786,7 +1749,7 @@ static void render_svg_hours(FILE *f, const struct agg *g)
 {
     struct row **v = sorted(&g->hours, cmp_bucket);
     uint64_t max = 1;
-    size_t n = g->hours.n;
+    size_t n = g->hours.m.n;
     if (v == NULL)
         return;
     if (n > 24 * 31)

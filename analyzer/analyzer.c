@@ -87,6 +87,7 @@ struct day_count {
  * allocation, so that one request reads few cache lines of its device's state; the
  * per-collection, per-day and folder arrays are allocated apart, when first needed. */
 struct dev {
+    char name[40];           /* st.device when it fits: the lookup compares it here */
     struct et_device_stats st;
     unsigned ring_len, ring_pos;
     unsigned ring_inv; /* adjacent ring entries (oldest to newest) that go back in time */
@@ -310,7 +311,12 @@ static struct dev *get_dev(struct et_analyzer *an, const char *device)
     d = et_calloc(1, sizeof(*d) + ring_len * sizeof(d->ring[0]));
     if (d == NULL)
         goto fail;
-    d->st.device = et_arena_strndup(an->arena, device, len);
+    if (len < sizeof(d->name)) {
+        memcpy(d->name, device, len + 1);
+        d->st.device = d->name;
+    } else {
+        d->st.device = et_arena_strndup(an->arena, device, len);
+    }
     d->ring_len = ring_len;
     d->server_hb = -1;
     d->hb_refused_req = -1;

@@ -5,11 +5,12 @@
  * day). Every finding says what happened, why it matters, and the next step from the
  * troubleshooting guides. Rule ids are stable: docs/rules.md.
  *
- * Per-device state (struct dev) lives in a hash table keyed by device id:
+ * Per-device state (struct dev) is found through the common hash table (map.h) keyed by
+ * device id; devs[] keeps first-seen order:
  *
- *   buckets[hash(device)] -> dev -> dev ...        devs[] keeps first-seen order
- *   dev: stats, ring of recent request times (storm), collections[] (SyncKey state),
- *        runs (provisioning, auth failures, 5xx), per-day counts
+ *   map[et_hash(device)] -> dev: stats, runs (provisioning, auth failures, 5xx), then the
+ *        ring of recent request times (storm) in the same allocation;
+ *        cold parts behind pointers: collections[] (SyncKey state), per-day counts, folders
  */
 #include "eastrace/analyzer.h"
 
@@ -18,14 +19,45 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "eastrace/map.h"
+
 #define DEV_MAX_COLLS 64
 #define DEV_MAX_DAYS 62
 #define STORM_WINDOW_US (60LL * 1000000)
 #define DAY_US (86400LL * 1000000)
 
+/* A SyncKey kept by the analyzer: short ones (nearly all) inline, so that a Sync with a new
+ * key costs no allocation; longer ones on the heap. */
+struct skey {
+    char *heap;
+    char in[32];
+    unsigned char set;
+};
+
+static const char *skey_get(const struct skey *k)
+{
+    return !k->set ? NULL : k->heap != NULL ? k->heap : k->in;
+}
+
+/* v NULL clears it. A copy that cannot be made leaves it cleared. */
+static void skey_set(struct skey *k, const char *v)
+{
+    et_free(k->heap);
+    k->heap = NULL;
+    k->set = 0;
+    if (v == NULL)
+        return;
+    size_t n = strlen(v);
+    if (n < sizeof(k->in))
+        memcpy(k->in, v, n + 1);
+    else if ((k->heap = et_strdup(v)) == NULL)
+        return;
+    k->set = 1;
+}
+
 struct coll_state {
     char *id;              /* collection id ("FolderSync" for the hierarchy); NULL: unnamed */
-    char *last_key;        /* last non-zero SyncKey sent */
+    struct skey last_key;  /* last non-zero SyncKey sent */
     unsigned repeat;       /* times last_key was sent in a row without being advanced */
     unsigned zero_count;   /* SyncKey 0 sends */
     unsigned zero_reported;/* the loop finding was made */
@@ -34,7 +66,7 @@ struct coll_state {
     unsigned fives_total;  /* 5xx answers that came right before a SyncKey 0 */
     unsigned issued;       /* the server issued a key since the last SyncKey 0 (or the device
                               sent a non-zero one, which the server issued before) */
-    char *pending_new_key; /* the SyncKey the server answered last time */
+    struct skey pending_new_key; /* the SyncKey the server answered last time */
     long last_status;
 };
 
@@ -51,48 +83,47 @@ struct day_count {
     unsigned count;
 };
 
-/* The fields every request touches come first, the per-collection and per-day arrays last,
- * so that one request reads few cache lines of its device's state. */
+/* The fields every request touches come first and the ring of request times ends the same
+ * allocation, so that one request reads few cache lines of its device's state; the
+ * per-collection, per-day and folder arrays are allocated apart, when first needed. */
 struct dev {
-    struct dev *hnext;
-    size_t hash;   /* hash_str(st.device): the chain walk compares it before the string */
+    char name[40];           /* st.device when it fits: the lookup compares it here */
     struct et_device_stats st;
-    int64_t *ring; /* times of the last storm_per_minute + 1 requests */
     unsigned ring_len, ring_pos;
     unsigned ring_inv; /* adjacent ring entries (oldest to newest) that go back in time */
     unsigned storm_active;
     unsigned storm_count;    /* storms found */
-    unsigned ncolls;
+    unsigned ncolls, capcolls;
     unsigned provision_run;  /* provisioning answers since the last normal success */
     unsigned provision_reported;
     unsigned auth_run;       /* 401/403 in a row */
     unsigned auth_reported;
     unsigned fives_since_reset; /* 5xx since the last SyncKey 0 of any collection */
     unsigned heartbeat_reported;
+    unsigned ndays, capdays;
     long server_hb;          /* HeartbeatInterval the server answered (Ping 5), -1 */
     long hb_refused_req;     /* the heartbeat the server last refused (Status 5), -1 none */
-    unsigned ndays;
-    struct day_count days[DEV_MAX_DAYS];
-    struct folder *folders;  /* the hierarchy FolderSync answered (names in the arena) */
-    unsigned nfolders, capfolders;
-    int64_t cuts[CUT_RING];  /* durations of the last long polls cut by a non-Exchange answer */
-    unsigned ncuts;          /* cut long polls in a row (the ring holds the last CUT_RING) */
-    unsigned cut_reported;
     int64_t retry_until;     /* the server's Retry-After allows a request from here on */
     long retry_secs;         /* that Retry-After, seconds */
     unsigned retry_reported;
+    unsigned fs_after;       /* requests since, none of them FolderSync */
     const char *fs_why;      /* "Ping Status 7" / "Sync Status 12" waiting for a FolderSync */
     uint64_t fs_exchange;    /* the exchange that said so */
-    unsigned fs_after;       /* requests since, none of them FolderSync */
     const char *blocked_state; /* the blocked/quarantined access state last reported */
-    struct coll_state colls[DEV_MAX_COLLS];
+    struct day_count *days;  /* at most DEV_MAX_DAYS */
+    struct coll_state *colls; /* at most DEV_MAX_COLLS */
+    struct folder *folders;  /* the hierarchy FolderSync answered (names in the arena) */
+    unsigned nfolders, capfolders;
+    unsigned ncuts;          /* cut long polls in a row (the ring holds the last CUT_RING) */
+    unsigned cut_reported;
+    int64_t cuts[CUT_RING];  /* durations of the last long polls cut by a non-Exchange answer */
+    int64_t ring[];          /* times of the last storm_per_minute + 1 requests */
 };
 
 struct et_analyzer {
     struct et_analyzer_opts o;
     struct et_arena *arena; /* device state strings and summary findings */
-    struct dev **buckets;
-    size_t nbuckets;
+    struct et_map bydev;    /* device id -> struct dev */
     struct dev **devs;      /* first-seen order */
     size_t ndevs, capdevs;
     struct et_device_stats *stats_out;
@@ -220,9 +251,8 @@ struct et_analyzer *et_analyzer_new(const struct et_analyzer_opts *opts)
     if (an->o.foldersync_grace == 0)
         an->o.foldersync_grace = 2;
     an->arena = et_arena_new(0);
-    an->nbuckets = 256;
-    an->buckets = et_calloc(an->nbuckets, sizeof(*an->buckets));
-    if (an->arena == NULL || an->buckets == NULL) {
+    et_map_init(&an->bydev);
+    if (an->arena == NULL) {
         et_analyzer_free(an);
         return NULL;
     }
@@ -236,83 +266,70 @@ void et_analyzer_free(struct et_analyzer *an)
     for (size_t i = 0; i < an->ndevs; i++) {
         struct dev *d = an->devs[i];
         for (unsigned k = 0; k < d->ncolls; k++) {
-            et_free(d->colls[k].last_key);
-            et_free(d->colls[k].pending_new_key);
+            skey_set(&d->colls[k].last_key, NULL);
+            skey_set(&d->colls[k].pending_new_key, NULL);
         }
-        et_free(d->ring);
+        et_free(d->colls);
+        et_free(d->days);
         folders_clear(d);
         et_free(d->folders);
         et_free(d);
     }
     et_free(an->devs);
-    et_free(an->buckets);
+    et_map_free(&an->bydev);
     et_free(an->stats_out);
     et_arena_free(an->arena);
     et_free(an);
 }
 
-static size_t hash_str(const char *s)
+static int dev_eq(const void *val, const void *key)
 {
-    size_t h = 1469598103934665603ULL;
-    while (*s)
-        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
-    return h;
-}
-
-static int grow_buckets(struct et_analyzer *an)
-{
-    size_t n = an->nbuckets * 2;
-    struct dev **nb = et_calloc(n, sizeof(*nb));
-    if (nb == NULL)
-        return ET_ENOMEM;
-    for (size_t i = 0; i < an->ndevs; i++) {
-        struct dev *d = an->devs[i];
-        size_t b = d->hash & (n - 1);
-        d->hnext = nb[b];
-        nb[b] = d;
-    }
-    et_free(an->buckets);
-    an->buckets = nb;
-    an->nbuckets = n;
-    return 0;
+    return strcmp(((const struct dev *)val)->st.device, key) == 0;
 }
 
 static struct dev *get_dev(struct et_analyzer *an, const char *device)
 {
-    size_t h = hash_str(device), b = h & (an->nbuckets - 1);
+    size_t len = strlen(device);
+    int found;
+    struct et_map_slot *s = et_map_upsert(&an->bydev, et_hash(device, len, 0), dev_eq, device,
+                                          &found);
     struct dev *d;
 
-    for (d = an->buckets[b]; d != NULL; d = d->hnext)
-        if (d->hash == h && strcmp(d->st.device, device) == 0)
-            return d;
+    if (s == NULL)
+        return NULL;
+    if (found)
+        return s->val;
     if (an->ndevs == an->capdevs) {
         size_t n = an->capdevs ? an->capdevs * 2 : 16;
         struct dev **nd = et_realloc(an->devs, n * sizeof(*nd));
         if (nd == NULL)
-            return NULL;
+            goto fail;
         an->devs = nd;
         an->capdevs = n;
     }
-    d = et_calloc(1, sizeof(*d));
+    unsigned ring_len = an->o.storm_per_minute + 1;
+    d = et_calloc(1, sizeof(*d) + ring_len * sizeof(d->ring[0]));
     if (d == NULL)
-        return NULL;
-    d->st.device = et_arena_strdup(an->arena, device);
-    d->hash = h;
-    d->ring_len = an->o.storm_per_minute + 1;
-    d->ring = et_calloc(d->ring_len, sizeof(*d->ring));
+        goto fail;
+    if (len < sizeof(d->name)) {
+        memcpy(d->name, device, len + 1);
+        d->st.device = d->name;
+    } else {
+        d->st.device = et_arena_strndup(an->arena, device, len);
+    }
+    d->ring_len = ring_len;
     d->server_hb = -1;
     d->hb_refused_req = -1;
-    if (d->st.device == NULL || d->ring == NULL) {
-        et_free(d->ring);
+    if (d->st.device == NULL) {
         et_free(d);
-        return NULL;
+        goto fail;
     }
-    d->hnext = an->buckets[b];
-    an->buckets[b] = d;
+    s->val = d;
     an->devs[an->ndevs++] = d;
-    if (an->ndevs > an->nbuckets * 2 && grow_buckets(an) != 0)
-        return d; /* a slower table still works */
     return d;
+fail:
+    et_map_upsert_cancel(&an->bydev, s);
+    return NULL;
 }
 
 static struct coll_state *get_coll(struct et_analyzer *an, struct dev *d, const char *id)
@@ -324,6 +341,14 @@ static struct coll_state *get_coll(struct et_analyzer *an, struct dev *d, const 
     }
     if (d->ncolls == DEV_MAX_COLLS)
         return NULL;
+    if (d->ncolls == d->capcolls) {
+        unsigned nc = d->capcolls ? d->capcolls * 2 : 4;
+        struct coll_state *ncs = et_realloc(d->colls, nc * sizeof(*ncs));
+        if (ncs == NULL)
+            return NULL;
+        d->colls = ncs;
+        d->capcolls = nc;
+    }
     struct coll_state *c = &d->colls[d->ncolls++];
     memset(c, 0, sizeof(*c));
     c->last_status = -1;
@@ -815,9 +840,11 @@ static void pattern_storm(struct emit *em, struct et_analyzer *an, int64_t t)
             window_count++;
         }
     } else {
-        for (unsigned i = 0; i < d->ring_len; i++)
-            if (d->ring[i] > 0 && t - d->ring[i] < STORM_WINDOW_US && d->ring[i] <= t)
-                window_count++;
+        /* Branch-free so that it vectorizes: a ring out of time order is counted whole. */
+        for (unsigned i = 0; i < d->ring_len; i++) {
+            int64_t rt = d->ring[i];
+            window_count += (unsigned)((rt > 0) & (t - rt < STORM_WINDOW_US) & (rt <= t));
+        }
     }
     if (window_count > d->st.max_per_minute)
         d->st.max_per_minute = window_count;
@@ -848,6 +875,14 @@ static void count_day(struct dev *d, int64_t t)
         }
     }
     if (d->ndays < DEV_MAX_DAYS) {
+        if (d->ndays == d->capdays) {
+            unsigned nc = d->capdays ? d->capdays * 2 : 2;
+            struct day_count *nd = et_realloc(d->days, ET_MIN(nc, DEV_MAX_DAYS) * sizeof(*nd));
+            if (nd == NULL)
+                return; /* the day goes uncounted */
+            d->days = nd;
+            d->capdays = ET_MIN(nc, DEV_MAX_DAYS);
+        }
         d->days[d->ndays].day = day;
         d->days[d->ndays].count = 1;
         d->ndays++;
@@ -907,14 +942,14 @@ static void pattern_synckeys(struct emit *em, struct et_analyzer *an)
                                      "trigger"
                                    : "");
             }
-            et_free(c->last_key);
-            c->last_key = NULL;
+            skey_set(&c->last_key, NULL);
             c->repeat = 0;
-        } else if (c->last_key != NULL && strcmp(c->last_key, vc->sync_key) == 0) {
+        } else if (skey_get(&c->last_key) != NULL &&
+                   strcmp(skey_get(&c->last_key), vc->sync_key) == 0) {
             /* The same key again counts only when the server had moved on (answered a new
              * key) or failed: an empty "no changes" answer keeps the key legitimately. */
-            int advanced = c->pending_new_key != NULL &&
-                           strcmp(c->pending_new_key, vc->sync_key) != 0;
+            const char *pend = skey_get(&c->pending_new_key);
+            int advanced = pend != NULL && strcmp(pend, vc->sync_key) != 0;
             int failed = c->last_status > 1;
             if (advanced || failed) {
                 c->repeat++;
@@ -929,8 +964,7 @@ static void pattern_synckeys(struct emit *em, struct et_analyzer *an)
                 }
             }
         } else {
-            et_free(c->last_key);
-            c->last_key = et_strdup(vc->sync_key);
+            skey_set(&c->last_key, vc->sync_key);
             c->repeat = 0;
             c->repeat_reported = 0;
         }
@@ -938,8 +972,7 @@ static void pattern_synckeys(struct emit *em, struct et_analyzer *an)
             c->issued = 1;
         if (key_issued(v, vc))
             c->issued = 1;
-        et_free(c->pending_new_key);
-        c->pending_new_key = vc->new_sync_key ? et_strdup(vc->new_sync_key) : NULL;
+        skey_set(&c->pending_new_key, vc->new_sync_key);
         c->last_status = vc->status;
     }
     if (v->ncolls > 0) {

@@ -3,6 +3,7 @@
 #define ET_CERTS_CERTS_INT_H
 
 #include "eastrace/certs.h"
+#include "eastrace/map.h"
 
 #include <pthread.h>
 #include <time.h>
@@ -12,14 +13,14 @@
 #include <openssl/x509.h>
 
 /*
- * One cached leaf. Entries sit in a hash chain (by host) and in the LRU list:
+ * One cached leaf. Entries are found by host through the common hash table (map.h) and sit
+ * in the LRU list:
  *
  *   lru_head (most recent) <-> ... <-> lru_tail (evicted first)
  */
 struct et__leaf {
-    struct et__leaf *hnext;             /* hash chain */
     struct et__leaf *prev, *next;       /* LRU list */
-    uint32_t hash;
+    uint64_t hash;                      /* et_hash(host) */
     time_t not_after;                   /* re-minted when close to expiry */
     SSL_CTX *ctx;                       /* the cache's own reference */
     char host[];                        /* normalised: lower case, IPv6 without brackets */
@@ -47,8 +48,7 @@ struct et_certs {
     int created;
 
     pthread_mutex_t lock;               /* guards everything below */
-    struct et__leaf **table;
-    size_t nbuckets;                    /* power of two */
+    struct et_map table;                /* host -> struct et__leaf */
     struct et__leaf *lru_head, *lru_tail;
     size_t count, capacity;
     uint64_t minted, hits;

@@ -80,14 +80,9 @@ static int normalize_host(const char *host, char *out, size_t outlen, uint8_t ip
     return HOST_DNS;
 }
 
-static uint32_t hash_host(const char *s)
+static uint64_t hash_host(const char *s)
 {
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (; *s != '\0'; s++) {
-        h ^= (uint8_t)*s;
-        h *= 16777619u;
-    }
-    return h;
+    return et_hash(s, strlen(s), 0);
 }
 
 static int on_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
@@ -149,10 +144,9 @@ int et__certs_leaf_init(struct et_certs *c, struct et_error *e)
     AUTHORITY_KEYID *akid = NULL;
     const ASN1_OCTET_STRING *ca_ski;
 
-    c->nbuckets = 16;
-    while (c->nbuckets < c->capacity && c->nbuckets < ((size_t)1 << 24))
-        c->nbuckets <<= 1;
-    if ((c->table = et_calloc(c->nbuckets, sizeof(*c->table))) == NULL) {
+    /* Room for the whole cache up front: minting never waits for the table to grow. */
+    et_map_init(&c->table);
+    if (et_map_reserve(&c->table, ET_MIN(c->capacity + 1, (size_t)1 << 24)) != 0) {
         et_error_set(e, ET_ENOMEM, "out of memory");
         return ET_ENOMEM;
     }
@@ -197,8 +191,7 @@ void et__certs_leaf_free(struct et_certs *c)
     }
     c->lru_head = c->lru_tail = NULL;
     c->count = 0;
-    et_free(c->table);
-    c->table = NULL;
+    et_map_free(&c->table);
     X509_EXTENSION_free(c->ext_bc);
     X509_EXTENSION_free(c->ext_ku);
     X509_EXTENSION_free(c->ext_eku);
@@ -337,23 +330,21 @@ static void lru_push_head(struct et_certs *c, struct et__leaf *l)
 /* Removes l from the hash chain and the list and frees it. Called with the lock held. */
 static void cache_remove(struct et_certs *c, struct et__leaf *l)
 {
-    struct et__leaf **pp = &c->table[l->hash & (c->nbuckets - 1)];
-    while (*pp != l)
-        pp = &(*pp)->hnext;
-    *pp = l->hnext;
+    (void)et_map_remove(&c->table, l->hash, l);
     lru_unlink(c, l);
     c->count--;
     SSL_CTX_free(l->ctx);
     et_free(l);
 }
 
-static struct et__leaf *cache_find(struct et_certs *c, const char *host, uint32_t h)
+static int leaf_eq(const void *val, const void *key)
 {
-    struct et__leaf *l = c->table[h & (c->nbuckets - 1)];
-    for (; l != NULL; l = l->hnext)
-        if (l->hash == h && strcmp(l->host, host) == 0)
-            return l;
-    return NULL;
+    return strcmp(((const struct et__leaf *)val)->host, key) == 0;
+}
+
+static struct et__leaf *cache_find(struct et_certs *c, const char *host, uint64_t h)
+{
+    return et_map_get(&c->table, h, leaf_eq, host);
 }
 
 int et_certs_leaf_ctx(struct et_certs *c, const char *host, struct ssl_ctx_st **out,
@@ -362,7 +353,7 @@ int et_certs_leaf_ctx(struct et_certs *c, const char *host, struct ssl_ctx_st **
     char norm[MAX_HOST + 1];
     uint8_t ip[16];
     int kind;
-    uint32_t h;
+    uint64_t h;
     struct et__leaf *l, *fresh = NULL;
     SSL_CTX *ctx;
     time_t not_after = 0;
@@ -421,8 +412,13 @@ int et_certs_leaf_ctx(struct et_certs *c, const char *host, struct ssl_ctx_st **
     }
     if (l != NULL)
         cache_remove(c, l); /* the stale one */
-    fresh->hnext = c->table[h & (c->nbuckets - 1)];
-    c->table[h & (c->nbuckets - 1)] = fresh;
+    if (et_map_put(&c->table, h, fresh) != 0) {
+        pthread_mutex_unlock(&c->lock);
+        SSL_CTX_free(fresh->ctx);
+        et_free(fresh);
+        et_error_set(e, ET_ENOMEM, "out of memory");
+        return ET_ENOMEM;
+    }
     lru_push_head(c, fresh);
     c->count++;
     while (c->count > c->capacity && c->lru_tail != NULL)

@@ -13,6 +13,7 @@
 
 #include "eastrace/arena.h"
 #include "eastrace/loglines.h"
+#include "eastrace/map.h"
 
 #define MAX_ENTRY_BYTES (64u * 1024u * 1024u)
 #define SEEN_MAX (1u << 22)
@@ -26,8 +27,7 @@ struct mbx_src {
     uint64_t sep_line;
     int done, trunc_reported;
     char trunc_msg[200];
-    uint64_t *seen; /* hashes of Identifiers seen */
-    size_t seen_n, seen_cap;
+    struct et_map seen; /* hashes of Identifiers seen (the hash is the key) */
 };
 
 static int is_dashes(const char *s, size_t n)
@@ -233,47 +233,29 @@ static int set_body(struct et_exchange *x, struct et_body *b, struct et_headers 
     return et_headers_add(h, x->arena, "Content-Type", 12, "text/xml", 8);
 }
 
-static uint64_t hash_str(const char *s, size_t n)
+/* Identifiers are told apart by their 64-bit hash alone: equal hashes are the same one. */
+static int same_hash(const void *val, const void *key)
 {
-    uint64_t h = 1469598103934665603ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (uint8_t)s[i]) * 1099511628211ULL;
-    return h | 1;
+    (void)val;
+    (void)key;
+    return 1;
 }
 
 /* Returns 1 if the identifier was seen before (and records it otherwise). */
 static int seen_before(struct mbx_src *m, const char *id, size_t n, int *oom)
 {
-    uint64_t h = hash_str(id, n);
-    if (m->seen_n * 2 >= m->seen_cap) {
-        if (m->seen_cap >= SEEN_MAX)
-            return 0; /* stop de-duplicating rather than grow without bound */
-        size_t nc = m->seen_cap ? m->seen_cap * 2 : 1024;
-        uint64_t *ns = et_calloc(nc, sizeof(*ns));
-        if (ns == NULL) {
-            *oom = 1;
-            return 0;
-        }
-        for (size_t i = 0; i < m->seen_cap; i++) {
-            if (m->seen[i] == 0)
-                continue;
-            size_t j = m->seen[i] & (nc - 1);
-            while (ns[j])
-                j = (j + 1) & (nc - 1);
-            ns[j] = m->seen[i];
-        }
-        et_free(m->seen);
-        m->seen = ns;
-        m->seen_cap = nc;
+    uint64_t h = et_hash(id, n, 0);
+    int found;
+    if (m->seen.n >= SEEN_MAX / 2)
+        return 0; /* stop de-duplicating rather than grow without bound */
+    struct et_map_slot *s = et_map_upsert(&m->seen, h, same_hash, NULL, &found);
+    if (s == NULL) {
+        *oom = 1;
+        return 0;
     }
-    size_t j = h & (m->seen_cap - 1);
-    while (m->seen[j]) {
-        if (m->seen[j] == h)
-            return 1;
-        j = (j + 1) & (m->seen_cap - 1);
-    }
-    m->seen[j] = h;
-    m->seen_n++;
+    if (found)
+        return 1;
+    s->val = m; /* any non-NULL value: the set holds hashes only */
     return 0;
 }
 
@@ -532,7 +514,7 @@ static void mbx_close(void *impl)
 {
     struct mbx_src *m = impl;
     et_loglines_close(&m->lines);
-    et_free(m->seen);
+    et_map_free(&m->seen);
     et_free(m->name);
     et_free(m);
 }

@@ -20,6 +20,7 @@
 #include "eastrace/analyzer.h"
 #include "eastrace/arena.h"
 #include "eastrace/eas.h"
+#include "eastrace/map.h"
 
 #define QUERY_FAST_MAX 4096 /* longer queries take the decoder's path */
 
@@ -28,7 +29,7 @@ struct frec {
     const char *device;  /* never NULL */
     const char *cmd;     /* NULL when the request named none or is not EAS */
     const char *error;   /* Log= Error, URL-decoded; NULL when none */
-    const char *sk;      /* Log= Sk of a Sync, URL-decoded; NULL when none */
+    long sk;             /* Log= Sk of a Sync; -1 when none */
     const char *host;    /* cs-host else s-ip, only for non-EAS 5xx (the only rule using it) */
     const char *as;      /* Log= As (access state), URL-decoded; NULL when none */
     long status, hb;     /* Log= S and Hb; -1 when absent */
@@ -46,17 +47,12 @@ struct frecs {
     size_t n, cap, pre;
 };
 
-struct intern {
-    const char **slot;
-    uint64_t *hash;
-    size_t cap, n;
-};
-
 struct et__fw {
     int nshards;
     struct frecs sh[ET__SHARDS_MAX];
-    struct intern in;
-    struct et_arena *arena;   /* interned strings and sync keys */
+    struct et_strpool in;     /* interned strings (devices, commands, errors, hosts, As) */
+    uint8_t *shard_of;        /* by interned id: the shard of that string as a device */
+    size_t cap_shard;
     struct et_arena *scratch; /* the decoder's output for slow-path queries, reset per line */
     int fe_seen, fe_any;
     int site;                 /* enum et_iis_site */
@@ -69,64 +65,41 @@ struct et__fw {
 
 /* ---- interning ------------------------------------------------------------------------ */
 
-static uint64_t hash_mem(const char *s, size_t n)
-{
-    uint64_t h = 0x9E3779B97F4A7C15ULL ^ n;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ w) * 0x100000001B3ULL;
-        h ^= h >> 31;
-        s += 8;
-        n -= 8;
-    }
-    uint64_t w = 0;
-    memcpy(&w, s, n);
-    h = (h ^ w) * 0x9E3779B97F4A7C15ULL;
-    return h ^ (h >> 29);
-}
-
 static const char *intern(struct et__fw *fw, const char *s, size_t n, int *oom)
 {
-    struct intern *t = &fw->in;
-    uint64_t h = hash_mem(s, n);
-    if ((t->n + 1) * 2 > t->cap) {
-        size_t nc = t->cap ? t->cap * 2 : 1024;
-        const char **ns = et_calloc(nc, sizeof(*ns));
-        uint64_t *nh = et_calloc(nc, sizeof(*nh));
-        if (ns == NULL || nh == NULL) {
-            et_free(ns);
-            et_free(nh);
-            *oom = 1;
-            return NULL;
-        }
-        for (size_t i = 0; i < t->cap; i++) {
-            if (t->slot[i] == NULL)
-                continue;
-            size_t j = t->hash[i] & (nc - 1);
-            while (ns[j] != NULL)
-                j = (j + 1) & (nc - 1);
-            ns[j] = t->slot[i];
-            nh[j] = t->hash[i];
-        }
-        et_free(t->slot);
-        et_free(t->hash);
-        t->slot = ns;
-        t->hash = nh;
-        t->cap = nc;
-    }
-    size_t j = h & (t->cap - 1);
-    for (; t->slot[j] != NULL; j = (j + 1) & (t->cap - 1))
-        if (t->hash[j] == h && strncmp(t->slot[j], s, n) == 0 && t->slot[j][n] == '\0')
-            return t->slot[j];
-    const char *d = et_arena_strndup(fw->arena, s, n);
+    const char *d = et_strpool_intern(&fw->in, s, n, NULL);
+    if (d == NULL)
+        *oom = 1;
+    return d;
+}
+
+/* Interns a device id and gives its shard: the same in every worker (a hash of the bytes),
+ * computed once per distinct id. */
+static const char *intern_device(struct et__fw *fw, const char *s, size_t n, unsigned *shard,
+                                 int *oom)
+{
+    uint32_t id;
+    const char *d = et_strpool_intern(&fw->in, s, n, &id);
     if (d == NULL) {
         *oom = 1;
         return NULL;
     }
-    t->slot[j] = d;
-    t->hash[j] = h;
-    t->n++;
+    if (id >= fw->cap_shard) {
+        size_t nc = fw->cap_shard ? fw->cap_shard * 2 : 1024;
+        while (nc <= id)
+            nc *= 2;
+        uint8_t *ns = et_realloc(fw->shard_of, nc);
+        if (ns == NULL) {
+            *oom = 1;
+            return NULL;
+        }
+        memset(ns + fw->cap_shard, 0xff, nc - fw->cap_shard);
+        fw->shard_of = ns;
+        fw->cap_shard = nc;
+    }
+    if (fw->shard_of[id] == 0xff)
+        fw->shard_of[id] = (uint8_t)(et_hash(s, n, 0) % (uint64_t)fw->nshards);
+    *shard = fw->shard_of[id];
     return d;
 }
 
@@ -137,8 +110,7 @@ struct et__fw *et__fw_new(int nshards, enum et_iis_site site)
         return NULL;
     fw->site = (int)site;
     fw->nshards = nshards < 1 ? 1 : (nshards > ET__SHARDS_MAX ? ET__SHARDS_MAX : nshards);
-    fw->arena = et_arena_new(64 * 1024);
-    if (fw->arena == NULL) {
+    if (et_strpool_init(&fw->in, 64 * 1024) != 0) {
         et_free(fw);
         return NULL;
     }
@@ -151,9 +123,8 @@ void et__fw_free(struct et__fw *fw)
         return;
     for (int i = 0; i < ET__SHARDS_MAX; i++)
         et_free(fw->sh[i].v);
-    et_free(fw->in.slot);
-    et_free(fw->in.hash);
-    et_arena_free(fw->arena);
+    et_strpool_free(&fw->in);
+    et_free(fw->shard_of);
     et_arena_free(fw->scratch);
     et_free(fw);
 }
@@ -309,7 +280,7 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
     memset(&r, 0, sizeof(r));
     r.fe_c = fw->fe_c;
     r.be_c = fw->be_c;
-    r.status = r.hb = -1;
+    r.status = r.hb = r.sk = -1;
     r.backend = stem == ET_IIS_STEM_BACKEND;
     r.fe_before = (uint8_t)fe_before;
     if (t_end != 0) {
@@ -328,6 +299,7 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
     /* Command, device and EAS-ness, as et_view_build reads them from the request target. */
     struct et_slice st = col(l, f, n, ET_IIS_STEM), q = col(l, f, n, ET_IIS_QUERY);
     const char *device = NULL, *user = NULL;
+    unsigned shard = 0;
     int eas = -1;
     if (!qs->base64 && qs->cmd.len > 0 && qs->device_id.len > 0 && fast_query(q, qs))
         eas = stem_is_eas(fw, st, oom);
@@ -342,7 +314,8 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
                 r.cmd = cn;
             else
                 r.cmd = intern(fw, (const char *)qs->cmd.ptr, qs->cmd.len, oom);
-            device = intern(fw, (const char *)qs->device_id.ptr, qs->device_id.len, oom);
+            device = intern_device(fw, (const char *)qs->device_id.ptr, qs->device_id.len,
+                                   &shard, oom);
         }
     } else {
         struct et_eas_request rq;
@@ -373,15 +346,17 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
                 r.cmd = intern(fw, rq.cmd, strlen(rq.cmd), oom);
             user = rq.user;
             if (rq.device_id != NULL && rq.device_id[0] != '\0')
-                device = intern(fw, rq.device_id, strlen(rq.device_id), oom);
+                device = intern_device(fw, rq.device_id, strlen(rq.device_id), &shard, oom);
         }
     }
     if (device == NULL && user != NULL)
-        device = intern(fw, user, strlen(user), oom);
+        device = intern_device(fw, user, strlen(user), &shard, oom);
     if (device == NULL && (v = col(l, f, n, ET_IIS_C_IP)).len)
-        device = intern(fw, (const char *)v.ptr, v.len, oom);
-    if (device == NULL)
+        device = intern_device(fw, (const char *)v.ptr, v.len, &shard, oom);
+    if (device == NULL) {
         device = "-";
+        shard = (unsigned)(et_hash("-", 1, 0) % (uint64_t)fw->nshards);
+    }
     r.device = device;
     if (!r.is_eas && r.http >= 500) {
         v = col(l, f, n, ET_IIS_HOST);
@@ -396,9 +371,9 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
      * analyzer reads from the reader's "Log-As" meta item. */
     if (qs->log.len) {
         struct et_eas_log lg;
-        et_eas_log_parse((const char *)qs->log.ptr, qs->log.len, &lg);
+        /* Only the items read here: S, Sk (status, SyncKey), Hb, Error, As (any case). */
+        et_eas_log_parse_only((const char *)qs->log.ptr, qs->log.len, "SHEAa", &lg);
         if (!lg.exch2003) {
-            char sk[24];
             r.status = lg.status >= 0 ? lg.status : -1;
             r.hb = lg.heartbeat >= 0 ? lg.heartbeat : -1;
             if (lg.error.len > 0) {
@@ -406,11 +381,8 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
                 if (k > 0)
                     r.error = intern(fw, tmp, k, oom);
             }
-            if (lg.sync_key >= 0 && r.cmd != NULL && strcmp(r.cmd, "Sync") == 0) {
-                int k = snprintf(sk, sizeof(sk), "%ld", lg.sync_key);
-                if ((r.sk = et_arena_strndup(fw->arena, sk, (size_t)k)) == NULL)
-                    *oom = 1;
-            }
+            if (lg.sync_key >= 0 && r.cmd != NULL && strcmp(r.cmd, "Sync") == 0)
+                r.sk = lg.sync_key;
         }
         const char *as = log_item(&lg, "As", 0, tmp, sizeof(tmp));
         if (as != NULL)
@@ -418,15 +390,14 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
     }
     if (*oom)
         return;
-    uint64_t h = hash_mem(device, strlen(device));
-    if (frecs_push(&fw->sh[h % (uint64_t)fw->nshards], &r) != 0)
+    if (frecs_push(&fw->sh[shard], &r) != 0)
         *oom = 1;
 }
 
 /* ---- grouping ------------------------------------------------------------------------- */
 
 struct fkey {
-    char *rule, *device, *message;
+    char *rule, *device, *message; /* in the group's arena */
     size_t head; /* length of the message's head (up to ':'): part of the key */
     const char *next;
     int sev;
@@ -435,24 +406,11 @@ struct fkey {
 };
 
 struct fagg {
-    struct fkey *v;
+    struct fkey **v;  /* first-seen order */
     size_t n, cap;
-    size_t *slots; /* open addressing over v, index + 1; 0 empty */
-    size_t nslots;
+    struct et_map map; /* (rule, device, message head) -> fkey */
+    struct et_arena *a; /* the fkeys and their strings */
 };
-
-static size_t fhash(const char *a, const char *b, const char *m, size_t n)
-{
-    size_t h = 1469598103934665603ULL;
-    for (; *a; a++)
-        h = (h ^ (unsigned char)*a) * 1099511628211ULL;
-    h = (h ^ 0xff) * 1099511628211ULL;
-    for (; *b; b++)
-        h = (h ^ (unsigned char)*b) * 1099511628211ULL;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)m[i]) * 1099511628211ULL;
-    return h;
-}
 
 /* The head of a message names what happened ("HTTP 449 ...", "Sync Status 12 = ..."); the
  * rest varies per occurrence. Findings with the same rule, device and head are one row. */
@@ -463,70 +421,71 @@ static size_t msg_head(const char *m)
     return n > 80 ? 80 : n;
 }
 
+struct fkey_want {
+    const char *rule, *device, *message;
+    size_t head;
+};
+
+static int fkey_eq(const void *val, const void *key)
+{
+    const struct fkey *k = val;
+    const struct fkey_want *w = key;
+    return k->head == w->head && strcmp(k->rule, w->rule) == 0 &&
+           strcmp(k->device, w->device) == 0 && memcmp(k->message, w->message, w->head) == 0;
+}
+
 static int fagg_add(struct fagg *g, const struct et_finding *f)
 {
-    const char *dev = f->device ? f->device : "-";
-    size_t h, i, head = msg_head(f->message);
-    if (g->n * 2 >= g->nslots) {
-        size_t ns = g->nslots ? g->nslots * 2 : 256;
-        size_t *nsl = et_calloc(ns, sizeof(*nsl));
-        if (nsl == NULL)
-            return ET_ENOMEM;
-        for (size_t k = 0; k < g->n; k++) {
-            size_t j = fhash(g->v[k].rule, g->v[k].device, g->v[k].message, g->v[k].head) &
-                       (ns - 1);
-            while (nsl[j])
-                j = (j + 1) & (ns - 1);
-            nsl[j] = k + 1;
-        }
-        et_free(g->slots);
-        g->slots = nsl;
-        g->nslots = ns;
-    }
-    h = fhash(f->rule, dev, f->message, head);
-    for (i = h & (g->nslots - 1); g->slots[i]; i = (i + 1) & (g->nslots - 1)) {
-        struct fkey *k = &g->v[g->slots[i] - 1];
-        if (strcmp(k->rule, f->rule) == 0 && strcmp(k->device, dev) == 0 && k->head == head &&
-            memcmp(k->message, f->message, head) == 0) {
-            k->count++;
-            if ((int)f->severity > k->sev)
-                k->sev = (int)f->severity;
-            return 0;
-        }
+    struct fkey_want w = {f->rule, f->device ? f->device : "-", f->message, 0};
+    int found;
+    w.head = msg_head(f->message);
+    uint64_t h = et_hash(w.rule, strlen(w.rule), 0);
+    h = et_hash(w.device, strlen(w.device), h);
+    h = et_hash(w.message, w.head, h);
+    if (g->a == NULL && (g->a = et_arena_new(64 * 1024)) == NULL)
+        return ET_ENOMEM;
+    struct et_map_slot *sl = et_map_upsert(&g->map, h, fkey_eq, &w, &found);
+    if (sl == NULL)
+        return ET_ENOMEM;
+    if (found) {
+        struct fkey *k = sl->val;
+        k->count++;
+        if ((int)f->severity > k->sev)
+            k->sev = (int)f->severity;
+        return 0;
     }
     if (g->n == g->cap) {
         size_t nc = g->cap ? g->cap * 2 : 64;
-        struct fkey *nv = et_realloc(g->v, nc * sizeof(*nv));
-        if (nv == NULL)
+        struct fkey **nv = et_realloc(g->v, nc * sizeof(*nv));
+        if (nv == NULL) {
+            et_map_upsert_cancel(&g->map, sl);
             return ET_ENOMEM;
+        }
         g->v = nv;
         g->cap = nc;
     }
-    struct fkey *k = &g->v[g->n];
-    k->rule = et_strdup(f->rule);
-    k->device = et_strdup(dev);
-    k->message = et_strdup(f->message);
+    struct fkey *k = et_arena_alloc(g->a, sizeof(*k));
+    if (k == NULL || (k->rule = et_arena_strdup(g->a, f->rule)) == NULL ||
+        (k->device = et_arena_strdup(g->a, w.device)) == NULL ||
+        (k->message = et_arena_strdup(g->a, f->message)) == NULL) {
+        et_map_upsert_cancel(&g->map, sl);
+        return ET_ENOMEM;
+    }
     k->next = f->next_step; /* static text */
     k->sev = (int)f->severity;
     k->count = 1;
     k->first = f->time;
-    k->head = head;
-    g->n++;
-    if (k->rule == NULL || k->device == NULL || k->message == NULL)
-        return ET_ENOMEM;
-    g->slots[i] = g->n;
+    k->head = w.head;
+    sl->val = k;
+    g->v[g->n++] = k;
     return 0;
 }
 
 static void fagg_free(struct fagg *g)
 {
-    for (size_t k = 0; k < g->n; k++) {
-        et_free(g->v[k].rule);
-        et_free(g->v[k].device);
-        et_free(g->v[k].message);
-    }
     et_free(g->v);
-    et_free(g->slots);
+    et_map_free(&g->map);
+    et_arena_free(g->a);
     memset(g, 0, sizeof(*g));
 }
 
@@ -551,6 +510,7 @@ struct shard {
     struct et_analyzer *an;
     struct fagg g;
     struct et_arena *a; /* findings of one record, reset after grouping */
+    char sk[24];        /* the record's SyncKey as text */
     int fe_path;        /* a front-end line was seen earlier in this path */
     /* one run */
     const struct et__fa_seg *segs;
@@ -642,9 +602,10 @@ static void feed_one(struct shard *s, const struct frec *r, uint64_t id, struct 
     }
     v->heartbeat_req = r->hb;
     v->ncolls = 0;
-    if (r->sk != NULL) {
+    if (r->sk >= 0) {
+        snprintf(s->sk, sizeof(s->sk), "%ld", r->sk);
         v->colls[0].collection_id = NULL;
-        v->colls[0].sync_key = r->sk;
+        v->colls[0].sync_key = s->sk;
         v->colls[0].new_sync_key = NULL;
         v->colls[0].status = v->top_status;
         v->ncolls = 1;
@@ -761,7 +722,7 @@ int et__fa_table(struct et__fa *fa, const char *device, const char *const **out,
     size_t k = 0;
     for (int i = 0; i < fa->nshards; i++)
         for (size_t j = 0; j < fa->sh[i].g.n; j++) {
-            const struct fkey *x = &fa->sh[i].g.v[j];
+            const struct fkey *x = fa->sh[i].g.v[j];
             if (device != NULL && !et_strcaseeq(device, x->device))
                 continue;
             v[k++] = *x;

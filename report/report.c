@@ -27,6 +27,7 @@
 
 #include "eastrace/arena.h"
 #include "eastrace/loglines.h"
+#include "eastrace/map.h"
 #include "eastrace/table.h"
 #include "report_int.h"
 
@@ -36,11 +37,8 @@ const char *const et_iis_known_errors[] = {
     "DeviceNotFullyProvisionable", "DeviceNotProvisioned", "ItemNotFound", "UserDisabledForSync",
 };
 const size_t et_iis_known_errors_n = ET_ARRAY_SIZE(et_iis_known_errors);
-#define NERR ET_ARRAY_SIZE(et_iis_known_errors)
-
-enum { H_4XX, H_5XX, H_409, H_451, H_500, H_503, H_507, H_COUNT };
-static const char *const http_names[H_COUNT] = {"4xx", "5xx", "409", "451", "500", "503", "507"};
-
+_Static_assert(ET_ARRAY_SIZE(et_iis_known_errors) == NERR, "NERR in report_int.h");
+const char *const et__http_names[H_COUNT] = {"4xx", "5xx", "409", "451", "500", "503", "507"};
 static const char *const kind_names[ET_IIS_REPORT_COUNT] = {
     "hits", "errors", "synckey0", "syncs-by-synckey", "device-timeline", "sendmail",
     "eas-errors", "rpc", "top", "calendar",
@@ -61,126 +59,56 @@ const char *et_iis_report_kind_name(enum et_iis_report_kind k)
 
 /* ---- keyed rows ---------------------------------------------------------------------- */
 
-/* One row of a keyed table: a device (hits report), a user, an error name, an hour... */
-struct row {
-    const char *key;
-    size_t klen;
-    int64_t bucket;
-    uint64_t hash;
-    const char *user, *devtype, *ua, *username;
-    uint64_t hits;
-    uint32_t cmd[ET_EAS_CMD_COUNT];
-    uint32_t http[H_COUNT];
-    uint32_t err[NERR];
-    uint32_t err_other;
-    uint64_t scb, csb, tt;   /* sums */
-    uint32_t scb_n, csb_n, tt_n;
-    uint64_t tt_max;
-};
-
-struct table {
-    struct row **slot;
-    size_t cap, n;
-};
-
 #define TABLE_MAX_ROWS (16u * 1024u * 1024u)
 
-/* Case-insensitive for ASCII letters (| 0x20 folds case; it also folds a few punctuation
- * pairs, which only costs an extra key comparison). Eight bytes per step. */
-static uint64_t hash_bytes(const void *p, size_t n, int64_t b)
-{
-    const uint8_t *s = p;
-    uint64_t h = 0x9E3779B97F4A7C15ULL ^ ((uint64_t)b * 0xC2B2AE3D27D4EB4FULL) ^ n;
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, s, 8);
-        h = (h ^ (w | 0x2020202020202020ULL)) * 0x100000001B3ULL;
-        h ^= h >> 31;
-        s += 8;
-        n -= 8;
-    }
-    uint64_t w = 0;
-    if (n > 0)
-        memcpy(&w, s, n);
-    h = (h ^ (w | 0x2020202020202020ULL)) * 0x9E3779B97F4A7C15ULL;
-    return h ^ (h >> 29);
-}
+struct row_key {
+    const char *k;
+    size_t kl;
+    int64_t b;
+};
 
-static int key_eq(const struct row *r, const char *k, size_t kl, int64_t b)
+static int row_eq(const void *val, const void *key)
 {
-    if (r->bucket != b || r->klen != kl)
+    const struct row *r = val;
+    const struct row_key *w = key;
+    if (r->bucket != w->b || r->klen != w->kl)
         return 0;
-    return memcmp(r->key, k, kl) == 0 || et_strncaseeq(r->key, k, kl);
-}
-
-static int table_grow(struct table *t)
-{
-    size_t ncap = t->cap ? t->cap * 2 : 1024;
-    struct row **ns = et_calloc(ncap, sizeof(*ns));
-    if (ns == NULL)
-        return ET_ENOMEM;
-    for (size_t i = 0; i < t->cap; i++) {
-        struct row *r = t->slot[i];
-        if (r == NULL)
-            continue;
-        size_t j = r->hash & (ncap - 1);
-        while (ns[j] != NULL)
-            j = (j + 1) & (ncap - 1);
-        ns[j] = r;
-    }
-    et_free(t->slot);
-    t->slot = ns;
-    t->cap = ncap;
-    return 0;
+    return memcmp(r->key, w->k, w->kl) == 0 || et_strncaseeq(r->key, w->k, w->kl);
 }
 
 /* Finds or adds the row for (k, b). NULL on ENOMEM or when the table is full. */
-static struct row *table_get(struct table *t, struct et_arena *a, const char *k, size_t kl,
+struct row *et__table_get(struct table *t, struct et_arena *a, const char *k, size_t kl,
                              int64_t b)
 {
-    uint64_t h = hash_bytes(k, kl, b);
-    if (t->cap == 0 || (t->n + 1) * 4 > t->cap * 3) {
-        if (t->n >= TABLE_MAX_ROWS || table_grow(t) < 0)
-            return NULL;
+    struct row_key w = {k, kl, b};
+    int found;
+    uint64_t h = et_hash_ci(k, kl, (uint64_t)b);
+    if (t->m.n >= TABLE_MAX_ROWS) {
+        struct row *r = et_map_get(&t->m, h, row_eq, &w);
+        return r;
     }
-    size_t j = h & (t->cap - 1);
-    for (;;) {
-        struct row *r = t->slot[j];
-        if (r == NULL)
-            break;
-        if (r->hash == h && key_eq(r, k, kl, b))
-            return r;
-        j = (j + 1) & (t->cap - 1);
-    }
+    struct et_map_slot *sl = et_map_upsert(&t->m, h, row_eq, &w, &found);
+    if (sl == NULL)
+        return NULL;
+    if (found)
+        return sl->val;
     struct row *r = et_arena_alloc(a, sizeof(*r));
-    if (r == NULL)
+    if (r == NULL || (r->key = et_arena_strndup(a, k, kl)) == NULL) {
+        et_map_upsert_cancel(&t->m, sl);
         return NULL;
-    r->key = et_arena_strndup(a, k, kl);
-    if (r->key == NULL)
-        return NULL;
+    }
     r->klen = kl;
     r->bucket = b;
-    r->hash = h;
-    t->slot[j] = r;
-    t->n++;
+    sl->val = r;
     return r;
 }
 
 static void table_free(struct table *t)
 {
-    et_free(t->slot);
-    t->slot = NULL;
-    t->cap = t->n = 0;
+    et_map_free(&t->m);
 }
 
 /* ---- histograms for p50/p95 (log-linear, < 1.6% relative error) ----------------------- */
-
-#define HBINS (1024 + 54 * 64)
-
-struct hist {
-    uint64_t bin[HBINS];
-    uint64_t n, sum, max;
-};
 
 static size_t hist_idx(uint64_t v)
 {
@@ -208,7 +136,7 @@ static void hist_add(struct hist *h, uint64_t v)
         h->max = v;
 }
 
-static uint64_t hist_pct(const struct hist *h, double p)
+uint64_t et__hist_pct(const struct hist *h, double p)
 {
     uint64_t want = (uint64_t)(p * (double)h->n + 0.5), acc = 0;
     if (want == 0)
@@ -223,32 +151,7 @@ static uint64_t hist_pct(const struct hist *h, double p)
 
 /* ---- per-line records for the row reports ------------------------------------------- */
 
-struct rec {
-    int64_t t;
-    const char *user, *device, *devtype, *cmd, *error, *as, *ty, *st, *ua;
-    int http, sub, win32;
-    long status, sk, hb, rpcc, rpcl, tt;
-};
-
-struct recs {
-    struct rec *v;
-    size_t n, cap;
-    int truncated;
-};
-
 /* ---- aggregates ---------------------------------------------------------------------- */
-
-/* Everything one worker counts for one site. */
-struct agg {
-    struct table devs;    /* key DeviceId, bucket = interval start */
-    struct table errs;    /* key Error name */
-    struct table hours;   /* key "", bucket = hour */
-    struct table keyed;   /* synckey0 / syncs-by-synckey / top users: composite keys */
-    struct hist scb, csb, tt;
-    uint32_t http[H_COUNT];
-    uint64_t eas;
-    struct recs recs;
-};
 
 static void agg_free(struct agg *g)
 {
@@ -259,31 +162,6 @@ static void agg_free(struct agg *g)
     et_free(g->recs.v);
     memset(g, 0, sizeof(*g));
 }
-
-struct extra_table {
-    const char *name;
-    const char **cols;
-    int ncols;
-    const char **cells;
-    size_t nrows;
-};
-
-struct et_iis_report {
-    struct et_iis_report_opts o;
-    struct extra_table extra[4]; /* the caller's tables (findings), strings in arena */
-    int nextra;
-    char date[11];          /* normalized YYYY-MM-DD, "" for all */
-    char *device;
-    struct agg side[2];     /* 0 front end (or everything), 1 back end */
-    struct et_arena *arena; /* keys and rows of side[] (merged) */
-    uint64_t lines, bad, bytes, frontend, backend;
-    int bad_alloc;          /* a table hit its cap or memory ran out */
-    struct et__fa *fa;      /* the analyzer's findings (o.findings), NULL without */
-    int fa_done;            /* the findings table is built (summary findings taken) */
-    const char *const *fa_cells;
-    size_t fa_rows;
-    const struct et_iis_report_result *given; /* et_iis_report_write_result's tables */
-};
 
 /* A worker: counts a byte range (or a stream) into its own aggregates. */
 struct worker {
@@ -593,7 +471,7 @@ static void count_line(struct worker *w, const char *line, size_t len)
         int64_t hb = t / 3600000000LL;
         struct row *h = w->last_hour[sidx];
         if (h == NULL || w->last_hour_b[sidx] != hb || w->cur != &w->side) {
-            h = table_get(&g->hours, w->arena, "", 0, hb);
+            h = et__table_get(&g->hours, w->arena, "", 0, hb);
             w->last_hour[sidx] = w->cur == &w->side ? h : NULL;
             w->last_hour_b[sidx] = hb;
         }
@@ -606,7 +484,7 @@ static void count_line(struct worker *w, const char *line, size_t len)
     if (o->kind == ET_IIS_REPORT_HITS || o->kind == ET_IIS_REPORT_TOP) {
         int64_t b = o->interval > 0 ? (t / 1000000 / o->interval) * o->interval : 0;
         struct et_slice dev = q.device_id;
-        struct row *d = table_get(&g->devs, w->arena, (const char *)dev.ptr, dev.len, b);
+        struct row *d = et__table_get(&g->devs, w->arena, (const char *)dev.ptr, dev.len, b);
         if (d == NULL) {
             w->oom = 1;
             return;
@@ -627,7 +505,7 @@ static void count_line(struct worker *w, const char *line, size_t len)
                 d->err[k]++;
             else
                 d->err_other++;
-            struct row *er = table_get(&g->errs, w->arena, (const char *)err.ptr, err.len, 0);
+            struct row *er = et__table_get(&g->errs, w->arena, (const char *)err.ptr, err.len, 0);
             if (er)
                 er->hits++;
         }
@@ -650,7 +528,7 @@ static void count_line(struct worker *w, const char *line, size_t len)
             hist_add(&g->tt, (uint64_t)v);
         }
         if (o->kind == ET_IIS_REPORT_TOP) {
-            struct row *u = table_get(&g->keyed, w->arena, (const char *)q.user.ptr, q.user.len, 0);
+            struct row *u = et__table_get(&g->keyed, w->arena, (const char *)q.user.ptr, q.user.len, 0);
             if (u == NULL)
                 w->oom = 1;
             else
@@ -662,7 +540,7 @@ static void count_line(struct worker *w, const char *line, size_t len)
     struct et_eas_log lg;
     et_eas_log_parse((const char *)q.log.ptr, q.log.len, &lg);
     if (lg.error.len) {
-        struct row *er = table_get(&g->errs, w->arena, (const char *)lg.error.ptr, lg.error.len, 0);
+        struct row *er = et__table_get(&g->errs, w->arena, (const char *)lg.error.ptr, lg.error.len, 0);
         if (er)
             er->hits++;
         else
@@ -682,7 +560,7 @@ static void count_line(struct worker *w, const char *line, size_t len)
                           (const char *)q.device_type.ptr);
         if (kl < 0)
             return;
-        struct row *k = table_get(&g->keyed, w->arena, key, ET_MIN((size_t)kl, sizeof(key) - 1),
+        struct row *k = et__table_get(&g->keyed, w->arena, key, ET_MIN((size_t)kl, sizeof(key) - 1),
                                   o->kind == ET_IIS_REPORT_SYNCKEY0 ? 0 : lg.sync_key);
         if (k == NULL)
             w->oom = 1;
@@ -838,11 +716,11 @@ static void *thread_main(void *p)
 static int merge_table(struct table *dst, struct et_arena *a, const struct table *src,
                        int full)
 {
-    for (size_t i = 0; i < src->cap; i++) {
-        const struct row *s = src->slot[i];
+    for (size_t i = 0; i < src->m.cap; i++) {
+        const struct row *s = ROW_AT(src, i);
         if (s == NULL)
             continue;
-        struct row *d = table_get(dst, a, s->key, s->klen, s->bucket);
+        struct row *d = et__table_get(dst, a, s->key, s->klen, s->bucket);
         if (d == NULL)
             return ET_ENOMEM;
         if (d->hits == 0 && full) {
@@ -1325,7 +1203,7 @@ int et_iis_report_add_path(struct et_iis_report *r, const char *path, struct et_
     return rc;
 }
 
-static int chosen_side(const struct et_iis_report *r)
+int et__chosen_side(const struct et_iis_report *r)
 {
     if (r->o.site == ET_IIS_SITE_AUTO && r->side[0].eas == 0 && r->side[1].eas > 0)
         return 1;
@@ -1334,7 +1212,7 @@ static int chosen_side(const struct et_iis_report *r)
 
 void et_iis_report_totals(const struct et_iis_report *r, struct et_iis_report_totals *t)
 {
-    int s = chosen_side(r);
+    int s = et__chosen_side(r);
     memset(t, 0, sizeof(*t));
     t->lines = r->lines;
     t->eas = r->side[s].eas;
@@ -1342,708 +1220,9 @@ void et_iis_report_totals(const struct et_iis_report *r, struct et_iis_report_to
     t->backend = r->backend;
     t->bad = r->bad;
     t->bytes = r->bytes;
-    t->devices = r->side[s].devs.n;
+    t->devices = r->side[s].devs.m.n;
     t->site_used = r->o.site != ET_IIS_SITE_AUTO ? (int)r->o.site
                                                  : (s ? ET_IIS_SITE_BACKEND : ET_IIS_SITE_FRONTEND);
 }
 
 
-/* ---- output: every report becomes one or more grids, rendered in one of four formats ---- */
-
-#define GRID_MAX_COLS 64
-
-struct grid {
-    const char *name;
-    const char *cols[GRID_MAX_COLS];
-    int ncols;
-    const char **cells; /* nrows * ncols */
-    size_t nrows, cap;
-};
-
-struct out {
-    struct grid g[8];
-    int ng;
-    struct et_arena *a;
-    int oom;
-};
-
-static struct grid *grid_new(struct out *o, const char *name)
-{
-    struct grid *g = &o->g[o->ng++];
-    memset(g, 0, sizeof(*g));
-    g->name = name;
-    return g;
-}
-
-static void grid_col(struct grid *g, const char *c)
-{
-    if (g->ncols < GRID_MAX_COLS)
-        g->cols[g->ncols++] = c;
-}
-
-/* Starts a row; returns its cell array (ncols entries, "" filled). */
-static const char **grid_row(struct out *o, struct grid *g)
-{
-    if (g->nrows == g->cap) {
-        size_t nc = g->cap ? g->cap * 2 : 64;
-        const char **nv = et_realloc(g->cells, nc * (size_t)g->ncols * sizeof(*nv));
-        if (nv == NULL) {
-            o->oom = 1;
-            return NULL;
-        }
-        g->cells = nv;
-        g->cap = nc;
-    }
-    const char **row = g->cells + g->nrows * (size_t)g->ncols;
-    for (int i = 0; i < g->ncols; i++)
-        row[i] = "";
-    g->nrows++;
-    return row;
-}
-
-static const char *fmt_u(struct out *o, uint64_t v)
-{
-    const char *s = et_arena_printf(o->a, "%llu", (unsigned long long)v);
-    if (s == NULL)
-        o->oom = 1;
-    return s ? s : "";
-}
-
-static const char *fmt_l(struct out *o, long v)
-{
-    if (v < 0)
-        return "";
-    return fmt_u(o, (uint64_t)v);
-}
-
-static const char *fmt_time(struct out *o, int64_t us)
-{
-    char b[40];
-    if (us <= 0)
-        return "";
-    time_t t = (time_t)(us / 1000000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(b, sizeof(b), "%Y-%m-%d %H:%M:%S", &tm);
-    const char *s = et_arena_strdup(o->a, b);
-    if (s == NULL)
-        o->oom = 1;
-    return s ? s : "";
-}
-
-static int cmp_hits(const void *a, const void *b)
-{
-    const struct row *x = *(const struct row *const *)a, *y = *(const struct row *const *)b;
-    if (x->hits != y->hits)
-        return x->hits < y->hits ? 1 : -1;
-    if (x->bucket != y->bucket)
-        return x->bucket < y->bucket ? -1 : 1;
-    int c = strcmp(x->key, y->key);
-    return c;
-}
-
-static int cmp_bucket(const void *a, const void *b)
-{
-    const struct row *x = *(const struct row *const *)a, *y = *(const struct row *const *)b;
-    if (x->bucket != y->bucket)
-        return x->bucket < y->bucket ? -1 : 1;
-    return strcmp(x->key, y->key);
-}
-
-static int cmp_rec_time(const void *a, const void *b)
-{
-    const struct rec *x = a, *y = b;
-    return x->t < y->t ? -1 : x->t > y->t;
-}
-
-/* Rows of a table as a sorted array (et_malloc'd). */
-static struct row **sorted(const struct table *t, int (*cmp)(const void *, const void *))
-{
-    struct row **v = et_malloc((t->n ? t->n : 1) * sizeof(*v));
-    size_t k = 0;
-    if (v == NULL)
-        return NULL;
-    for (size_t i = 0; i < t->cap; i++)
-        if (t->slot[i] != NULL)
-            v[k++] = t->slot[i];
-    qsort(v, k, sizeof(*v), cmp);
-    return v;
-}
-
-/* The command columns after Ping, Sync, FolderSync, in the script's order. */
-static const enum et_eas_cmd more_cmds[] = {
-    ET_EAS_CMD_SENDMAIL, ET_EAS_CMD_SMARTREPLY, ET_EAS_CMD_SMARTFORWARD,
-    ET_EAS_CMD_MEETINGRESPONSE, ET_EAS_CMD_GETATTACHMENT, ET_EAS_CMD_ITEMOPERATIONS,
-    ET_EAS_CMD_PROVISION, ET_EAS_CMD_SETTINGS, ET_EAS_CMD_SEARCH, ET_EAS_CMD_MOVEITEMS,
-    ET_EAS_CMD_GETITEMESTIMATE, ET_EAS_CMD_FOLDERCREATE, ET_EAS_CMD_FOLDERDELETE,
-    ET_EAS_CMD_FOLDERUPDATE, ET_EAS_CMD_RESOLVERECIPIENTS, ET_EAS_CMD_VALIDATECERT,
-    ET_EAS_CMD_FIND, ET_EAS_CMD_GETHIERARCHY, ET_EAS_CMD_CREATECOLLECTION,
-    ET_EAS_CMD_DELETECOLLECTION, ET_EAS_CMD_MOVECOLLECTION, ET_EAS_CMD_NOTIFY,
-    ET_EAS_CMD_OPTIONS, ET_EAS_CMD_OTHER,
-};
-
-static void build_hits(struct et_iis_report *r, struct out *o, const struct agg *g)
-{
-    const struct et_iis_report_opts *op = &r->o;
-    struct grid *d = grid_new(o, "devices");
-    grid_col(d, "DeviceID");
-    grid_col(d, "Hits");
-    grid_col(d, "Ping");
-    grid_col(d, "Sync");
-    grid_col(d, "FolderSync");
-    grid_col(d, "DeviceType");
-    grid_col(d, "User-Agent");
-    grid_col(d, "User");
-    grid_col(d, "cs-username");
-    if (op->interval > 0)
-        grid_col(d, "Interval");
-    for (size_t i = 0; i < ET_ARRAY_SIZE(more_cmds); i++)
-        grid_col(d, et_eas_cmd_name(more_cmds[i]));
-    for (int i = 0; i < H_COUNT; i++)
-        grid_col(d, http_names[i]);
-    for (size_t i = 0; i < NERR; i++)
-        grid_col(d, et_iis_known_errors[i]);
-    grid_col(d, "OtherErrors");
-    grid_col(d, "sc-bytes");
-    grid_col(d, "cs-bytes");
-    grid_col(d, "time-taken-avg");
-    grid_col(d, "time-taken-max");
-
-    struct row **v = sorted(&g->devs, op->interval > 0 ? cmp_bucket : cmp_hits);
-    if (v == NULL) {
-        o->oom = 1;
-        return;
-    }
-    size_t shown = 0;
-    for (size_t i = 0; i < g->devs.n; i++) {
-        const struct row *x = v[i];
-        if (op->minimum_hits > 0 && x->hits < (uint64_t)op->minimum_hits)
-            continue;
-        if (op->top > 0 && op->interval <= 0 && shown >= (size_t)op->top)
-            break;
-        const char **c = grid_row(o, d);
-        if (c == NULL)
-            break;
-        int k = 0;
-        shown++;
-        c[k++] = x->key;
-        c[k++] = fmt_u(o, x->hits);
-        c[k++] = fmt_u(o, x->cmd[ET_EAS_CMD_PING]);
-        c[k++] = fmt_u(o, x->cmd[ET_EAS_CMD_SYNC]);
-        c[k++] = fmt_u(o, x->cmd[ET_EAS_CMD_FOLDERSYNC]);
-        c[k++] = x->devtype;
-        c[k++] = x->ua;
-        c[k++] = x->user;
-        c[k++] = x->username;
-        if (op->interval > 0)
-            c[k++] = fmt_time(o, x->bucket * 1000000);
-        for (size_t j = 0; j < ET_ARRAY_SIZE(more_cmds); j++)
-            c[k++] = fmt_u(o, x->cmd[more_cmds[j]]);
-        for (int j = 0; j < H_COUNT; j++)
-            c[k++] = fmt_u(o, x->http[j]);
-        for (size_t j = 0; j < NERR; j++)
-            c[k++] = fmt_u(o, x->err[j]);
-        c[k++] = fmt_u(o, x->err_other);
-        c[k++] = x->scb_n ? fmt_u(o, x->scb) : "";
-        c[k++] = x->csb_n ? fmt_u(o, x->csb) : "";
-        c[k++] = x->tt_n ? fmt_u(o, x->tt / x->tt_n) : "";
-        c[k++] = x->tt_n ? fmt_u(o, x->tt_max) : "";
-    }
-    et_free(v);
-
-    /* Totals: HTTP classes and byte/time summaries. */
-    struct grid *s = grid_new(o, "summary");
-    grid_col(s, "Metric");
-    grid_col(s, "Count");
-    grid_col(s, "Sum");
-    grid_col(s, "Mean");
-    grid_col(s, "p50");
-    grid_col(s, "p95");
-    grid_col(s, "Max");
-    const char **c = grid_row(o, s);
-    if (c) {
-        c[0] = "EAS requests";
-        c[1] = fmt_u(o, g->eas);
-    }
-    for (int j = 0; j < H_COUNT; j++) {
-        c = grid_row(o, s);
-        if (c == NULL)
-            break;
-        c[0] = et_arena_printf(o->a, "HTTP %s", http_names[j]);
-        if (c[0] == NULL)
-            c[0] = "";
-        c[1] = fmt_u(o, g->http[j]);
-    }
-    const struct {
-        const char *n;
-        const struct hist *h;
-    } hs[] = {{"sc-bytes", &g->scb}, {"cs-bytes", &g->csb}, {"time-taken (ms)", &g->tt}};
-    for (size_t j = 0; j < ET_ARRAY_SIZE(hs); j++) {
-        if (hs[j].h->n == 0)
-            continue;
-        c = grid_row(o, s);
-        if (c == NULL)
-            break;
-        c[0] = hs[j].n;
-        c[1] = fmt_u(o, hs[j].h->n);
-        c[2] = fmt_u(o, hs[j].h->sum);
-        c[3] = fmt_u(o, hs[j].h->sum / hs[j].h->n);
-        c[4] = fmt_u(o, hist_pct(hs[j].h, 0.50));
-        c[5] = fmt_u(o, hist_pct(hs[j].h, 0.95));
-        c[6] = fmt_u(o, hs[j].h->max);
-    }
-}
-
-static void build_errors(struct out *o, const struct agg *g, int with_known)
-{
-    struct grid *e = grid_new(o, "errors");
-    grid_col(e, "Error");
-    grid_col(e, "Count");
-    if (with_known) {
-        for (size_t i = 0; i < NERR; i++) {
-            uint64_t n = 0;
-            for (size_t k = 0; k < g->errs.cap; k++) {
-                const struct row *x = g->errs.slot[k];
-                if (x && strcmp(x->key, et_iis_known_errors[i]) == 0)
-                    n = x->hits;
-            }
-            const char **c = grid_row(o, e);
-            if (c == NULL)
-                return;
-            c[0] = et_iis_known_errors[i];
-            c[1] = fmt_u(o, n);
-        }
-    }
-    struct row **v = sorted(&g->errs, cmp_hits);
-    if (v == NULL) {
-        o->oom = 1;
-        return;
-    }
-    for (size_t i = 0; i < g->errs.n; i++) {
-        int known = 0;
-        for (size_t k = 0; with_known && k < NERR; k++)
-            known |= strcmp(v[i]->key, et_iis_known_errors[k]) == 0;
-        if (known)
-            continue;
-        const char **c = grid_row(o, e);
-        if (c == NULL)
-            break;
-        c[0] = v[i]->key;
-        c[1] = fmt_u(o, v[i]->hits);
-    }
-    et_free(v);
-    struct grid *h = grid_new(o, "http");
-    grid_col(h, "HTTP");
-    grid_col(h, "Count");
-    for (int j = 0; j < H_COUNT; j++) {
-        const char **c = grid_row(o, h);
-        if (c == NULL)
-            return;
-        c[0] = http_names[j];
-        c[1] = fmt_u(o, g->http[j]);
-    }
-}
-
-static void build_keyed(struct et_iis_report *r, struct out *o, const struct agg *g)
-{
-    int sk = r->o.kind == ET_IIS_REPORT_SYNCS_BY_SYNCKEY;
-    struct grid *k = grid_new(o, sk ? "syncs-by-synckey" : "synckey0");
-    grid_col(k, "User");
-    grid_col(k, "DeviceID");
-    grid_col(k, "DeviceType");
-    if (sk)
-        grid_col(k, "SyncKey");
-    grid_col(k, sk ? "Syncs" : "SyncKey0-Syncs");
-    struct row **v = sorted(&g->keyed, cmp_hits);
-    if (v == NULL) {
-        o->oom = 1;
-        return;
-    }
-    for (size_t i = 0; i < g->keyed.n; i++) {
-        const char **c = grid_row(o, k);
-        if (c == NULL)
-            break;
-        /* key is User \x1f DeviceId \x1f DeviceType */
-        char *dup = et_arena_strdup(o->a, v[i]->key);
-        if (dup == NULL) {
-            o->oom = 1;
-            break;
-        }
-        char *p1 = strchr(dup, '\x1f'), *p2 = p1 ? strchr(p1 + 1, '\x1f') : NULL;
-        if (p1)
-            *p1++ = '\0';
-        if (p2)
-            *p2++ = '\0';
-        int n = 0;
-        c[n++] = dup;
-        c[n++] = p1 ? p1 : "";
-        c[n++] = p2 ? p2 : "";
-        if (sk)
-            c[n++] = v[i]->bucket >= 0 ? fmt_u(o, (uint64_t)v[i]->bucket) : "";
-        c[n++] = fmt_u(o, v[i]->hits);
-    }
-    et_free(v);
-}
-
-static void build_top(struct et_iis_report *r, struct out *o, const struct agg *g)
-{
-    struct grid *u = grid_new(o, "top-users");
-    grid_col(u, "User");
-    grid_col(u, "Hits");
-    struct row **v = sorted(&g->keyed, cmp_hits);
-    if (v == NULL) {
-        o->oom = 1;
-        return;
-    }
-    for (size_t i = 0; i < g->keyed.n && i < (size_t)r->o.top; i++) {
-        const char **c = grid_row(o, u);
-        if (c == NULL)
-            break;
-        c[0] = v[i]->key;
-        c[1] = fmt_u(o, v[i]->hits);
-    }
-    et_free(v);
-    struct grid *d = grid_new(o, "top-devices");
-    grid_col(d, "DeviceID");
-    grid_col(d, "Hits");
-    grid_col(d, "User");
-    grid_col(d, "DeviceType");
-    grid_col(d, "User-Agent");
-    v = sorted(&g->devs, cmp_hits);
-    if (v == NULL) {
-        o->oom = 1;
-        return;
-    }
-    for (size_t i = 0; i < g->devs.n && i < (size_t)r->o.top; i++) {
-        const char **c = grid_row(o, d);
-        if (c == NULL)
-            break;
-        c[0] = v[i]->key;
-        c[1] = fmt_u(o, v[i]->hits);
-        c[2] = v[i]->user;
-        c[3] = v[i]->devtype;
-        c[4] = v[i]->ua;
-    }
-    et_free(v);
-}
-
-static void build_recs(struct et_iis_report *r, struct out *o, struct agg *g)
-{
-    struct grid *d = grid_new(o, et_iis_report_kind_name(r->o.kind));
-    static const char *const cols[] = {
-        "Time", "User", "DeviceID", "DeviceType", "Cmd", "sc-status", "sc-substatus",
-        "sc-win32-status", "Status", "Error", "As", "SyncKey", "SyncType", "FolderType",
-        "Heartbeat", "RpcC", "RpcL", "time-taken", "User-Agent",
-    };
-    for (size_t i = 0; i < ET_ARRAY_SIZE(cols); i++)
-        grid_col(d, cols[i]);
-    /* Workers hand rows over in range order, so a stable sort keeps equal seconds in file
-     * order; qsort is not stable, hence the index tie-break below is not needed only when
-     * times differ. Logs are written in time order, so most input is already sorted. */
-    int sorted_in = 1;
-    for (size_t i = 1; i < g->recs.n; i++)
-        if (g->recs.v[i].t < g->recs.v[i - 1].t)
-            sorted_in = 0;
-    if (!sorted_in)
-        qsort(g->recs.v, g->recs.n, sizeof(*g->recs.v), cmp_rec_time);
-    for (size_t i = 0; i < g->recs.n; i++) {
-        const struct rec *x = &g->recs.v[i];
-        const char **c = grid_row(o, d);
-        if (c == NULL)
-            break;
-        int k = 0;
-        c[k++] = fmt_time(o, x->t);
-        c[k++] = x->user;
-        c[k++] = x->device;
-        c[k++] = x->devtype;
-        c[k++] = x->cmd;
-        c[k++] = fmt_l(o, x->http);
-        c[k++] = fmt_l(o, x->sub);
-        c[k++] = fmt_l(o, x->win32);
-        c[k++] = fmt_l(o, x->status);
-        c[k++] = x->error;
-        c[k++] = x->as;
-        c[k++] = fmt_l(o, x->sk);
-        c[k++] = x->st;
-        c[k++] = x->ty;
-        c[k++] = fmt_l(o, x->hb);
-        c[k++] = fmt_l(o, x->rpcc);
-        c[k++] = fmt_l(o, x->rpcl);
-        c[k++] = fmt_l(o, x->tt);
-        c[k++] = x->ua;
-    }
-}
-
-/* -- renderers: every grid goes through the common table renderer (eastrace/table.h) -- */
-
-static struct et_table as_table(const struct grid *g)
-{
-    struct et_table t = {g->name, g->cols, g->ncols, g->cells, g->nrows};
-    return t;
-}
-
-static void render_svg_hours(FILE *f, const struct agg *g)
-{
-    struct row **v = sorted(&g->hours, cmp_bucket);
-    uint64_t max = 1;
-    size_t n = g->hours.n;
-    if (v == NULL)
-        return;
-    if (n > 24 * 31)
-        n = 24 * 31; /* a month of hours is as much as a page can show */
-    for (size_t i = 0; i < n; i++)
-        if (v[i]->hits > max)
-            max = v[i]->hits;
-    int bw = n > 0 ? (int)(960 / n) : 10;
-    if (bw < 2)
-        bw = 2;
-    if (bw > 40)
-        bw = 40;
-    int width = (int)n * bw + 60, height = 240;
-    fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
-               "role=\"img\" aria-label=\"EAS hits per hour\">\n", width, height + 40);
-    fprintf(f, "<text x=\"0\" y=\"14\" class=\"ax\">max %llu hits/hour</text>\n",
-            (unsigned long long)max);
-    for (size_t i = 0; i < n; i++) {
-        int h = (int)((double)v[i]->hits / (double)max * (height - 30));
-        char tb[40];
-        time_t t = (time_t)(v[i]->bucket * 3600);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(tb, sizeof(tb), "%Y-%m-%d %H:00", &tm);
-        fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\"><title>%s UTC: %llu"
-                   "</title></rect>\n",
-                40 + (int)i * bw, height - h, bw > 3 ? bw - 1 : bw, h, tb,
-                (unsigned long long)v[i]->hits);
-        if (n <= 48 || i % (n / 24 + 1) == 0)
-            fprintf(f, "<text x=\"%d\" y=\"%d\" class=\"ax\">%02d</text>\n", 40 + (int)i * bw,
-                    height + 14, tm.tm_hour);
-    }
-    fputs("</svg>\n", f);
-    et_free(v);
-}
-
-static void render_html(FILE *f, struct et_iis_report *r, const struct out *o,
-                        const struct agg *g)
-{
-    struct et_iis_report_totals t;
-    et_iis_report_totals(r, &t);
-    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-          "<title>eastrace ActiveSync report</title>\n<style>\n"
-          "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\n"
-          "table{border-collapse:collapse;margin:1em 0}\n"
-          "th,td{border:1px solid #ccc;padding:2px 6px;text-align:left}\n"
-          "th{background:#eef}\ntd.n{text-align:right}\n"
-          "rect{fill:#4a7bd0}\n.ax{font-size:10px;fill:#555}\n"
-          "</style></head><body>\n", f);
-    fprintf(f, "<h1>ActiveSync report: %s</h1>\n", et_iis_report_kind_name(r->o.kind));
-    fprintf(f, "<p>%llu log lines, %llu EAS requests counted (%s site; %llu front end, %llu "
-               "back end lines seen), %llu unparsable lines.</p>\n",
-            (unsigned long long)t.lines, (unsigned long long)t.eas,
-            t.site_used == ET_IIS_SITE_BACKEND ? "back end" :
-            t.site_used == ET_IIS_SITE_BOTH ? "both" : "front end",
-            (unsigned long long)t.frontend, (unsigned long long)t.backend,
-            (unsigned long long)t.bad);
-    fputs("<h2>Hits per hour (UTC)</h2>\n", f);
-    render_svg_hours(f, g);
-    for (int k = 0; k < o->ng; k++) {
-        struct et_table tb = as_table(&o->g[k]);
-        et_table_write(&tb, ET_TABLE_HTML, ET_TABLE_TITLE, f);
-    }
-    fputs("</body></html>\n", f);
-}
-
-int et_iis_report_add_table(struct et_iis_report *r, const char *name, const char *const *cols,
-                            int ncols, const char *const *cells, size_t nrows)
-{
-    struct extra_table *t;
-    if (r->nextra == (int)ET_ARRAY_SIZE(r->extra) || ncols <= 0 || ncols > GRID_MAX_COLS)
-        return ET_ETOOBIG;
-    t = &r->extra[r->nextra];
-    t->name = et_arena_strdup(r->arena, name);
-    t->cols = et_arena_alloc(r->arena, (size_t)ncols * sizeof(*t->cols));
-    t->cells = et_arena_alloc(r->arena, (nrows ? nrows : 1) * (size_t)ncols * sizeof(*t->cells));
-    if (t->name == NULL || t->cols == NULL || t->cells == NULL)
-        return ET_ENOMEM;
-    for (int i = 0; i < ncols; i++)
-        if ((t->cols[i] = et_arena_strdup(r->arena, cols[i] ? cols[i] : "")) == NULL)
-            return ET_ENOMEM;
-    for (size_t i = 0; i < nrows * (size_t)ncols; i++)
-        if ((t->cells[i] = et_arena_strdup(r->arena, cells[i] ? cells[i] : "")) == NULL)
-            return ET_ENOMEM;
-    t->ncols = ncols;
-    t->nrows = nrows;
-    r->nextra++;
-    return 0;
-}
-
-int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format fmt,
-                        struct et_error *e)
-{
-    struct out o;
-    struct agg *g = &r->side[chosen_side(r)];
-    int rc = 0;
-
-    memset(&o, 0, sizeof(o));
-    o.a = et_arena_new(64 * 1024);
-    if (o.a == NULL) {
-        et_error_set(e, ET_ENOMEM, "report output");
-        return ET_ENOMEM;
-    }
-    switch (r->given != NULL ? ET_IIS_REPORT_COUNT : r->o.kind) {
-    case ET_IIS_REPORT_COUNT: /* computed elsewhere: the given tables, cells borrowed */
-        for (int k = 0; k < r->given->ntables; k++) {
-            const struct et_iis_report_table *t = &r->given->tables[k];
-            struct grid *gr = grid_new(&o, t->name);
-            for (int c = 0; c < t->ncols; c++)
-                grid_col(gr, t->cols[c]);
-            for (size_t i = 0; i < t->nrows; i++) {
-                const char **row = grid_row(&o, gr);
-                if (row == NULL)
-                    break;
-                for (int c = 0; c < t->ncols; c++)
-                    row[c] = t->cells[i * (size_t)t->ncols + (size_t)c];
-            }
-        }
-        break;
-    case ET_IIS_REPORT_HITS:
-        build_hits(r, &o, g);
-        build_errors(&o, g, 1);
-        break;
-    case ET_IIS_REPORT_ERRORS: build_errors(&o, g, 1); break;
-    case ET_IIS_REPORT_SYNCKEY0:
-    case ET_IIS_REPORT_SYNCS_BY_SYNCKEY: build_keyed(r, &o, g); break;
-    case ET_IIS_REPORT_TOP: build_top(r, &o, g); break;
-    default: build_recs(r, &o, g); break;
-    }
-    /* The analyzer's findings follow the report's own tables, then the caller's; the grids
-     * borrow their cells. */
-    if (r->fa != NULL && !r->fa_done) {
-        if (et__fa_table(r->fa, r->device, &r->fa_cells, &r->fa_rows) != 0)
-            o.oom = 1;
-        r->fa_done = 1;
-    }
-    if (r->fa != NULL && r->fa_cells != NULL && o.ng < (int)ET_ARRAY_SIZE(o.g)) {
-        struct grid *gr = grid_new(&o, "findings");
-        for (int c = 0; c < 7; c++)
-            grid_col(gr, et__fa_cols[c]);
-        for (size_t i = 0; i < r->fa_rows; i++) {
-            const char **row = grid_row(&o, gr);
-            if (row == NULL)
-                break;
-            for (int c = 0; c < 7; c++)
-                row[c] = r->fa_cells[i * 7 + (size_t)c];
-        }
-    }
-    for (int k = 0; k < r->nextra && o.ng < (int)ET_ARRAY_SIZE(o.g); k++) {
-        const struct extra_table *t = &r->extra[k];
-        struct grid *gr = grid_new(&o, t->name);
-        for (int c = 0; c < t->ncols; c++)
-            grid_col(gr, t->cols[c]);
-        for (size_t i = 0; i < t->nrows; i++) {
-            const char **row = grid_row(&o, gr);
-            if (row == NULL)
-                break;
-            for (int c = 0; c < t->ncols; c++)
-                row[c] = t->cells[i * (size_t)t->ncols + (size_t)c];
-        }
-    }
-    if (o.oom) {
-        et_error_set(e, ET_ENOMEM, "report output");
-        rc = ET_ENOMEM;
-        goto out;
-    }
-    switch (fmt) {
-    case ET_REPORT_CSV:
-        /* CSV is one table: the report's main one (the script's per-device CSV). */
-        if (o.ng > 0) {
-            struct et_table t = as_table(&o.g[0]);
-            rc = et_table_write(&t, ET_TABLE_CSV, 0, f);
-        }
-        break;
-    case ET_REPORT_TABLE:
-        for (int k = 0; k < o.ng && rc == 0; k++) {
-            struct et_table t = as_table(&o.g[k]);
-            rc = et_table_write(&t, ET_TABLE_TEXT, ET_TABLE_TITLE | ET_TABLE_HIDE_ZERO, f);
-        }
-        if (g->recs.truncated || r->bad_alloc)
-            fprintf(f, "(truncated: row cap or memory limit reached)\n");
-        break;
-    case ET_REPORT_JSON: {
-        struct et_iis_report_totals t;
-        et_iis_report_totals(r, &t);
-        fprintf(f, "{\"report\":\"%s\",\"lines\":%llu,\"eas\":%llu,\"frontend\":%llu,"
-                   "\"backend\":%llu,\"bad\":%llu,\"truncated\":%s,\"tables\":[",
-                et_iis_report_kind_name(r->o.kind), (unsigned long long)t.lines,
-                (unsigned long long)t.eas, (unsigned long long)t.frontend,
-                (unsigned long long)t.backend, (unsigned long long)t.bad,
-                g->recs.truncated || r->bad_alloc ? "true" : "false");
-        for (int k = 0; k < o.ng && rc == 0; k++) {
-            struct et_table tb = as_table(&o.g[k]);
-            if (k)
-                fputc(',', f);
-            rc = et_table_write(&tb, ET_TABLE_JSON, 0, f);
-        }
-        fputs("]}\n", f);
-        break;
-    }
-    case ET_REPORT_HTML: render_html(f, r, &o, g); break;
-    }
-    if (rc != 0) {
-        et_error_set(e, rc, "writing the report: %s", et_strerror(rc));
-    } else if (ferror(f)) {
-        et_error_set(e, ET_EIO, "writing the report: %s", strerror(errno));
-        rc = ET_EIO;
-    }
-out:
-    for (int k = 0; k < o.ng; k++)
-        et_free(o.g[k].cells);
-    et_arena_free(o.a);
-    return rc;
-}
-
-int et_iis_report_write_result(const struct et_iis_report_result *res, FILE *f,
-                               enum et_report_format fmt, struct et_error *e)
-{
-    struct et_iis_report_opts o;
-    struct et_iis_report *r;
-    int rc;
-
-    if (res->ntables < 0 || res->ntables > 8) {
-        et_error_set(e, ET_EINVAL, "report: %d tables", res->ntables);
-        return ET_EINVAL;
-    }
-    for (int k = 0; k < res->ntables; k++)
-        if (res->tables[k].ncols <= 0 || res->tables[k].ncols > GRID_MAX_COLS) {
-            et_error_set(e, ET_EINVAL, "report: %d columns", res->tables[k].ncols);
-            return ET_EINVAL;
-        }
-    memset(&o, 0, sizeof(o));
-    o.kind = res->kind;
-    o.site = (enum et_iis_site)res->totals.site_used;
-    if ((r = et_iis_report_new(&o)) == NULL) {
-        et_error_set(e, ET_ENOMEM, "report output");
-        return ET_ENOMEM;
-    }
-    r->o.site = o.site; /* the site counted, so the totals name it */
-    r->lines = res->totals.lines;
-    r->bad = res->totals.bad;
-    r->bytes = res->totals.bytes;
-    r->frontend = res->totals.frontend;
-    r->backend = res->totals.backend;
-    r->side[0].eas = res->totals.eas;
-    r->bad_alloc = res->truncated;
-    for (size_t i = 0; i < res->nhours; i++) {
-        struct row *h = table_get(&r->side[0].hours, r->arena, "", 0, res->hour[i]);
-        if (h == NULL) {
-            et_iis_report_free(r);
-            et_error_set(e, ET_ENOMEM, "report output");
-            return ET_ENOMEM;
-        }
-        h->hits += res->hour_hits[i];
-    }
-    r->given = res;
-    rc = et_iis_report_write(r, f, fmt, e);
-    et_iis_report_free(r);
-    return rc;
-}

@@ -25,72 +25,30 @@
 
 /* ---- string pool ----------------------------------------------------------------------- */
 
-static uint32_t hash_str(const char *s)
-{
-    uint32_t h = 2166136261u;
-    for (; *s; s++)
-        h = (h ^ (uint8_t)*s) * 16777619u;
-    return h;
-}
-
-static int pool_grow(struct et__strpool *p)
-{
-    uint32_t nslot = p->nslot ? p->nslot * 2 : 1024;
-    uint32_t *slot = et_calloc(nslot, sizeof(*slot));
-    if (slot == NULL)
-        return ET_ENOMEM;
-    for (uint32_t id = 1; id < p->n; id++) {
-        uint32_t i = hash_str(p->str[id]) & (nslot - 1);
-        while (slot[i] != 0)
-            i = (i + 1) & (nslot - 1);
-        slot[i] = id;
-    }
-    et_free(p->slot);
-    p->slot = slot;
-    p->nslot = nslot;
-    return 0;
-}
-
 uint32_t et__pool_intern(struct et__strpool *p, const char *s)
 {
-    uint32_t i;
+    uint32_t id;
     if (s == NULL)
         return 0;
-    if ((p->n + 1) * 2 >= p->nslot && pool_grow(p) != 0)
-        return 0;
-    i = hash_str(s) & (p->nslot - 1);
-    while (p->slot[i] != 0) {
-        if (strcmp(p->str[p->slot[i]], s) == 0)
-            return p->slot[i];
-        i = (i + 1) & (p->nslot - 1);
-    }
-    if (p->n == 0)
-        p->n = 1;
-    if (p->n >= p->cap) {
-        uint32_t cap = p->cap ? p->cap * 2 : 256;
-        char **str = et_realloc(p->str, cap * sizeof(*str));
-        if (str == NULL)
+    if (!p->ready) {
+        if (et_strpool_init(&p->pool, 0) != 0)
             return 0;
-        p->str = str;
-        p->cap = cap;
+        p->ready = 1;
     }
-    if ((p->str[p->n] = et_strdup(s)) == NULL)
+    if (et_strpool_intern(&p->pool, s, strlen(s), &id) == NULL || id == UINT32_MAX)
         return 0;
-    p->slot[i] = p->n;
-    return p->n++;
+    return id + 1;
 }
 
 const char *et__pool_str(const struct et__strpool *p, uint32_t id)
 {
-    return id != 0 && id < p->n ? p->str[id] : NULL;
+    return id != 0 && p->ready ? et_strpool_str(&p->pool, id - 1) : NULL;
 }
 
 static void pool_free(struct et__strpool *p)
 {
-    for (uint32_t id = 1; id < p->n; id++)
-        et_free(p->str[id]);
-    et_free(p->str);
-    et_free(p->slot);
+    if (p->ready)
+        et_strpool_free(&p->pool);
     memset(p, 0, sizeof(*p));
 }
 

@@ -2,6 +2,7 @@
 #ifndef ET_WEB_WEB_INT_H
 #define ET_WEB_WEB_INT_H
 
+#include "eastrace/map.h"
 #include <pthread.h>
 #include <stdint.h>
 
@@ -18,12 +19,11 @@ extern const struct et__web_asset et__web_assets[];
 extern const size_t et__web_nassets;
 const struct et__web_asset *et__web_asset(const char *name);
 
-/* Interned strings: id 0 is NULL; ids are stable for the store's life. */
+/* Interned strings (common/map.h's pool, made on first use): id 0 is NULL, id k the pool's
+ * string k - 1; ids are stable for the store's life. */
 struct et__strpool {
-    char **str;       /* by id */
-    uint32_t n, cap;  /* str[0] unused */
-    uint32_t *slot;   /* open addressing: id or 0 */
-    uint32_t nslot;
+    struct et_strpool pool;
+    int ready;
 };
 
 /*

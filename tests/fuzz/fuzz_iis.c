@@ -16,6 +16,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct et_eas_log lg;
 
     et_eas_log_parse((const char *)data, size, &lg);
+    {
+        /* The partial parse the report's findings use gives the full parse's fields. */
+        struct et_eas_log only;
+        et_eas_log_parse_only((const char *)data, size, "SHEAa", &only);
+        if (only.status != lg.status || only.heartbeat != lg.heartbeat ||
+            only.sync_key != lg.sync_key || only.error.len != lg.error.len ||
+            only.access_state.len != lg.access_state.len || only.exch2003 != lg.exch2003 ||
+            only.dropped != lg.dropped)
+            __builtin_trap();
+    }
     et_error_clear(&e);
     if (et_iis_open_mem(data, size, "fuzz", NULL, &s, &e) == 0) {
         for (int i = 0; i < 10000; i++) {

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 #include <zlib.h>
 
@@ -79,6 +80,65 @@ static void test_log_items_newer_colon_numbers(void **state)
     assert_int_equal(lg.status, 1);
     assert_int_equal(lg.sync_key, 0);
     assert_memory_equal(lg.folder_type.ptr, "Ca", 2);
+}
+
+/* The parse that keeps only some items gives those items and fields as the full parse does,
+ * including past the item cap (items beyond it are dropped by both). */
+static void check_only_matches_full(const char *s, size_t n)
+{
+    struct et_eas_log a, b;
+    et_eas_log_parse(s, n, &a);
+    et_eas_log_parse_only(s, n, "SHEAa", &b);
+    assert_int_equal(a.exch2003, b.exch2003);
+    assert_int_equal(a.status, b.status);
+    assert_int_equal(a.heartbeat, b.heartbeat);
+    assert_int_equal(a.sync_key, b.sync_key);
+    assert_int_equal(a.dropped, b.dropped);
+    assert_int_equal(a.error.len, b.error.len);
+    assert_int_equal(a.access_state.len, b.access_state.len);
+    if (a.error.len)
+        assert_ptr_equal(a.error.ptr, b.error.ptr);
+    if (a.access_state.len)
+        assert_ptr_equal(a.access_state.ptr, b.access_state.ptr);
+    size_t k = 0;
+    for (size_t i = 0; i < a.nitems; i++) {
+        /* The packed 2003 string is parsed whole by both. */
+        if (!a.exch2003 &&
+            (a.items[i].name.len == 0 || strchr("SHEAa", a.items[i].name.ptr[0]) == NULL))
+            continue;
+        assert_true(k < b.nitems);
+        assert_ptr_equal(a.items[i].name.ptr, b.items[k].name.ptr);
+        assert_int_equal(a.items[i].name.len, b.items[k].name.len);
+        assert_int_equal(a.items[i].value.len, b.items[k].value.len);
+        assert_int_equal(a.items[i].colon, b.items[k].colon);
+        k++;
+    }
+    assert_int_equal(k, b.nitems);
+}
+
+static void test_log_parse_only_keeps_wanted_items_as_full_parse(void **state)
+{
+    (void)state;
+    static const char *const cases[] = {
+        "V141_Sst3_LdapC0_LdapL0_RpcC9_RpcL15_Hb960_Rto1_S1_Erq1_Pk1111111_Sp1_Cpo172_"
+        "Fet960000_Mbx:MBX1.CONTOSO.COM_Dc:DC1.CONTOSO.COM_Throttle0_Budget:(A)Conn%3a1_",
+        "V141_Error:TooManyJobsQueued_Throttle1_",
+        "V141_Error:DeviceNotProvisioned_As:BlockedP_as:lower_AS:Upper_",
+        "Ver1:161_Hb:600_S:1_Sk:0_Ty:Ca_", "_S1__Sk22___", "S", ":S1_:_E:", "S12Sk_Hb-3_",
+        "V2TCoSSC:0A0C0D0FS:1A0C0D0SP:1C2I105992S109982R", "",
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        check_only_matches_full(cases[i], strlen(cases[i]));
+    /* More items than the cap, wanted ones before and after it. */
+    char big[2048];
+    size_t n = 0;
+    for (int i = 0; i < 60; i++)
+        n += (size_t)snprintf(big + n, sizeof(big) - n, i % 7 == 0 ? "S%d_" : "X%d_", i);
+    check_only_matches_full(big, n);
+    struct et_eas_log b;
+    et_eas_log_parse_only(big, n, "SHEAa", &b);
+    assert_int_equal(b.dropped, 60 - ET_EAS_LOG_MAX_ITEMS);
+    assert_int_equal(b.status, 42); /* the last S within the cap (S49 and S56 are past it) */
 }
 
 static void test_log_items_2003_packed_grammar(void **state)
@@ -532,6 +592,7 @@ int main(void)
         cmocka_unit_test(test_log_items_2010_digit_and_colon_forms),
         cmocka_unit_test(test_log_items_newer_colon_numbers),
         cmocka_unit_test(test_log_items_2003_packed_grammar),
+        cmocka_unit_test(test_log_parse_only_keeps_wanted_items_as_full_parse),
         cmocka_unit_test(test_log_items_cap_counts_dropped),
         cmocka_unit_test(test_query_scan_and_commands),
         cmocka_unit_test(test_iis_base64_query_decoded),

@@ -167,6 +167,12 @@ struct et_eas_log {
 /* Parses the value of Log= (n bytes, borrowed). Never fails: unknown items are kept as raw
  * items; an empty string gives no items. */
 void et_eas_log_parse(const char *s, size_t n, struct et_eas_log *out);
+/* The same parse keeping only the items whose first byte is in `first` (NUL-terminated;
+ * NULL keeps all): their fields and items are what et_eas_log_parse gives, the others are
+ * stepped over (absent, and not in items[]; they still count towards the cap, so `dropped`
+ * is the full parse's). The packed 2003 string is always parsed whole. For a caller that
+ * reads a few items of every line (the IIS report's findings: S, Hb, Sk, Error, As). */
+void et_eas_log_parse_only(const char *s, size_t n, const char *first, struct et_eas_log *out);
 
 /* URL-decodes (%XX; '+' stays '+') n bytes into out (NUL-terminated, at most outlen-1
  * bytes). Returns the length written. */

@@ -1426,7 +1426,7 @@ static void pattern_retry_after(struct emit *em, int64_t t)
             d->retry_until = 0;
     }
     if ((secs = retry_after_secs(x)) > 0) {
-        int64_t base = x->t.resp_end ? x->t.resp_end : (x->t.resp_begin ? x->t.resp_begin : t);
+        int64_t base = et_exchange_end_time(x); /* t is et_exchange_time(x): its last fallback */
         if (base > 0) {
             d->retry_until = base + (int64_t)secs * 1000000;
             d->retry_secs = secs;

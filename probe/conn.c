@@ -1,9 +1,10 @@
 /*
  * The probe's HTTP/1.1 client: blocking sockets with timeouts, an optional HTTP proxy
  * (CONNECT), TLS through net/'s client (eastrace/tls.h) with verification left to tls.c,
- * keep-alive on one connection. Responses are framed here (Content-Length, chunked, or to the end of the
- * connection) and parsed by the decoder's et_http_parse_response into the exchange that is
- * also recorded, so what the probe reports is exactly what a capture replays.
+ * keep-alive on one connection. Responses are framed here (Content-Length, chunked, or to
+ * the end of the connection) and parsed by the decoder's et_http_parse_response into the
+ * exchange that is also recorded, so what the probe reports is exactly what a capture
+ * replays.
  *
  *   conn_open: resolve -> connect (poll timeout) -> [CONNECT host:port] -> [TLS handshake]
  *   exchange:  write request -> read until framed -> parse -> (server closed? reopen next time)
@@ -16,8 +17,8 @@
 #include <unistd.h>
 
 #include "eastrace/http.h"
-#include "eastrace/tls.h"
 #include "eastrace/net.h"
+#include "eastrace/tls.h"
 
 /* Largest response the probe reads (a Sync with a small window is far below). */
 #define RESP_MAX ((size_t)32 << 20)
@@ -70,7 +71,7 @@ static int tcp_connect(const char *host, int port, int timeout_ms, char *peer, s
 static int raw_write(struct et_probe_conn *c, const void *p, size_t n, struct et_error *e)
 {
     return c->tls_conn != NULL ? et_tls_write_all(c->tls_conn, p, n, e)
-                          : et_net_write_all(c->fd, p, n, c->host, e);
+                               : et_net_write_all(c->fd, p, n, c->host, e);
 }
 
 /* Reads some bytes into c->in: >0 read, 0 end of stream, -1 error, -2 timeout. */
@@ -82,7 +83,7 @@ static int raw_read(struct et_probe_conn *c)
 
     et_error_clear(&e);
     r = c->tls_conn != NULL ? et_tls_read(c->tls_conn, tmp, sizeof(tmp), &e)
-                       : et_net_read(c->fd, tmp, sizeof(tmp), c->host, &e);
+                            : et_net_read(c->fd, tmp, sizeof(tmp), c->host, &e);
     if (r == ET_ETIMEDOUT)
         return -2;
     if (r <= 0)

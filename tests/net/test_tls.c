@@ -170,6 +170,19 @@ static int try_connect(struct srv *s, struct et_tls_opts *o, struct et_tls **out
     return rc;
 }
 
+/* Verified against the test CA as localhost, 5 s for each wait. */
+static const struct et_tls_opts LOCALHOST = {.host = "localhost", .verify = 1,
+                                             .ca_file = FIX "origin-ca.pem",
+                                             .timeout_ms = 5000};
+
+/* Ends a connection try_connect made: the client goes, then the server thread. */
+static void finish(struct srv *s, struct et_tls *t, int fd)
+{
+    et_tls_free(t);
+    close(fd);
+    srv_stop(s);
+}
+
 static void test_verified_by_name_with_alpn(void **state)
 {
     (void)state;
@@ -197,9 +210,7 @@ static void test_verified_by_name_with_alpn(void **state)
     assert_memory_equal(buf, "pong ping", 9);
     assert_int_equal(et_tls_read(t, buf, sizeof(buf), &e), 0); /* close_notify */
     assert_int_equal(e.code, 0);
-    et_tls_free(t);
-    close(fd);
-    srv_stop(&s);
+    finish(&s, t, fd);
 }
 
 static void test_verified_by_address(void **state)
@@ -216,9 +227,7 @@ static void test_verified_by_address(void **state)
     assert_string_equal(et_tls_alpn(t), ""); /* the server selects none */
     assert_int_equal(et_tls_write_all(t, "x", 1, &e), 0);
     et_tls_shutdown(t);
-    et_tls_free(t);
-    close(fd);
-    srv_stop(&s);
+    finish(&s, t, fd);
 }
 
 static void test_wrong_host_refused(void **state)
@@ -274,9 +283,7 @@ static void test_verify_off_reports_the_result(void **state)
     }
     assert_int_equal(et_tls_write_all(t, "hi", 2, &e), 0);
     assert_int_equal(et_tls_read(t, buf, sizeof(buf), &e), 7);
-    et_tls_free(t);
-    close(fd);
-    srv_stop(&s);
+    finish(&s, t, fd);
 }
 
 static void test_min_version_not_reached(void **state)
@@ -353,17 +360,14 @@ static void test_silent_peer_read_times_out(void **state)
     assert_int_equal(et_tls_read(t, buf, sizeof(buf), &e), ET_ETIMEDOUT);
     assert_true(now_s() - t0 < 3.0);
     assert_string_equal(e.msg, "SMTP: TLS read from localhost: timed out");
-    et_tls_free(t);
-    close(fd);
-    srv_stop(&s);
+    finish(&s, t, fd);
 }
 
 static void test_drop_without_close_notify(void **state)
 {
     (void)state;
     struct srv s = {.mode = SRV_DROP, .cert = "origin-localhost"};
-    struct et_tls_opts o = {.host = "localhost", .verify = 1, .ca_file = FIX "origin-ca.pem",
-                            .timeout_ms = 5000};
+    struct et_tls_opts o = LOCALHOST;
     struct et_tls *t = NULL;
     struct et_error e;
     char buf[16];
@@ -372,17 +376,14 @@ static void test_drop_without_close_notify(void **state)
     assert_int_equal(try_connect(&s, &o, &t, &fd, &e), 0);
     assert_int_equal(et_tls_read(t, buf, sizeof(buf), &e), ET_ECONNRESET);
     assert_non_null(strstr(e.msg, "TLS read from localhost: the connection was closed"));
-    et_tls_free(t);
-    close(fd);
-    srv_stop(&s);
+    finish(&s, t, fd);
 }
 
 static void test_write_to_a_gone_peer(void **state)
 {
     (void)state;
     struct srv s = {.mode = SRV_DROP, .cert = "origin-localhost"};
-    struct et_tls_opts o = {.host = "localhost", .verify = 1, .ca_file = FIX "origin-ca.pem",
-                            .timeout_ms = 5000};
+    struct et_tls_opts o = LOCALHOST;
     struct et_tls *t = NULL;
     struct et_error e;
     static char block[65536];

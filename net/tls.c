@@ -185,6 +185,11 @@ int et_tls_connect(int fd, const struct et_tls_opts *o, struct et_tls **out,
     int rc = ET_ETLS, k;
 
     *out = NULL;
+    if (o->host == NULL || o->host[0] == '\0') {
+        et_error_set(e, ET_EINVAL, "%s%sTLS: no host name to check", o->what ? o->what : "",
+                     o->what ? ": " : "");
+        return ET_EINVAL;
+    }
     t = et_calloc(1, sizeof(*t));
     if (t == NULL) {
         et_error_set(e, ET_ENOMEM, "%s%sout of memory", o->what ? o->what : "",

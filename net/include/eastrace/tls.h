@@ -40,8 +40,8 @@ enum et_tls_version {
 };
 
 struct et_tls_opts {
-    const char *host;      /* SNI when a name (never for an address); the name or address
-                              the certificate must match */
+    const char *host;      /* required: SNI when a name (never for an address); the name or
+                              address the certificate must match */
     const char *name;      /* the peer in messages ("mail.example.com:587"); NULL: host */
     const char *what;      /* prefix of messages ("SMTP"); NULL: none */
     int verify;            /* 1: refuse an untrusted or misnamed certificate (ET_ECERT) */
@@ -54,8 +54,8 @@ struct et_tls_opts {
 /*
  * Handshake as a client over fd (borrowed: et_tls_free() does not close it). Returns 0 with
  * *out set, or ET_ECERT (verify set and the certificate fails: e names host and OpenSSL's
- * reason), ET_ETIMEDOUT, ET_ETLS (setup, CA file, or the handshake failed), ET_ENOMEM; *out
- * is NULL then.
+ * reason), ET_ETIMEDOUT, ET_ETLS (setup, CA file, or the handshake failed), ET_EINVAL (no
+ * host), ET_ENOMEM; *out is NULL then.
  */
 int et_tls_connect(int fd, const struct et_tls_opts *o, struct et_tls **out,
                    struct et_error *e);

@@ -1,39 +1,29 @@
 /*
- * SMTP client and MIME builder (see smtp.h). One connection, blocking sockets with
- * SO_RCVTIMEO/SO_SNDTIMEO and a poll()ed non-blocking connect, so no step can hang longer
- * than the timeout. After STARTTLS every byte goes through OpenSSL on the same socket.
+ * SMTP client and MIME builder (see smtp.h). One connection through net/'s blocking clients
+ * (eastrace/net.h, eastrace/tls.h): SO_RCVTIMEO/SO_SNDTIMEO and a poll()ed connect, so no
+ * step can hang longer than the timeout. After STARTTLS every byte goes through TLS on the
+ * same socket.
  *
- *   struct conn: fd --(tls == NULL)--> read()/write()
- *                  \-(tls != NULL)--> SSL_read()/SSL_write()
+ *   struct conn: fd --(tls == NULL)--> et_net_read() / et_net_write_all()
+ *                  \-(tls != NULL)--> et_tls_read() / et_tls_write_all()
  *   replies: lines "CODE-text" ... "CODE text" (RFC 5321 4.2.1), read into rbuf, text kept
  *            (capped) for the error message.
  */
 #include "eastrace/smtp.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <netdb.h>
-#include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "eastrace/net.h"
-
-#include <openssl/err.h>
-#include <openssl/ssl.h>
-#include <openssl/x509v3.h>
+#include "eastrace/tls.h"
 
 #define REPLY_MAX 4096 /* server text kept per reply */
 
 struct conn {
     int fd;
-    SSL_CTX *ctx;
-    SSL *ssl;
+    struct et_tls *tls;      /* after STARTTLS */
     int timeout_ms;
     char rbuf[8192];
     size_t rstart, rend;
@@ -42,47 +32,15 @@ struct conn {
     unsigned ext_starttls : 1, ext_auth_plain : 1, ext_auth_login : 1;
 };
 
-static void tls_error(struct et_error *e, int code, const char *what)
-{
-    char ebuf[256] = "";
-    unsigned long l = ERR_peek_last_error();
-    if (l != 0)
-        ERR_error_string_n(l, ebuf, sizeof(ebuf));
-    ERR_clear_error();
-    et_error_set(e, code, "%s%s%s", what, ebuf[0] ? ": " : "", ebuf);
-}
-
 static int conn_write(struct conn *c, const char *p, size_t n, struct et_error *e)
 {
-    while (n > 0) {
-        ssize_t w;
-        if (c->ssl != NULL) {
-            int k = SSL_write(c->ssl, p, n > 65536 ? 65536 : (int)n);
-            if (k <= 0) {
-                tls_error(e, ET_EIO, "SMTP: TLS write failed (timeout or connection closed)");
-                return ET_EIO;
-            }
-            w = k;
-        } else {
-            w = send(c->fd, p, n, MSG_NOSIGNAL);
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0) {
-                int err = errno;
-                et_error_set(e, err == EAGAIN ? ET_ETIMEDOUT : ET_EIO, "SMTP: write: %s",
-                             err == EAGAIN ? "timed out" : strerror(err));
-                return err == EAGAIN ? ET_ETIMEDOUT : ET_EIO;
-            }
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
+    return c->tls != NULL ? et_tls_write_all(c->tls, p, n, e)
+                          : et_net_write_all(c->fd, p, n, "SMTP", e);
 }
 
 static int conn_fill(struct conn *c, struct et_error *e)
 {
-    ssize_t r;
+    long r;
     if (c->rstart > 0) {
         memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
         c->rend -= c->rstart;
@@ -92,37 +50,17 @@ static int conn_fill(struct conn *c, struct et_error *e)
         et_error_set(e, ET_EPARSE, "SMTP: reply line longer than %zu bytes", sizeof(c->rbuf));
         return ET_EPARSE;
     }
-    for (;;) {
-        if (c->ssl != NULL) {
-            int k = SSL_read(c->ssl, c->rbuf + c->rend, (int)(sizeof(c->rbuf) - c->rend));
-            if (k <= 0) {
-                int se = SSL_get_error(c->ssl, k);
-                if (se == SSL_ERROR_ZERO_RETURN) {
-                    et_error_set(e, ET_ECONNRESET, "SMTP: the server closed the connection");
-                    return ET_ECONNRESET;
-                }
-                tls_error(e, ET_EIO, "SMTP: TLS read failed (timeout or connection closed)");
-                return ET_EIO;
-            }
-            r = k;
-        } else {
-            r = recv(c->fd, c->rbuf + c->rend, sizeof(c->rbuf) - c->rend, 0);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r < 0) {
-                int err = errno;
-                et_error_set(e, err == EAGAIN ? ET_ETIMEDOUT : ET_EIO, "SMTP: read: %s",
-                             err == EAGAIN ? "timed out waiting for the server" : strerror(err));
-                return err == EAGAIN ? ET_ETIMEDOUT : ET_EIO;
-            }
-            if (r == 0) {
-                et_error_set(e, ET_ECONNRESET, "SMTP: the server closed the connection");
-                return ET_ECONNRESET;
-            }
-        }
-        c->rend += (size_t)r;
-        return 0;
+    r = c->tls != NULL ? et_tls_read(c->tls, c->rbuf + c->rend, sizeof(c->rbuf) - c->rend, e)
+                       : et_net_read(c->fd, c->rbuf + c->rend, sizeof(c->rbuf) - c->rend,
+                                     "SMTP", e);
+    if (r < 0)
+        return (int)r;
+    if (r == 0) {
+        et_error_set(e, ET_ECONNRESET, "SMTP: the server closed the connection");
+        return ET_ECONNRESET;
     }
+    c->rend += (size_t)r;
+    return 0;
 }
 
 /* Reads one reply (all its lines) into c->code and c->text, noting EHLO extensions. */
@@ -206,77 +144,20 @@ static int step(struct conn *c, const char *cmd, const char *what, int want, str
     return 0;
 }
 
-/* The shared blocking connect (common/net.c): every address, a deadline each, then
- * SO_RCVTIMEO/SO_SNDTIMEO of the step timeout. */
-static int tcp_connect(struct conn *c, const char *host, int port, struct et_error *e)
-{
-    int fd = et_net_connect(host, port, c->timeout_ms, "SMTP", NULL, 0, e);
-    if (fd < 0)
-        return fd;
-    c->fd = fd;
-    return 0;
-}
-
-/* Whether host is a literal IPv4 or IPv6 address. */
-static int inet_pton_check(const char *host, unsigned char *buf)
-{
-    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
+/* STARTTLS's handshake (net/tls.c): the certificate verified against --smtp-ca or the
+ * system store, for the name or address given, TLS 1.2 or later. */
 static int start_tls(struct conn *c, const struct et_smtp_opts *o, struct et_error *e)
 {
-    long vr;
+    char name[300];
+    struct et_tls_opts to = {.host = o->host, .name = name, .what = "SMTP", .verify = 1,
+                             .ca_file = o->ca_file, .min_version = ET_TLS_1_2};
+    int rc;
 
-    c->ctx = SSL_CTX_new(TLS_client_method());
-    if (c->ctx == NULL)
-        goto fail;
-    SSL_CTX_set_min_proto_version(c->ctx, TLS1_2_VERSION);
-    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
-    if (o->ca_file != NULL) {
-        if (SSL_CTX_load_verify_locations(c->ctx, o->ca_file, NULL) != 1) {
-            tls_error(e, ET_ETLS, "SMTP: cannot load CA file");
-            return ET_ETLS;
-        }
-    } else if (SSL_CTX_set_default_verify_paths(c->ctx) != 1) {
-        goto fail;
-    }
-    c->ssl = SSL_new(c->ctx);
-    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
-        goto fail;
-    /* SNI and host name check only for names; an address is checked as an IP SAN. */
-    {
-        unsigned char ip[16];
-        X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
-        if (inet_pton_check(o->host, ip)) {
-            if (X509_VERIFY_PARAM_set1_ip_asc(vp, o->host) != 1)
-                goto fail;
-        } else {
-            if (SSL_set_tlsext_host_name(c->ssl, o->host) != 1 || SSL_set1_host(c->ssl, o->host) != 1)
-                goto fail;
-        }
-    }
-    if (SSL_connect(c->ssl) != 1) {
-        vr = SSL_get_verify_result(c->ssl);
-        if (vr != X509_V_OK) {
-            ERR_clear_error();
-            et_error_set(e, ET_ECERT, "SMTP: the certificate of %s is not trusted: %s%s",
-                         o->host, X509_verify_cert_error_string(vr),
-                         o->ca_file ? "" : " (give its CA with --smtp-ca FILE)");
-            SSL_free(c->ssl);
-            c->ssl = NULL;
-            return ET_ECERT;
-        }
-        tls_error(e, ET_ETLS, "SMTP: TLS handshake with the server failed");
-        SSL_free(c->ssl);
-        c->ssl = NULL;
-        return ET_ETLS;
-    }
-    return 0;
-fail:
-    tls_error(e, ET_ETLS, "SMTP: TLS setup failed");
-    SSL_free(c->ssl);
-    c->ssl = NULL;
-    return ET_ETLS;
+    snprintf(name, sizeof(name), "%s:%d", o->host, o->port > 0 ? o->port : 25);
+    rc = et_tls_connect(c->fd, &to, &c->tls, e);
+    if (rc == ET_ECERT && o->ca_file == NULL && strlen(e->msg) + 40 < sizeof(e->msg))
+        strcat(e->msg, " (give its CA with --smtp-ca FILE)");
+    return rc;
 }
 
 /* An address for MAIL FROM / RCPT TO: printable ASCII without '<', '>' or spaces, so it can
@@ -408,8 +289,12 @@ int et_smtp_send(const struct et_smtp_opts *o, const char *msg, size_t len, stru
     }
     c->fd = -1;
     c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
-    if ((rc = tcp_connect(c, o->host, o->port > 0 ? o->port : 25, e)) < 0)
+    c->fd = et_net_connect(o->host, o->port > 0 ? o->port : 25, c->timeout_ms, "SMTP", NULL, 0,
+                           e);
+    if (c->fd < 0) {
+        rc = c->fd;
         goto out;
+    }
     if ((rc = step(c, NULL, "the greeting", 2, e)) < 0 || (rc = ehlo(c, helo, e)) < 0)
         goto out;
     if (o->starttls != ET_SMTP_TLS_NEVER && c->ext_starttls) {
@@ -431,7 +316,7 @@ int et_smtp_send(const struct et_smtp_opts *o, const char *msg, size_t len, stru
         goto out;
     }
     if (o->user != NULL) {
-        if (c->ssl == NULL && !o->allow_plain_auth) {
+        if (c->tls == NULL && !o->allow_plain_auth) {
             et_error_set(e, ET_ETLS, "SMTP: refusing to send the password without TLS (the "
                                      "server did not offer STARTTLS)");
             rc = ET_ETLS;
@@ -466,11 +351,9 @@ out:
         et_error_clear(&qe);
         (void)step(c, "QUIT", "QUIT", 2, &qe);
     }
-    if (c->ssl != NULL) {
-        (void)SSL_shutdown(c->ssl);
-        SSL_free(c->ssl);
-    }
-    SSL_CTX_free(c->ctx);
+    if (c->tls != NULL)
+        (void)et_tls_shutdown(c->tls);
+    et_tls_free(c->tls);
     if (c->fd >= 0)
         close(c->fd);
     et_free(c);

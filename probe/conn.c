@@ -1,27 +1,24 @@
 /*
  * The probe's HTTP/1.1 client: blocking sockets with timeouts, an optional HTTP proxy
- * (CONNECT), TLS through OpenSSL with verification left to tls.c, keep-alive on one
- * connection. Responses are framed here (Content-Length, chunked, or to the end of the
- * connection) and parsed by the decoder's et_http_parse_response into the exchange that is
- * also recorded, so what the probe reports is exactly what a capture replays.
+ * (CONNECT), TLS through net/'s client (eastrace/tls.h) with verification left to tls.c,
+ * keep-alive on one connection. Responses are framed here (Content-Length, chunked, or to
+ * the end of the connection) and parsed by the decoder's et_http_parse_response into the
+ * exchange that is also recorded, so what the probe reports is exactly what a capture
+ * replays.
  *
  *   conn_open: resolve -> connect (poll timeout) -> [CONNECT host:port] -> [TLS handshake]
  *   exchange:  write request -> read until framed -> parse -> (server closed? reopen next time)
  */
 #include "probe_int.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
-#include <arpa/inet.h>
-
-#include <openssl/err.h>
 
 #include "eastrace/http.h"
 #include "eastrace/net.h"
+#include "eastrace/tls.h"
 
 /* Largest response the probe reads (a Sync with a small window is far below). */
 #define RESP_MAX ((size_t)32 << 20)
@@ -42,13 +39,10 @@ void et__probe_conn_init(struct et_probe_conn *c, const char *host, int port, in
 
 void et__probe_conn_close(struct et_probe_conn *c)
 {
-    if (c->ssl != NULL) {
-        SSL_shutdown(c->ssl);
-        SSL_free(c->ssl);
-        c->ssl = NULL;
-    }
-    SSL_CTX_free(c->ctx);
-    c->ctx = NULL;
+    if (c->tls_conn != NULL)
+        (void)et_tls_shutdown(c->tls_conn);
+    et_tls_free(c->tls_conn);
+    c->tls_conn = NULL;
     if (c->fd >= 0)
         close(c->fd);
     c->fd = -1;
@@ -73,59 +67,27 @@ static int tcp_connect(const char *host, int port, int timeout_ms, char *peer, s
     return -1;
 }
 
-static int raw_write(struct et_probe_conn *c, const void *p, size_t n)
+/* Writes all n bytes (TLS once the handshake is done). 0, or an ET_E* with e set. */
+static int raw_write(struct et_probe_conn *c, const void *p, size_t n, struct et_error *e)
 {
-    const uint8_t *b = p;
-    while (n > 0) {
-        ssize_t w;
-        if (c->ssl != NULL) {
-            int r = SSL_write(c->ssl, b, (int)ET_MIN(n, (size_t)1 << 30));
-            if (r <= 0)
-                return -1;
-            w = r;
-        } else {
-            w = send(c->fd, b, n, MSG_NOSIGNAL);
-            if (w < 0) {
-                if (errno == EINTR)
-                    continue;
-                return -1;
-            }
-        }
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
+    return c->tls_conn != NULL ? et_tls_write_all(c->tls_conn, p, n, e)
+                               : et_net_write_all(c->fd, p, n, c->host, e);
 }
 
 /* Reads some bytes into c->in: >0 read, 0 end of stream, -1 error, -2 timeout. */
 static int raw_read(struct et_probe_conn *c)
 {
     uint8_t tmp[16384];
-    ssize_t r;
-    if (c->ssl != NULL) {
-        int n = SSL_read(c->ssl, tmp, sizeof(tmp));
-        if (n <= 0) {
-            int e = SSL_get_error(c->ssl, n);
-            ERR_clear_error();
-            if (e == SSL_ERROR_ZERO_RETURN)
-                return 0;
-            if (e == SSL_ERROR_SYSCALL && (errno == EAGAIN || errno == EWOULDBLOCK))
-                return -2;
-            if (e == SSL_ERROR_WANT_READ)
-                return -2;
-            /* An unclean close is still the end of the stream for framing purposes. */
-            return e == SSL_ERROR_SYSCALL && errno == 0 ? 0 : -1;
-        }
-        r = n;
-    } else {
-        do
-            r = recv(c->fd, tmp, sizeof(tmp), 0);
-        while (r < 0 && errno == EINTR);
-        if (r < 0)
-            return errno == EAGAIN || errno == EWOULDBLOCK ? -2 : -1;
-        if (r == 0)
-            return 0;
-    }
+    struct et_error e;
+    long r;
+
+    et_error_clear(&e);
+    r = c->tls_conn != NULL ? et_tls_read(c->tls_conn, tmp, sizeof(tmp), &e)
+                            : et_net_read(c->fd, tmp, sizeof(tmp), c->host, &e);
+    if (r == ET_ETIMEDOUT)
+        return -2;
+    if (r <= 0)
+        return r == 0 ? 0 : -1;
     if (et_buf_append(&c->in, tmp, (size_t)r) != 0)
         return -1;
     return 1;
@@ -173,10 +135,11 @@ static int proxy_connect(struct et_probe_conn *c, char *err, size_t errlen)
                      c->host, c->port, c->host, c->port);
     const uint8_t *he = NULL;
     int status = 0;
+    struct et_error e;
 
-    if (raw_write(c, req, (size_t)n) != 0) {
-        snprintf(err, errlen, "cannot send CONNECT to the proxy %s: %s", c->proxy,
-                 strerror(errno));
+    et_error_clear(&e);
+    if (raw_write(c, req, (size_t)n, &e) != 0) {
+        snprintf(err, errlen, "cannot send CONNECT to the proxy %s: %s", c->proxy, e.msg);
         return -1;
     }
     while ((he = find_hdr_end(c->in.data, c->in.len)) == NULL) {
@@ -198,12 +161,6 @@ static int proxy_connect(struct et_probe_conn *c, char *err, size_t errlen)
     }
     et_buf_consume(&c->in, (size_t)(he - c->in.data));
     return 0;
-}
-
-static int host_is_literal(const char *h)
-{
-    unsigned char tmp[16];
-    return inet_pton(AF_INET, h, tmp) == 1 || inet_pton(AF_INET6, h, tmp) == 1;
 }
 
 int et__probe_conn_open(struct et_probe_conn *c, char *err, size_t errlen,
@@ -246,34 +203,27 @@ int et__probe_conn_open(struct et_probe_conn *c, char *err, size_t errlen,
     if (!c->tls)
         return 0;
 
-    c->ctx = SSL_CTX_new(TLS_client_method());
-    if (c->ctx == NULL)
-        goto tls_fail;
     /* Verification is done afterwards on the chain the server sent (tls.c): a failed
-     * handshake would hide the very chain the user needs to see. */
-    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_NONE, NULL);
-    SSL_CTX_set_min_proto_version(c->ctx, TLS1_VERSION);
-    c->ssl = SSL_new(c->ctx);
-    if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1)
-        goto tls_fail;
-    if (!host_is_literal(c->host))
-        SSL_set_tlsext_host_name(c->ssl, c->host);
-    SSL_set_alpn_protos(c->ssl, (const unsigned char *)"\x08http/1.1", 9);
-    if (SSL_connect(c->ssl) != 1)
-        goto tls_fail;
-    return 0;
+     * handshake would hide the very chain the user needs to see. TLS 1.0 is allowed so
+     * that step 3 can name an old server's version instead of failing the handshake. */
+    {
+        char name[300];
+        struct et_tls_opts to = {.host = c->host, .name = name, .verify = 0,
+                                 .min_version = ET_TLS_1_0, .alpn = "http/1.1"};
+        struct et_error e;
+        int rc;
 
-tls_fail: {
-        unsigned long e = ERR_peek_last_error();
-        char buf[256];
-        ERR_error_string_n(e, buf, sizeof(buf));
-        snprintf(err, errlen, "TLS handshake with %s:%d failed: %s", c->host, c->port,
-                 e != 0 ? buf : (errno != 0 ? strerror(errno) : "connection closed"));
-        ERR_clear_error();
-        *stage = ET_STAGE_UPSTREAM_TLS;
-        et__probe_conn_close(c);
-        return ET_ETLS;
+        snprintf(name, sizeof(name), "%s:%d", c->host, c->port);
+        et_error_clear(&e);
+        rc = et_tls_connect(c->fd, &to, &c->tls_conn, &e);
+        if (rc != 0) {
+            snprintf(err, errlen, "%s", e.msg);
+            *stage = ET_STAGE_UPSTREAM_TLS;
+            et__probe_conn_close(c);
+            return ET_ETLS;
+        }
     }
+    return 0;
 }
 
 /* Reads one framed response into c->in. Returns 0 and *len (bytes of the message), or the
@@ -341,19 +291,14 @@ static int read_response(struct et_probe_conn *c, size_t *len, int *got_any)
 
 static void fill_tls(struct et_probe_conn *c, struct et_exchange *x)
 {
-    if (c->ssl == NULL)
+    if (c->tls_conn == NULL)
         return;
     x->tls.present = 1;
     x->tls.sni = et_arena_strdup(x->arena, c->host);
-    x->tls.upstream_version = et_arena_strdup(x->arena, SSL_get_version(c->ssl));
-    x->tls.cipher = et_arena_strdup(x->arena, SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl)));
-    {
-        const unsigned char *alpn = NULL;
-        unsigned alen = 0;
-        SSL_get0_alpn_selected(c->ssl, &alpn, &alen);
-        if (alen > 0)
-            x->tls.alpn = et_arena_strndup(x->arena, (const char *)alpn, alen);
-    }
+    x->tls.upstream_version = et_arena_strdup(x->arena, et_tls_version(c->tls_conn));
+    x->tls.cipher = et_arena_strdup(x->arena, et_tls_cipher(c->tls_conn));
+    if (et_tls_alpn(c->tls_conn)[0] != '\0')
+        x->tls.alpn = et_arena_strdup(x->arena, et_tls_alpn(c->tls_conn));
 }
 
 static int build_request(struct et_buf *b, const struct et_probe_conn *c,
@@ -381,6 +326,7 @@ int et__probe_conn_exchange(struct et_probe_conn *c, const struct et_probe_req *
     struct et_buf wire, rec;
     char err[512];
     enum et_stage stage = ET_STAGE_NONE;
+    struct et_error we;
     int rc, attempt;
     size_t mlen = 0;
 
@@ -417,14 +363,14 @@ int et__probe_conn_exchange(struct et_probe_conn *c, const struct et_probe_req *
         fill_tls(c, x);
         et_net_set_timeout(c->fd, req->timeout_ms > 0 ? req->timeout_ms : c->timeout_ms);
         x->t.req_begin = et_now_us();
-        if (raw_write(c, wire.data, wire.len) != 0) {
-            ERR_clear_error();
+        et_error_clear(&we);
+        if (raw_write(c, wire.data, wire.len, &we) != 0) {
             if (was_reused) { /* the server closed an idle keep-alive connection */
                 c->closed = 1;
                 continue;
             }
             et_exchange_fail(x, ET_ECONNRESET, ET_STAGE_RESPONSE, "sending the request failed: %s",
-                             strerror(errno));
+                             we.msg);
             rc = ET_ECONNRESET;
             goto out;
         }

@@ -26,6 +26,7 @@
 
 #include "eastrace/eas.h"
 #include "eastrace/http.h"
+#include "eastrace/tls.h"
 #include "eastrace/wbxml.h"
 
 #define DEFAULT_DEVICE_ID "EASTRACEPROBE0001"
@@ -471,7 +472,7 @@ static int ad_try(struct probe *pr, struct et_probe_step *s, const char *label, 
         struct et_probe_step tmp;
         memset(&tmp, 0, sizeof(tmp));
         if (st != NULL)
-            et__probe_check_chain(SSL_get_peer_cert_chain(c.ssl), st, host, 0, a, &tmp);
+            et__probe_check_chain(et_tls_peer_chain(c.tls_conn), st, host, 0, a, &tmp);
         X509_STORE_free(st);
         if (st == NULL || tmp.result == ET_PROBE_FAILED) {
             et__probe_line(s, a, "%s %s: certificate problem: %s%s", label, url,
@@ -783,19 +784,15 @@ static int step_connect_tls(struct probe *pr)
         return -1;
     }
     {
-        SSL *ssl = pr->conn.ssl;
-        const unsigned char *alpn = NULL;
-        unsigned alen = 0;
-        int ver = SSL_version(ssl);
+        struct et_tls *tls = pr->conn.tls_conn;
+        const char *alpn = et_tls_alpn(tls);
         X509_STORE *st = et__probe_store_new(pr->o->ca_file);
 
-        SSL_get0_alpn_selected(ssl, &alpn, &alen);
-        et__probe_line(s3, a, "%s, cipher %s%s%.*s", SSL_get_version(ssl),
-                       SSL_CIPHER_get_name(SSL_get_current_cipher(ssl)), alen ? ", ALPN " : "",
-                       (int)alen, alen ? (const char *)alpn : "");
-        if (ver < TLS1_2_VERSION)
+        et__probe_line(s3, a, "%s, cipher %s%s%s", et_tls_version(tls), et_tls_cipher(tls),
+                       alpn[0] ? ", ALPN " : "", alpn);
+        if (et_tls_version_id(tls) < ET_TLS_1_2)
             et__probe_set(s3, a, ET_PROBE_WARNED,
-                          et_arena_printf(a, "the server negotiated %s", SSL_get_version(ssl)),
+                          et_arena_printf(a, "the server negotiated %s", et_tls_version(tls)),
                           "Enable TLS 1.2 (or later) on the server; current devices refuse "
                           "TLS 1.0 and 1.1.");
         et__probe_line(s3, a, "trust: %s", pr->o->ca_file ? pr->o->ca_file : "system store");
@@ -805,7 +802,7 @@ static int step_connect_tls(struct probe *pr)
                                           pr->o->ca_file ? pr->o->ca_file : "(system)"),
                           "Give a readable PEM file of CA certificates with --ca.");
         } else {
-            et__probe_check_chain(SSL_get_peer_cert_chain(ssl), st, pr->host, 0, a, s3);
+            et__probe_check_chain(et_tls_peer_chain(tls), st, pr->host, 0, a, s3);
             X509_STORE_free(st);
         }
     }

@@ -11,6 +11,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+struct et_tls; /* net/'s TLS client (eastrace/tls.h) */
+
 /* ---- Steps ---------------------------------------------------------------------------- */
 
 /* Appends a detail line (printf-style) to s; lines go to arena a. Returns 0 or ET_ENOMEM. */
@@ -36,8 +38,7 @@ X509_STORE *et__probe_store_new(const char *ca_file);
 
 struct et_probe_conn {
     int fd;
-    SSL_CTX *ctx;
-    SSL *ssl;
+    struct et_tls *tls_conn;  /* after the handshake (https) */
     int tls;                  /* https */
     char host[256];
     int port;

@@ -4,8 +4,8 @@
  * convention: a negative ET_E* code with e saying what failed, where. Never used on an event
  * loop.
  */
-#ifndef ET_COMMON_NET_H
-#define ET_COMMON_NET_H
+#ifndef ET_NET_NET_H
+#define ET_NET_NET_H
 
 #include <stddef.h>
 

@@ -127,12 +127,27 @@ int et_cmd_export(int argc, char **argv)
         et_free(files);
         return ET_EXIT_INPUT;
     }
+    /* The inputs first: when none can be opened, the output file is not created (nor an
+     * existing one emptied). */
+    p = et_pipe_new(&po, NULL);
+    if (p == NULL) {
+        et_cli_err("out of memory");
+        exit(ET_EXIT_INPUT);
+    }
+    for (size_t i = 0; i < nfiles; i++)
+        et_pipe_open(p, files[i]);
+    if (et_pipe_stats(p)->inputs == 0) {
+        et_pipe_free(p);
+        et_free(files);
+        return ET_EXIT_INPUT;
+    }
     et_error_clear(&e);
     if (saz != NULL) {
         struct et_saz_write_opts so = {0};
         so.include_secrets = include_secrets;
         if (et_saz_writer_open(saz, &so, &c.sw, &e) != 0) {
             et_cli_err("%s", et_error_format(&e, msg, sizeof(msg)));
+            et_pipe_free(p);
             et_free(files);
             return ET_EXIT_INPUT;
         }
@@ -142,6 +157,7 @@ int et_cmd_export(int argc, char **argv)
         wo.redact_search = 1; /* the file leaves the machine: its search text is redacted */
         if ((ws = et_web_store_new(&wo, &e)) == NULL) {
             et_cli_err("%s", et_error_format(&e, msg, sizeof(msg)));
+            et_pipe_free(p);
             et_free(files);
             return ET_EXIT_INPUT;
         }
@@ -150,6 +166,7 @@ int et_cmd_export(int argc, char **argv)
         ho.include_secrets = include_secrets;
         if (et_har_writer_open(har, &ho, &c.hw, &e) != 0) {
             et_cli_err("%s", et_error_format(&e, msg, sizeof(msg)));
+            et_pipe_free(p);
             et_free(files);
             return ET_EXIT_INPUT;
         }
@@ -159,13 +176,7 @@ int et_cmd_export(int argc, char **argv)
     sink.arg = &c;
     if (ws != NULL)
         sink = et_web_store_sink(ws);
-    p = et_pipe_new(&po, &sink);
-    if (p == NULL) {
-        et_cli_err("out of memory");
-        exit(ET_EXIT_INPUT);
-    }
-    for (size_t i = 0; i < nfiles; i++)
-        et_pipe_open(p, files[i]);
+    et_pipe_set_sink(p, &sink);
     if (et_pipe_run(p) != 0 || c.failed)
         status = ET_EXIT_INPUT;
     et_error_clear(&e);

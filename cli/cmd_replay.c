@@ -228,7 +228,11 @@ int et_cmd_replay(int argc, char **argv)
     }
     for (size_t i = 0; i < nfiles; i++)
         et_pipe_open(p, files[i]);
-    if (et_pipe_run(p) != 0) {
+    if (et_pipe_stats(p)->inputs == 0) {
+        /* Nothing could be opened: the errors are said; an empty timeline would look like an
+         * answer. */
+        status = ET_EXIT_INPUT;
+    } else if (et_pipe_run(p) != 0) {
         et_cli_err("replay: out of memory or output failed");
         status = ET_EXIT_INPUT;
     } else if (et_pipe_stats(p)->inputs_failed > 0) {

@@ -268,6 +268,21 @@ for f in README.md notes.log; do
   grep -q "$f: not a format eastrace reads (expected a capture, .saz, HAR, IIS log or mailbox log)" "$tmp/e" &&
     ok "replay $f: names the file and the formats" || bad "replay $f: $(cat "$tmp/e")"
 done
+# No input could be opened: the message alone, exit 2, no empty timeline on stdout, and an
+# export does not create (or empty) its output file.
+"$E" replay "$tmp/README.md" "$tmp/no-such.cap" >"$tmp/o" 2>"$tmp/e"
+check "replay of nothing readable: exit 2" "$?" 2
+check "replay of nothing readable: nothing on stdout" "$(wc -c <"$tmp/o")" 0
+"$E" replay --json "$tmp/no-such.cap" >"$tmp/o" 2>"$tmp/e"
+check "replay --json of nothing readable: nothing on stdout" "$(wc -c <"$tmp/o")" 0
+for fmt in har saz html; do
+  echo precious >"$tmp/keep.$fmt"
+  "$E" export "$tmp/no-such.cap" --$fmt "$tmp/keep.$fmt" 2>"$tmp/e"
+  check "export --$fmt of nothing readable: exit 2" "$?" 2
+  check "export --$fmt of nothing readable: the existing output is kept" "$(cat "$tmp/keep.$fmt")" precious
+  "$E" export "$tmp/no-such.cap" --$fmt "$tmp/new.$fmt" 2>"$tmp/e"
+  check "export --$fmt of nothing readable: no output file" "$([ -e "$tmp/new.$fmt" ] && echo created || echo none)" none
+done
 # Every reader error says "FILE: where: what" once: the file, the offset and "skipped" at most
 # once a line (a gzip error named the file twice, a damaged capture record its offset and
 # "skipped" twice, a directory read by the mailbox-log reader its name twice).

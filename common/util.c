@@ -1,6 +1,8 @@
 /* Base64, UTF-8 validation, ASCII case folding and time formatting. */
 #include "eastrace/common.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -391,4 +393,20 @@ int et_time_parse_iso8601(const char *s, int64_t *us)
            1000000) +
           frac_us;
     return 0;
+}
+
+void et_sockaddr_format(const struct sockaddr *sa, char *out, size_t outlen)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+        snprintf(out, outlen, "%s:%u", ip, ntohs(a->sin_port));
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+        snprintf(out, outlen, "[%s]:%u", ip, ntohs(a->sin6_port));
+    } else {
+        snprintf(out, outlen, "?");
+    }
 }

@@ -21,22 +21,6 @@ void et_net_set_timeout(int fd, int ms)
     (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-static void addr_text(const struct sockaddr *sa, char *out, size_t outlen)
-{
-    char ip[INET6_ADDRSTRLEN] = "?";
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
-        inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
-        snprintf(out, outlen, "%s:%d", ip, ntohs(s4->sin_port));
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
-        inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
-        snprintf(out, outlen, "[%s]:%d", ip, ntohs(s6->sin6_port));
-    } else {
-        snprintf(out, outlen, "?");
-    }
-}
-
 int et_net_connect(const char *host, int port, int timeout_ms, const char *what, char *peer,
                    size_t peerlen, struct et_error *e)
 {
@@ -62,7 +46,7 @@ int et_net_connect(const char *host, int port, int timeout_ms, const char *what,
             last = errno;
             continue;
         }
-        addr_text(ai->ai_addr, tried, sizeof(tried));
+        et_sockaddr_format(ai->ai_addr, tried, sizeof(tried));
         if (peer != NULL)
             snprintf(peer, peerlen, "%s", tried);
         if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {

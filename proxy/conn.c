@@ -701,7 +701,7 @@ static void on_timer(uv_timer_t *t)
         if (c->mode == ET__M_PROXYHDR) {
             char a[64];
             c->p->st.proxy_header_errors++;
-            et__addr_format((const struct sockaddr *)&c->peer, a, sizeof(a));
+            et_sockaddr_format((const struct sockaddr *)&c->peer, a, sizeof(a));
             et__plog(c->p, "closed the connection from %s: no complete PROXY header within the "
                      "header deadline", a);
             et__conn_close(c);

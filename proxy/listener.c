@@ -49,7 +49,7 @@ static void on_connection(uv_stream_t *server, int status)
     const struct sockaddr *sa = (const struct sockaddr *)&c->peer;
     int len = sizeof(c->peer);
     uv_tcp_getpeername(&c->cl.tcp, (struct sockaddr *)&c->peer, &len);
-    et__addr_format(sa, c->client_addr, sizeof(c->client_addr));
+    et_sockaddr_format(sa, c->client_addr, sizeof(c->client_addr));
     /* c->mode is ET__M_HTTP (calloc): the first state of the diagram. Nothing received. */
     c->quiet = 1;
     char ip[64];
@@ -229,7 +229,7 @@ int et_proxy_new(const struct et_proxy_opts *o, struct et_proxy **out, struct et
     struct sockaddr_storage bound;
     int blen = sizeof(bound);
     uv_tcp_getsockname(&p->listener, (struct sockaddr *)&bound, &blen);
-    et__addr_format((const struct sockaddr *)&bound, p->listen_str, sizeof(p->listen_str));
+    et_sockaddr_format((const struct sockaddr *)&bound, p->listen_str, sizeof(p->listen_str));
     p->port = ntohs(bound.ss_family == AF_INET
                         ? ((struct sockaddr_in *)(void *)&bound)->sin_port
                         : ((struct sockaddr_in6 *)(void *)&bound)->sin6_port);

@@ -248,22 +248,6 @@ int et__host_valid(const char *s)
     return 1;
 }
 
-void et__addr_format(const struct sockaddr *sa, char *out, size_t outlen)
-{
-    char ip[INET6_ADDRSTRLEN];
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)(const void *)sa;
-        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-        snprintf(out, outlen, "%s:%u", ip, ntohs(a->sin_port));
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)(const void *)sa;
-        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
-        snprintf(out, outlen, "[%s]:%u", ip, ntohs(a->sin6_port));
-    } else {
-        snprintf(out, outlen, "?");
-    }
-}
-
 /* ---------------------------------------------------------------- the proxy's decisions */
 
 #define MAX_PINNED 4096
@@ -358,7 +342,7 @@ void et__plog(struct et_proxy *p, const char *fmt, ...)
 void et__ip_format(const struct sockaddr *sa, char *out, size_t outlen)
 {
     char a[64];
-    et__addr_format(sa, a, sizeof(a));
+    et_sockaddr_format(sa, a, sizeof(a));
     char *colon = strrchr(a, ':');
     if (colon != NULL)
         *colon = '\0';

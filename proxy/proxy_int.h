@@ -167,9 +167,7 @@ int et__addr_same_ip(const struct sockaddr *a, const struct sockaddr *b);
 int et__glob_match(const char *pat, const char *s);
 /* 1 when s holds only host name characters [A-Za-z0-9.-_] or is an IP literal. */
 int et__host_valid(const char *s);
-/* "ip:port" or "[ip6]:port" into out. */
-void et__addr_format(const struct sockaddr *sa, char *out, size_t outlen);
-
+/* Socket addresses as text: et_sockaddr_format() (common.h). */
 
 /* ================================================================ the proxy's own types */
 

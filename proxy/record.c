@@ -265,7 +265,7 @@ static void record_upinfo(struct et__conn *c)
         return;
     char addr[64];
     if (u->connected) {
-        et__addr_format((const struct sockaddr *)&u->peer, addr, sizeof(addr));
+        et_sockaddr_format((const struct sockaddr *)&u->peer, addr, sizeof(addr));
         x->server_addr = et_arena_strdup(x->arena, addr);
     }
     if (u->tls)

@@ -232,7 +232,7 @@ void et__rev_on_header(struct et__conn *c)
     int r = et__pp_parse(c->cl.in->data + c->cl.in->off, c->cl.in->len, &pp, &e);
     if (r == ET_EAGAIN)
         return; /* the header deadline applies meanwhile */
-    et__addr_format((const struct sockaddr *)&c->peer, peer, sizeof(peer));
+    et_sockaddr_format((const struct sockaddr *)&c->peer, peer, sizeof(peer));
     if (r != 0) {
         p->st.proxy_header_errors++;
         et__plog(p, "closed the connection from %s: %s (byte %llu)", peer, e.msg,
@@ -246,7 +246,7 @@ void et__rev_on_header(struct et__conn *c)
         memcpy(&c->via, &c->peer, sizeof(c->via));
         memcpy(&c->peer, &pp.src, sizeof(c->peer));
         c->proxied = 1;
-        et__addr_format((const struct sockaddr *)&c->peer, c->client_addr,
+        et_sockaddr_format((const struct sockaddr *)&c->peer, c->client_addr,
                         sizeof(c->client_addr));
     }
     if (admit_client(c, peer) != 0)
@@ -371,7 +371,7 @@ void et__rev_rec_init(struct et__conn *c, struct et_exchange *x)
     x->reverse = 1;
     if (c->proxied) {
         char a[64];
-        et__addr_format((const struct sockaddr *)&c->via, a, sizeof(a));
+        et_sockaddr_format((const struct sockaddr *)&c->via, a, sizeof(a));
         x->via_addr = et_arena_strdup(x->arena, a);
     }
     if (c->cl.ssl != NULL) {

@@ -29,7 +29,7 @@ static int parse_str(const char *s, struct et__pp *pp, struct et_error *e)
 static void assert_src(const struct et__pp *pp, const char *want)
 {
     char a[64];
-    et__addr_format((const struct sockaddr *)&pp->src, a, sizeof(a));
+    et_sockaddr_format((const struct sockaddr *)&pp->src, a, sizeof(a));
     assert_string_equal(a, want);
 }
 

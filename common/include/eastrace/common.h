@@ -167,6 +167,9 @@ int et_hex_digit(int c);
 /* Case-insensitive ASCII comparisons. */
 int et_strcaseeq(const char *a, const char *b);
 int et_strncaseeq(const char *a, const char *b, size_t n);
+struct sockaddr;
+/* An IPv4 or IPv6 socket address as "1.2.3.4:80" or "[::1]:80" ("?" for another family). */
+void et_sockaddr_format(const struct sockaddr *sa, char *out, size_t outlen);
 
 /* Time: microseconds since the Unix epoch (UTC). */
 int64_t et_now_us(void);

@@ -56,7 +56,9 @@ int et_cli_filter_arg(struct et_pipe_filter *f, int argc, char **argv, int *i)
 const char *et_cli_filter_help =
     "Filters:\n"
     "  --device ID        only this device (DeviceId; else user or client address)\n"
-    "  --user NAME        only this user (User parameter or Basic user name)\n"
+    "  --user NAME        only this user (User parameter or Basic user name), named as\n"
+    "                     proxy --only-user names it: case-insensitive, jdoe also\n"
+    "                     CONTOSO\\jdoe and jdoe@contoso.com\n"
     "  --cmd CMD          only this EAS command (Sync, Ping, ...; OPTIONS for OPTIONS)\n"
     "  --host NAME        only requests to this host\n"
     "  --since TIME       only exchanges at or after TIME (ISO 8601, UTC unless an offset)\n"

@@ -102,8 +102,10 @@ int et_pipe_filter_match(const struct et_pipe_filter *f, const struct et_pipe_it
     if (f->device != NULL && !eq_or_null(f->device, v->device) &&
         !eq_or_null(f->device, v->req.device_id))
         return 0;
-    if (f->user != NULL && !eq_or_null(f->user, v->user) &&
-        !eq_or_null(f->user, v->req.auth_user))
+    /* The User parameter or the Basic user name, as the proxy's --only-user names an account
+     * (case-insensitive; "jdoe", "CONTOSO\jdoe" and "jdoe@contoso.com" are one user). */
+    if (f->user != NULL && !et_eas_user_match(f->user, v->user) &&
+        !et_eas_user_match(f->user, v->req.auth_user))
         return 0;
     if (f->cmd != NULL) {
         const char *cmd = v->cmd;

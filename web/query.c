@@ -1,9 +1,9 @@
 /*
  * /api/rows: the grid's rows, filtered with the CLI's filters, sorted by any column, one page
- * at a time. The filters mean what `eastrace replay` options mean (cli/filter.c):
+ * at a time. The filters mean what `eastrace replay` options mean (pipeline/filter.c):
  *
  *   device=ID   the view's device, or the DeviceId     (--device, case-insensitive)
- *   user=NAME   the view's user, or the Basic user     (--user)
+ *   user=NAME   the view's user, or the Basic user     (--user, et_eas_user_match)
  *   cmd=CMD     the EAS command; OPTIONS for OPTIONS   (--cmd)
  *   host=NAME   the target host                        (--host)
  *   since=TIME, until=TIME  ISO 8601, [since, until)   (--since, --until)
@@ -105,8 +105,8 @@ static int row_match(struct et_web_store *s, const struct et__web_row *r, const 
     if (f->device && !eq(f->device, et__pool_str(p, r->device)) &&
         !eq(f->device, et__pool_str(p, r->device_id)))
         return 0;
-    if (f->user && !eq(f->user, et__pool_str(p, r->user)) &&
-        !eq(f->user, et__pool_str(p, r->auth_user)))
+    if (f->user && !et_eas_user_match(f->user, et__pool_str(p, r->user)) &&
+        !et_eas_user_match(f->user, et__pool_str(p, r->auth_user)))
         return 0;
     if (f->cmd && !eq(f->cmd, et__pool_str(p, r->fcmd)))
         return 0;

@@ -83,6 +83,35 @@ EOF
 
 # ---- the same inputs through every command ------------------------------------------------
 
+# The rows of export --html (its embedded data) or of web's /api/rows: "n cmd http rules".
+page_rows() { python3 -c '
+import json, re, sys
+t = sys.stdin.read()
+m = re.search(r"<script type=\"application/json\" id=\"et-data\">(.*?)</script>", t, re.S)
+rows = json.loads(m.group(1))["rows"] if m else json.loads(t)["rows"]
+for r in rows:
+    print(r["n"], r["cmd"], r["http"] or "-", ",".join(sorted(set((r["rules"] or "-").split()))))'; }
+
+# Starts `eastrace web ARGS...`, waits until it has read its inputs, prints /api/rows with the
+# extra query QUERY ("&user=..."), stops it.
+web_rows() { # query, web args...
+  local q=$1 wport wpid url
+  shift
+  wport=$(free_port)
+  "$E" web --listen "127.0.0.1:$wport" "$@" >"$tmp/web.url" 2>/dev/null &
+  wpid=$!
+  pids+=($wpid)
+  wait_port "$wport"
+  url=$(head -1 "$tmp/web.url")
+  for _ in $(seq 1 50); do
+    curl -s "http://127.0.0.1:$wport/api/summary?token=${url##*token=}" | grep -q '"finished":true' && break
+    sleep 0.1
+  done
+  curl -s "http://127.0.0.1:$wport/api/rows?limit=1000$q&token=${url##*token=}"
+  kill "$wpid" 2>/dev/null
+  wait "$wpid" 2>/dev/null
+}
+
 compare_set() { # name, files...
   local name=$1; shift
   "$E" replay --json --fail-on never "$@" 2>"$tmp/$name.err" | json_rows >"$tmp/$name.json.rows"
@@ -131,31 +160,10 @@ for l in open(sys.argv[1]):
     n, cmd, http, _, rules = l.split()
     print(n, cmd, http, ",".join(sorted(set(rules.split(",")))))' "$tmp/$name.json.rows" >"$tmp/$name.want.page"
   "$E" export "$@" --html "$tmp/$name.html" 2>/dev/null
-  page_rows() { python3 -c '
-import json, re, sys
-t = sys.stdin.read()
-m = re.search(r"<script type=\"application/json\" id=\"et-data\">(.*?)</script>", t, re.S)
-rows = json.loads(m.group(1))["rows"] if m else json.loads(t)["rows"]
-for r in rows:
-    print(r["n"], r["cmd"], r["http"] or "-", ",".join(sorted(set((r["rules"] or "-").split()))))'; }
   page_rows <"$tmp/$name.html" >"$tmp/$name.html.rows"
   check "$name: export --html read back: same numbers, order, command, HTTP and rules" \
     "$(diff "$tmp/$name.html.rows" "$tmp/$name.want.page" >/dev/null && echo same)" same
-  local wport
-  wport=$(free_port)
-  "$E" web --listen "127.0.0.1:$wport" "$@" >"$tmp/web.url" 2>/dev/null &
-  local wpid=$!
-  pids+=($wpid)
-  wait_port "$wport"
-  local url
-  url=$(head -1 "$tmp/web.url")
-  for _ in $(seq 1 50); do
-    curl -s "http://127.0.0.1:$wport/api/summary?token=${url##*token=}" | grep -q '"finished":true' && break
-    sleep 0.1
-  done
-  curl -s "http://127.0.0.1:$wport/api/rows?limit=1000&token=${url##*token=}" | page_rows >"$tmp/$name.web.rows"
-  kill "$wpid" 2>/dev/null
-  wait "$wpid" 2>/dev/null
+  web_rows "" "$@" | page_rows >"$tmp/$name.web.rows"
   check "$name: web's /api/rows: same numbers, order, command, HTTP and rules" \
     "$(diff "$tmp/$name.web.rows" "$tmp/$name.want.page" >/dev/null && echo same)" same
   # Several inputs: numbered by merged position, so the export (1..N) keeps the numbers.
@@ -355,6 +363,45 @@ says "decode X.har" "HAR file" "$E" decode "$TL/capture-appl1-5-requests.har"
 # IIS lines without a #Fields header are read by replay.
 check "replay reads IIS lines without #Fields" \
   "$("$E" replay --json "$P/iis-eas-lines-without-fields-header.log" 2>/dev/null | grep -c '"eas"')" 6
+
+# ---- --user names an account as the proxy's --only-user does ------------------------------
+
+# The same capture filtered by the three forms of one user (and the User parameter or the
+# Basic user name) gives the same exchanges in replay (text and --json), show, export (HAR,
+# .saz, HTML) and web (the grid's user=): 1 User=jdoe, 2 Basic CONTOSO\jdoe,
+# 3 User=jdoe@contoso.com, 7 Basic jdoe@contoso.com (tests/fixtures/pipeline/make-fixtures.py).
+U=$P/har-users-jdoe-in-3-forms-and-others.har
+devs_json() { python3 -c '
+import json, sys
+print(" ".join((o.get("eas") or {}).get("device_id") or "-" for o in map(json.loads, sys.stdin) if "n" in o))'; }
+user_case() { # label, --user value, expected numbers
+  local label=$1 u=$2 want=$3 wantdev="" n
+  for n in $want; do wantdev="$wantdev DEV$n"; done
+  wantdev=${wantdev# }
+  check "--user $label: replay --json" \
+    "$("$E" replay --json --user "$u" "$U" 2>/dev/null | python3 -c 'import json,sys; print(" ".join(str(o["n"]) for o in map(json.loads, sys.stdin) if "n" in o))')" "$want"
+  check "--user $label: replay" "$("$E" replay --no-color --user "$u" "$U" 2>/dev/null | text_rows | cut -d' ' -f1 | tr '\n' ' ')" "$want "
+  local shown=""
+  for n in $want; do
+    shown="$shown $("$E" show --json "$U" "$n" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["exchange"]["eas"]["device_id"])')"
+  done
+  check "--user $label: show N of each" "${shown# }" "$wantdev"
+  for fmt in har saz; do
+    "$E" export --user "$u" "$U" --$fmt "$tmp/u.$fmt" 2>/dev/null
+    check "--user $label: export --$fmt, replayed" "$("$E" replay --json "$tmp/u.$fmt" 2>/dev/null | devs_json)" "$wantdev"
+  done
+  "$E" export --user "$u" "$U" --html "$tmp/u.html" 2>/dev/null
+  check "--user $label: export --html rows" "$(page_rows <"$tmp/u.html" | cut -d' ' -f1 | tr '\n' ' ')" "$want "
+  local q
+  q="&user=$(python3 -c 'import sys, urllib.parse; print(urllib.parse.quote(sys.argv[1]))' "$u")"
+  check "--user $label: web's /api/rows?user=" "$(web_rows "$q" "$U" | page_rows | cut -d' ' -f1 | tr '\n' ' ')" "$want "
+}
+user_case 'CONTOSO\jdoe' 'CONTOSO\jdoe' "1 2 3 7"
+user_case JDOE JDOE "1 2 3 7"
+user_case jdoe@contoso.com jdoe@contoso.com "1 2 3 7"
+# Not looser than that: another account, and the same account name in another domain.
+user_case jdoe2 jdoe2 "4 6"
+user_case 'FABRIKAM\jdoe' 'FABRIKAM\jdoe' "1 3 7"
 
 # ---- the proxy's live number is replay's number ------------------------------------------
 

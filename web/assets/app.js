@@ -54,6 +54,20 @@ function fmtSeen(bits) {
 }
 /* ASCII-only lower case: the CLI's filters compare ASCII case-insensitively. */
 function lowerAscii(s) { return s.replace(/[A-Z]/g, c => String.fromCharCode(c.charCodeAt(0) + 32)); }
+/* The user filter as the server's (et_eas_user_match, decoder/eas_ident.c): equal ignoring ASCII
+ * case, or the same account when one name is bare ("jdoe" names "CONTOSO\jdoe" and
+ * "jdoe@contoso.com") or they are qualified differently; two names qualified the same way must
+ * be equal. */
+function userMatch(want, have) {
+  if (!want || have === null || have === undefined) return false;
+  const w = lowerAscii(want), h = lowerAscii(have);
+  if (w === h) return true;
+  const form = s => s.includes('\\') ? 1 : s.includes('@') ? 2 : 0;
+  const bare = s => { s = s.slice(s.lastIndexOf('\\') + 1); const at = s.indexOf('@'); return at < 0 ? s : s.slice(0, at); };
+  if (form(w) !== 0 && form(w) === form(h)) return false;
+  const b = bare(w);
+  return b.length > 0 && b === bare(h);
+}
 
 /* ---- data sources --------------------------------------------------------------------- */
 
@@ -81,7 +95,7 @@ class HttpApi {
   wait(v) { return this.get('/api/wait?v=' + encodeURIComponent(v)); }
 }
 
-/* The same filters as the server (web/query.c) and the CLI (cli/filter.c). */
+/* The same filters as the server (web/query.c) and the CLI (pipeline/filter.c). */
 class FileApi {
   constructor(data) {
     this.d = data;
@@ -94,7 +108,7 @@ class FileApi {
   eq(want, have) { return have !== null && have !== undefined && lowerAscii(want) === lowerAscii(have); }
   match(r, i, f) {
     if (f.device && !this.eq(f.device, r.dev) && !this.eq(f.device, r.devid)) return false;
-    if (f.user && !this.eq(f.user, r.user) && !this.eq(f.user, r.auser)) return false;
+    if (f.user && !userMatch(f.user, r.user) && !userMatch(f.user, r.auser)) return false;
     if (f.cmd && !this.eq(f.cmd, r.fcmd)) return false;
     if (f.host && !this.eq(f.host, r.host)) return false;
     if (f.since !== null && (r.t === null || r.t < f.since)) return false;

@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "eastrace/analyzer.h"
 #include "eastrace/exchange.h"
@@ -29,6 +30,10 @@ static void usage(FILE *f)
             "request seen by several kinds of source is written once (the richest record).\n"
             "A .saz export of several inputs names its sessions 1..N, the numbers replay\n"
             "gives them.\n"
+            "\n"
+            "OUT is replaced only when the whole export succeeds (written to a temporary\n"
+            "file next to it first): when an input ends with an error or writing fails, an\n"
+            "existing OUT is left as it was (exit 2).\n"
             "\n"
             "Options:\n"
             "  --saz OUT           write a .saz archive\n"
@@ -83,7 +88,10 @@ int et_cmd_export(int argc, char **argv)
     struct et_pipe *p;
     struct et_pipe_sink sink;
     struct et_error e;
+    struct et_outfile of;
+    const char *out;
     char msg[400];
+    int rc;
 
     memset(&c, 0, sizeof(c));
     et_pipe_opts_default(&po);
@@ -141,35 +149,36 @@ int et_cmd_export(int argc, char **argv)
         et_free(files);
         return ET_EXIT_INPUT;
     }
+    /* Written to a temporary file next to the target, renamed over it only when the whole
+     * export succeeded: a failure midway leaves an existing target as it was. */
+    out = saz ? saz : har ? har : html;
     et_error_clear(&e);
+    if (et_outfile_begin(&of, out, &e) != 0) {
+        et_cli_err("export: %s", et_error_format(&e, msg, sizeof(msg)));
+        et_pipe_free(p);
+        et_free(files);
+        return ET_EXIT_INPUT;
+    }
     if (saz != NULL) {
         struct et_saz_write_opts so = {0};
         so.include_secrets = include_secrets;
-        if (et_saz_writer_open(saz, &so, &c.sw, &e) != 0) {
-            et_cli_err("%s", et_error_format(&e, msg, sizeof(msg)));
-            et_pipe_free(p);
-            et_free(files);
-            return ET_EXIT_INPUT;
-        }
+        rc = et_saz_writer_open(of.tmp, &so, &c.sw, &e);
     } else if (html != NULL) {
         struct et_web_store_opts wo = {0};
         wo.include_secrets = include_secrets;
         wo.redact_search = 1; /* the file leaves the machine: its search text is redacted */
-        if ((ws = et_web_store_new(&wo, &e)) == NULL) {
-            et_cli_err("%s", et_error_format(&e, msg, sizeof(msg)));
-            et_pipe_free(p);
-            et_free(files);
-            return ET_EXIT_INPUT;
-        }
+        rc = (ws = et_web_store_new(&wo, &e)) == NULL ? ET_ENOMEM : 0;
     } else {
         struct et_har_write_opts ho = {0};
         ho.include_secrets = include_secrets;
-        if (et_har_writer_open(har, &ho, &c.hw, &e) != 0) {
-            et_cli_err("%s", et_error_format(&e, msg, sizeof(msg)));
-            et_pipe_free(p);
-            et_free(files);
-            return ET_EXIT_INPUT;
-        }
+        rc = et_har_writer_open(of.tmp, &ho, &c.hw, &e);
+    }
+    if (rc != 0) {
+        et_cli_err("export: %s", et_error_format(&e, msg, sizeof(msg)));
+        et_outfile_abort(&of);
+        et_pipe_free(p);
+        et_free(files);
+        return ET_EXIT_INPUT;
     }
     sink.on_exchange = on_export;
     sink.on_finish = NULL;
@@ -183,21 +192,30 @@ int et_cmd_export(int argc, char **argv)
     if (ws != NULL) {
         const char *base = strrchr(html, '/');
         c.written = et_web_store_count(ws);
-        if (et_web_export_html(ws, html, base ? base + 1 : html, &e) != 0) {
-            et_cli_err("export: %s", et_error_format(&e, msg, sizeof(msg)));
-            status = ET_EXIT_INPUT;
-        }
+        rc = et_web_export_html(ws, of.tmp, base ? base + 1 : html, &e);
         et_web_store_free(ws);
-    } else if ((c.sw ? et_saz_writer_close(c.sw, &e) : et_har_writer_close(c.hw, &e)) != 0) {
-        et_cli_err("export: %s", et_error_format(&e, msg, sizeof(msg)));
-        status = ET_EXIT_INPUT;
+    } else {
+        rc = c.sw ? et_saz_writer_close(c.sw, &e) : et_har_writer_close(c.hw, &e);
     }
-    if (et_pipe_stats(p)->inputs_failed > 0)
+    if (rc == 0 && status == ET_EXIT_OK && et_pipe_stats(p)->inputs_failed == 0)
+        rc = et_outfile_commit(&of, &e);
+    else
         status = ET_EXIT_INPUT;
-    if (c.written > 0 || status == ET_EXIT_OK) /* else the input's message said why */
-        fprintf(stderr, "eastrace: exported %zu exchange(s) to %s%s\n", c.written,
-                saz ? saz : har ? har : html,
+    if (status == ET_EXIT_OK && rc == 0) {
+        fprintf(stderr, "eastrace: exported %zu exchange(s) to %s%s\n", c.written, out,
                 include_secrets ? " (credentials included)" : " (credentials redacted)");
+    } else {
+        const char *kept = access(out, F_OK) == 0 ? " (the existing file is unchanged)" : "";
+        et_outfile_abort(&of);
+        status = ET_EXIT_INPUT;
+        /* One line: the writer's error, or (an input's message said why) that the exchanges
+         * read were not saved. */
+        if (rc != 0)
+            et_cli_err("export: %s: %s not written%s", et_error_format(&e, msg, sizeof(msg)), out,
+                       kept);
+        else if (c.written > 0)
+            et_cli_err("export: %s not written%s", out, kept);
+    }
     et_pipe_free(p);
     et_free(files);
     return status;

@@ -312,7 +312,7 @@ for f in torn.etcap damaged.etcap cut.log.gz dir.d bad-entry.har junk.saz empty.
     c=$1; shift
     "$E" "$c" "$tmp/$f" "$@" >/dev/null 2>"$tmp/e"
     while IFS= read -r line; do
-      case $line in "eastrace: exported "*) continue ;; esac
+      case $line in "eastrace: exported "* | "eastrace: export: $tmp/x.har not written"*) continue ;; esac
       once_n=$((once_n + 1))
       names=$(grep -o -F "$f" <<<"$line" | wc -l)
       offs=$(grep -o "at byte [0-9]*" <<<"$line" | sort | uniq -d | wc -l)
@@ -363,6 +363,41 @@ says "decode X.har" "HAR file" "$E" decode "$TL/capture-appl1-5-requests.har"
 # IIS lines without a #Fields header are read by replay.
 check "replay reads IIS lines without #Fields" \
   "$("$E" replay --json "$P/iis-eas-lines-without-fields-header.log" 2>/dev/null | grep -c '"eas"')" 6
+
+# ---- export replaces its output whole or not at all -------------------------------------
+
+# Written to a temporary file next to the target, renamed over it only when the export
+# succeeded: an input that ends with an error after a good one, a writer that fails midway
+# (a file size limit) or a target that cannot be replaced leave the old target byte for byte
+# and no temporary file.
+mkdir -p "$tmp/out"
+no_temp() { find "$tmp/out" -name '*.tmp-*' | wc -l; }
+for fmt in har saz html; do
+  printf 'precious\000old export\n' >"$tmp/out/keep.$fmt"
+  cp "$tmp/out/keep.$fmt" "$tmp/out/orig"
+  "$E" export "$P/saz-sessions-3-7-9.saz" "$P/har-cut-mid-entry.har" --$fmt "$tmp/out/keep.$fmt" 2>"$tmp/e"
+  rc=$?
+  check "export --$fmt, a good input then a truncated HAR: exit 2, old output byte for byte, no temporary file" \
+    "$rc $(cmp -s "$tmp/out/keep.$fmt" "$tmp/out/orig" && echo same) $(no_temp)" "2 same 0"
+  grep -q "keep.$fmt not written (the existing file is unchanged)" "$tmp/e" &&
+    ok "export --$fmt failed: says the output was not written" || bad "export --$fmt failed: $(cat "$tmp/e")"
+  "$E" export "$P/saz-sessions-3-7-9.saz" "$P/random-bytes.bin" --$fmt "$tmp/out/keep.$fmt" 2>/dev/null
+  check "export --$fmt, a good input and random bytes: exit 2, old output, no temporary file" \
+    "$? $(cmp -s "$tmp/out/keep.$fmt" "$tmp/out/orig" && echo same) $(no_temp)" "2 same 0"
+  # A writer failing midway: writes past 2 KiB fail with EFBIG (SIGXFSZ ignored).
+  (trap '' XFSZ; ulimit -f 2; exec "$E" export "$TL/capture-appl1-5-requests.har" "$P/saz-sessions-3-7-9.saz" \
+    --$fmt "$tmp/out/keep.$fmt") 2>"$tmp/e"
+  check "export --$fmt, the writer fails midway (file size limit): exit 2, old output, no temporary file" \
+    "$? $(cmp -s "$tmp/out/keep.$fmt" "$tmp/out/orig" && echo same) $(no_temp)" "2 same 0"
+  mkdir -p "$tmp/out/dir.$fmt/inside"
+  "$E" export "$P/saz-sessions-3-7-9.saz" --$fmt "$tmp/out/dir.$fmt" 2>/dev/null
+  check "export --$fmt over a directory: exit 2, the directory as it was, no temporary file" \
+    "$? $([ -d "$tmp/out/dir.$fmt/inside" ] && echo kept) $(no_temp)" "2 kept 0"
+  (umask 027; exec "$E" export "$P/saz-sessions-3-7-9.saz" --$fmt "$tmp/out/keep.$fmt" 2>/dev/null)
+  check "export --$fmt succeeds: replaces the old output, mode 0666 minus the umask (027), no temporary file" \
+    "$? $(cmp -s "$tmp/out/keep.$fmt" "$tmp/out/orig" || echo replaced) $(stat -c %a "$tmp/out/keep.$fmt") $(no_temp)" \
+    "0 replaced 640 0"
+done
 
 # ---- --user names an account as the proxy's --only-user does ------------------------------
 

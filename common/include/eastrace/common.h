@@ -171,6 +171,21 @@ struct sockaddr;
 /* An IPv4 or IPv6 socket address as "1.2.3.4:80" or "[::1]:80" ("?" for another family). */
 void et_sockaddr_format(const struct sockaddr *sa, char *out, size_t outlen);
 
+/*
+ * An output file replaced whole or not at all (common/outfile.c). et_outfile_begin() creates
+ * o->tmp, an empty file next to target (mode 0666 minus the umask) for the writer to open by
+ * name and write; et_outfile_commit() syncs it and renames it over target; et_outfile_abort()
+ * removes it, leaving target as it was. target is borrowed until commit or abort. Both return
+ * 0 or ET_EIO / ET_ENOMEM with e set; a failed commit has removed the temporary file.
+ */
+struct et_outfile {
+    const char *target;
+    char *tmp; /* owned; NULL after commit or abort */
+};
+int et_outfile_begin(struct et_outfile *o, const char *target, struct et_error *e);
+int et_outfile_commit(struct et_outfile *o, struct et_error *e);
+void et_outfile_abort(struct et_outfile *o);
+
 /* Time: microseconds since the Unix epoch (UTC). */
 int64_t et_now_us(void);
 /* "2024-05-01T12:34:56.789Z" (milliseconds); out needs 32 bytes. us <= 0 gives "-". */

@@ -687,6 +687,10 @@ static int convert(struct har_reader *r, json_t *ent, struct et_exchange *x, con
     if ((s = jstr(ent, "_clientAddress", &len)) != NULL && len > 0 &&
         (x->client_addr = et_arena_strndup(a, s, len)) == NULL)
         return ET_ENOMEM;
+    if ((s = jstr(ent, "_viaAddress", &len)) != NULL && len > 0 &&
+        (x->via_addr = et_arena_strndup(a, s, len)) == NULL)
+        return ET_ENOMEM;
+    x->reverse = json_is_true(json_object_get(ent, "_eastraceReverse"));
     if ((s = jstr(ent, "comment", NULL)) != NULL && *s != '\0' &&
         (rc = meta_add(x, "har-comment", s)) != 0)
         return rc;

@@ -316,6 +316,11 @@ static int format_entry(struct et_har_writer *w, const struct et_exchange *x,
     }
     if (x->client_addr != NULL)
         put_kv_str(b, "_clientAddress", x->client_addr, 1);
+    /* The reverse proxy's facts (capture tag 0x25): the balancer that relayed the client. */
+    if (x->via_addr != NULL)
+        put_kv_str(b, "_viaAddress", x->via_addr, 1);
+    if (x->reverse)
+        et_buf_puts(b, ",\"_eastraceReverse\":true");
     if (x->err.code != 0) {
         et_buf_printf(b, ",\"_eastraceError\":{\"code\":%d,\"stage\":%d", x->err.code,
                       (int)x->err.stage);

@@ -430,6 +430,15 @@ static int parse_meta(struct et_exchange *x, const char *p, size_t n)
             continue;
         if (fv == NULL)
             fv = "";
+        /* Our writer's reverse-proxy facts are fields of the exchange, not source fields. */
+        if (strcmp(fn, "x-eastrace-via") == 0) {
+            x->via_addr = *fv != '\0' ? fv : NULL;
+            continue;
+        }
+        if (strcmp(fn, "x-eastrace-reverse") == 0) {
+            x->reverse = strcmp(fv, "1") == 0;
+            continue;
+        }
         if ((rc = meta_add(x, fn, fv)) != 0)
             return rc;
         if (strcmp(fn, "x-clientip") == 0)

@@ -172,7 +172,8 @@ static int skip_flag(const char *n)
 {
     return strncmp(n, "fiddler-", 8) == 0 || strcmp(n, "x-clientip") == 0 ||
            strcmp(n, "x-clientport") == 0 || strcmp(n, "x-hostip") == 0 ||
-           strncmp(n, "x-eastrace-error", 16) == 0;
+           strncmp(n, "x-eastrace-error", 16) == 0 || strcmp(n, "x-eastrace-via") == 0 ||
+           strcmp(n, "x-eastrace-reverse") == 0;
 }
 
 static void put_flag(struct et_buf *b, const char *n, const char *v)
@@ -230,6 +231,11 @@ static void format_meta(struct et_buf *b, const struct et_exchange *x, uint32_t 
     }
     if (x->server_addr != NULL)
         put_flag(b, "x-hostip", x->server_addr);
+    /* The reverse proxy's facts (capture tag 0x25): the balancer that relayed the client. */
+    if (x->via_addr != NULL)
+        put_flag(b, "x-eastrace-via", x->via_addr);
+    if (x->reverse)
+        put_flag(b, "x-eastrace-reverse", "1");
     if (x->err.code != 0) {
         put_flag(b, "x-eastrace-error", x->err.message != NULL ? x->err.message : "");
         snprintf(tmp, sizeof(tmp), "%d", x->err.code);

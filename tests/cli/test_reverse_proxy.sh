@@ -206,6 +206,29 @@ check "the refused connections are not recorded" '[ "$(grep -c "\"n\":" "$tmp/b.
 "$E" show "$tmp/b.cap" 1 >"$tmp/b.show" 2>&1
 check "show prints the client, the balancer and the mode" \
   'grep -q "203.0.113.7" "$tmp/b.show" && grep -q "via .*127.0.0.2" "$tmp/b.show" && grep -q "reverse proxy" "$tmp/b.show"'
+# The reverse proxy's facts survive an export: HAR (_viaAddress, _eastraceReverse, still valid
+# HAR 1.2) and .saz (SessionFlags) read back give replay --json the same client, via and
+# reverse as the capture.
+facts() { python3 -c '
+import json, sys
+for o in map(json.loads, sys.stdin):
+    if "n" in o: print(o.get("client"), o.get("via"), o.get("reverse", False))'; }
+facts <"$tmp/b.json" >"$tmp/b.facts"
+check "the capture holds via and reverse facts to carry" 'grep -q "127.0.0.2:.* True" "$tmp/b.facts" && grep -q " None True" "$tmp/b.facts"'
+for fmt in har saz; do
+  "$E" export "$tmp/b.cap" --$fmt "$tmp/b.$fmt" 2>/dev/null
+  "$E" replay --json --fail-on never "$tmp/b.$fmt" 2>/dev/null | facts >"$tmp/b.$fmt.facts"
+  check "export --$fmt then replay --json: the same client, via and reverse as the capture" \
+    'diff "$tmp/b.facts" "$tmp/b.$fmt.facts" >/dev/null'
+  "$E" show "$tmp/b.$fmt" 1 >"$tmp/b.$fmt.show" 2>&1
+  check "show of the .$fmt export prints the balancer and the mode" \
+    'grep -q "via .*127.0.0.2" "$tmp/b.$fmt.show" && grep -q "reverse proxy" "$tmp/b.$fmt.show" && ! grep -q "x-eastrace" "$tmp/b.$fmt.show"'
+done
+if NODE_PATH=${NODE_PATH:-/usr/share/nodejs} node "$here/har-validate.js" "$tmp/b.har" >"$tmp/hv" 2>&1; then
+  ok "the HAR export with _viaAddress and _eastraceReverse is valid HAR 1.2 (node-har-validator)"
+else
+  bad "HAR validation: $(cat "$tmp/hv")"
+fi
 "$E" replay --json --fail-on never "$tmp/c.cap" >"$tmp/c.json" 2>&1
 check "--only-user alice: CONTOSO\\alice (Basic and User=) and alice@contoso.com recorded" \
   'grep -q DEVC1 "$tmp/c.json" && grep -q DEVC2 "$tmp/c.json"'

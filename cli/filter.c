@@ -64,8 +64,9 @@ const char *et_cli_filter_help =
     "  --since TIME       only exchanges at or after TIME (ISO 8601, UTC unless an offset)\n"
     "  --until TIME       only exchanges before TIME\n"
     "  --errors           only exchanges with a finding (warning or error)\n"
-    "  --find TEXT        only exchanges whose decoded XML, headers, target or EAS request\n"
-    "                     contain TEXT (case-insensitive)\n";
+    "  --find TEXT        only exchanges whose decoded XML, headers, target, EAS request\n"
+    "                     line, source fields or server-log facts (\"Status 3\", an IIS\n"
+    "                     Error:, a mailbox-log exception) contain TEXT (case-insensitive)\n";
 
 int et_cli_write_safe(FILE *f, const unsigned char *p, size_t n)
 {

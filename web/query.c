@@ -8,7 +8,7 @@
  *   host=NAME   the target host                        (--host)
  *   since=TIME, until=TIME  ISO 8601, [since, until)   (--since, --until)
  *   errors=1    a finding of warning or error           (--errors)
- *   find=TEXT   decoded XML, headers, target, EAS line  (--find, case-insensitive)
+ *   find=TEXT   the text --find searches (et_pipe_find_text), case-insensitive
  *
  * plus sort=COLUMN, dir=asc|desc, offset, limit (at most 1000). Without sort the rows come in
  * timeline order, as replay prints them (with one input n is the record number in the file,
@@ -84,20 +84,6 @@ static int eq(const char *want, const char *have)
     return have != NULL && et_strcaseeq(want, have);
 }
 
-/* As cli/filter.c contains(): ASCII case-insensitive; no match spans a NUL of the text. */
-static int contains(const char *hay, size_t n, const char *needle)
-{
-    size_t m = strlen(needle);
-    if (m == 0)
-        return 1;
-    if (n < m)
-        return 0;
-    for (size_t i = 0; i + m <= n; i++)
-        if (et_strncaseeq(hay + i, needle, m))
-            return 1;
-    return 0;
-}
-
 static int row_match(struct et_web_store *s, const struct et__web_row *r, const struct filter *f,
                      struct et_buf *tmp)
 {
@@ -122,9 +108,7 @@ static int row_match(struct et_web_store *s, const struct et__web_row *r, const 
         et_buf_reset(tmp);
         if (et__web_spill_read(s, r->text_off, r->text_len, tmp) != 0)
             return 0;
-        /* The pieces end in NULs; et_strncaseeq stops a match at one since the needle has
-         * none. */
-        if (!contains((const char *)tmp->data, tmp->len, f->find))
+        if (!et_pipe_find_match(tmp->data, tmp->len, f->find))
             return 0;
     }
     return 1;

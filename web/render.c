@@ -1,6 +1,6 @@
 /*
  * The detail of one exchange as JSON for the page (rendered once, when the exchange is added,
- * then kept in the spill file), and the text --find searches.
+ * then kept in the spill file).
  *
  * Everything from traffic goes out as a JSON string (et__web_json_str: '<' '>' '&' escaped,
  * invalid UTF-8 replaced), and the page puts it in the DOM as text, never as markup.
@@ -421,89 +421,4 @@ int et__web_render_detail(const struct et_web_store_opts *o, uint64_t n,
     else
         et_buf_puts(out, "null");
     return et_buf_putc(out, '}');
-}
-
-/* ---- search text ------------------------------------------------------------------------ */
-
-static void piece(struct et_buf *out, const char *s, size_t n)
-{
-    et_buf_append(out, s, n);
-    et_buf_putc(out, '\0');
-}
-
-static void headers_text(const struct et_headers *h, int redacted, struct et_buf *out)
-{
-    static const struct et_web_store_opts ro = {0};
-    for (size_t i = 0; i < h->n; i++) {
-        piece(out, h->v[i].name, strlen(h->v[i].name));
-        if (redacted && secret_header(h->v[i].name)) {
-            struct et_buf tmp;
-            et_buf_init(&tmp, 0);
-            header_value(&ro, &h->v[i], &tmp); /* a JSON string: fine to search */
-            piece(out, (const char *)tmp.data, tmp.len);
-            et_buf_free(&tmp);
-        } else {
-            piece(out, h->v[i].value, strlen(h->v[i].value));
-        }
-    }
-}
-
-static void doc_text(const struct et_wbxml_doc *doc, struct et_buf *out)
-{
-    struct et_wbxml_render_opts ro = {0};
-    struct et_buf b;
-    if (doc == NULL)
-        return;
-    et_buf_init(&b, 64 * 1024 * 1024);
-    ro.compact = 1;
-    et_wbxml_to_xml(doc, &ro, &b);
-    piece(out, b.data ? (const char *)b.data : "", b.len);
-    et_buf_free(&b);
-}
-
-/* The same pieces cli/filter.c find_text() looks at, in the same forms: the target, the host,
- * header names and values (request, response, source fields), the decoded EAS request line,
- * the compact XML of both decoded bodies, and the other bodies that are UTF-8 text. */
-int et__web_search_text(const struct et_exchange *x, const struct et_view *v, int redacted,
-                        struct et_buf *out)
-{
-    static const struct et_web_store_opts ro = {0};
-    if (x->req.target) {
-        if (redacted) {
-            struct et_buf t;
-            et_buf_init(&t, 0);
-            redacted_target(&ro, x->req.target, &t);
-            piece(out, t.data ? (const char *)t.data : "", t.len);
-            et_buf_free(&t);
-        } else {
-            piece(out, x->req.target, strlen(x->req.target));
-        }
-    }
-    if (x->host)
-        piece(out, x->host, strlen(x->host));
-    headers_text(&x->req.headers, redacted, out);
-    headers_text(&x->resp.headers, redacted, out);
-    for (size_t i = 0; i < x->meta.n; i++) {
-        piece(out, x->meta.v[i].name, strlen(x->meta.v[i].name));
-        if (redacted && secret_meta(x->meta.v[i].name))
-            piece(out, REDACTED, strlen(REDACTED));
-        else
-            piece(out, x->meta.v[i].value, strlen(x->meta.v[i].value));
-    }
-    if (v->is_eas) {
-        struct et_buf line;
-        et_buf_init(&line, 0);
-        et_eas_request_line(&v->req, &line);
-        piece(out, line.data ? (const char *)line.data : "", line.len);
-        et_buf_free(&line);
-    }
-    doc_text(v->req_doc, out);
-    doc_text(v->resp_doc, out);
-    /* As find_text: the raw bytes of a body the view decoded are not searched. */
-    if (x->req.body.len && v->req_doc == NULL && et_utf8_valid(x->req.body.data, x->req.body.len))
-        piece(out, (const char *)x->req.body.data, x->req.body.len);
-    if (x->resp.body.len && v->resp_doc == NULL &&
-        et_utf8_valid(x->resp.body.data, x->resp.body.len))
-        piece(out, (const char *)x->resp.body.data, x->resp.body.len);
-    return 0;
 }

@@ -415,7 +415,7 @@ int et_web_store_add(struct et_web_store *s, uint64_t n, const struct et_exchang
     et_buf_init(&rules, 0);
     rc = et__web_render_detail(&s->o, n, x, v, f, seen, &detail);
     if (rc == 0)
-        rc = et__web_search_text(x, v, s->o.redact_search && !s->o.include_secrets, &text);
+        rc = et_pipe_find_text(x, v, s->o.redact_search && !s->o.include_secrets, &text);
     for (const struct et_finding *g = f; g != NULL && rc == 0; g = g->next)
         if (strstr((const char *)(rules.data ? rules.data : (const uint8_t *)""), g->rule) == NULL)
             rc = et_buf_printf(&rules, "%s%s", rules.len ? " " : "", g->rule);

@@ -118,13 +118,10 @@ int et__web_json_cstr(struct et_buf *b, const char *s);
  * (they occur only inside strings) and invalid UTF-8 becomes U+FFFD. */
 int et__web_json_harden(struct et_buf *b);
 
-/* The detail JSON of one exchange and its search text (the pieces --find looks at, each
- * ended by a NUL so no match spans two). */
+/* The detail JSON of one exchange (its search text is et_pipe_find_text's). */
 int et__web_render_detail(const struct et_web_store_opts *o, uint64_t n,
                           const struct et_exchange *x, const struct et_view *v,
                           const struct et_finding *f, unsigned seen, struct et_buf *out);
-int et__web_search_text(const struct et_exchange *x, const struct et_view *v,
-                        int redacted, struct et_buf *out);
 /* A row as a JSON object. */
 void et__web_row_json(const struct et_web_store *s, const struct et__web_row *r,
                       struct et_buf *out);

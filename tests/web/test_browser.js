@@ -460,6 +460,50 @@ async function testTimeline(browser) {
   const rules = await page.eval("fetch('/api/findings').then(r => r.json()).then(d => d.rules.map(r => r.rule).sort())");
   ok('three sources: the not-in-server-log note is there', rules.includes('not-in-server-log'), JSON.stringify(rules));
   if (SHOTS) await page.screenshot(path.join(SHOTS, 'timeline.png'));
+  /* The find box searches what replay --find searches (et_pipe_find_text), server-log facts
+   * too: the IIS log's Error:ServerError carried to the mailbox log's row, the IIS Ping's
+   * heartbeat; the same in the page of export --html (its own filter code). */
+  const exported = path.join(tmp, 'timeline.html');
+  cli(['export', ...files, '--html', exported]);
+  const filePage = await browser.newPage();
+  await filePage.goto('file://' + exported);
+  ok('three sources: the export --html page loads', (await pageReady(filePage)) === '1');
+  for (const q of ['ServerError', 'heartbeat 900', 'alice', 'no such text']) {
+    const wantN = replayJson(files, ['--find', q]).rows.map(r => r.n);
+    if (q !== 'no such text') ok('three sources: replay --find ' + q + ' finds exchanges', wantN.length > 0);
+    for (const [where, p] of [['web', page], ['export --html', filePage]]) {
+      const t = await submitFilter(p, { find: q });
+      const shown = matchedCount(t) > 0 ? await p.eval("Array.from(document.querySelectorAll('#grid-space .row')).map(r => Number(r.dataset.n))") : [];
+      eqv('three sources, ' + where + ': find ' + q + ' gives replay --find\'s exchanges', shown, wantN);
+    }
+  }
+  await filePage.close();
+  await page.close();
+  web.proc.kill('SIGINT');
+}
+
+/* The user filter names an account as --user does (et_eas_user_match): the server's and the
+ * export --html page's own. */
+async function testUser(browser) {
+  const har = path.join(__dirname, '..', 'fixtures', 'pipeline', 'har-users-jdoe-in-3-forms-and-others.har');
+  const exported = path.join(tmp, 'users.html');
+  cli(['export', har, '--html', exported]);
+  const web = await startWeb([har]);
+  const page = await browser.newPage();
+  await page.goto(web.url);
+  ok('users: page loads', (await pageReady(page)) === '1');
+  const filePage = await browser.newPage();
+  await filePage.goto('file://' + exported);
+  ok('users: export --html page loads', (await pageReady(filePage)) === '1');
+  for (const u of ['CONTOSO\\jdoe', 'JDOE', 'jdoe@contoso.com', 'FABRIKAM\\jdoe', 'jdoe2']) {
+    const wantN = replayJson([har], ['--user', u]).rows.map(r => r.n);
+    for (const [where, p] of [['web', page], ['export --html', filePage]]) {
+      const t = await submitFilter(p, { user: u });
+      const shown = matchedCount(t) > 0 ? await p.eval("Array.from(document.querySelectorAll('#grid-space .row')).map(r => Number(r.dataset.n))") : [];
+      eqv('users, ' + where + ': user ' + u + ' gives replay --user\'s exchanges', shown, wantN);
+    }
+  }
+  await filePage.close();
   await page.close();
   web.proc.kill('SIGINT');
 }
@@ -558,6 +602,7 @@ async function main() {
     const N = await testServer(browser, cap);
     await testHostile(browser, har);
     await testTimeline(browser);
+    await testUser(browser);
     await testLive(browser);
     await testExport(browser, cap, N);
     if (process.env.ET_WEB_LOADTIME) await loadTime(browser, process.env.ET_WEB_LOADTIME.split(',').map(Number));

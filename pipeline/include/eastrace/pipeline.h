@@ -92,6 +92,20 @@ struct et_pipe_filter {
 };
 /* 1 when the item passes every filter. */
 int et_pipe_filter_match(const struct et_pipe_filter *f, const struct et_pipe_item *it);
+/*
+ * The text --find searches, the one definition (the session browser stores it for its find
+ * box): appends to out, each piece ended by a NUL so that no match spans two, the target, the
+ * host, the names and values of request and response headers and source fields (meta), the
+ * server-log facts ("Status 3", "heartbeat 900", error, SyncKey, exception, access state),
+ * the decoded EAS request line, the compact XML of both decoded bodies, and the other bodies
+ * that are UTF-8 text. With redact, credentials as the exports write them (redact.h; strings
+ * in x's arena). Returns 0, or ET_ENOMEM / ET_ETOOBIG with out holding the pieces so far.
+ */
+int et_pipe_find_text(const struct et_exchange *x, const struct et_view *v, int redact,
+                      struct et_buf *out);
+/* 1 when text[0..n) (from et_pipe_find_text) holds needle, ASCII case-insensitive, within a
+ * piece. "" matches. */
+int et_pipe_find_match(const void *text, size_t n, const char *needle);
 
 /* Groups held for reordering and correlation at most. */
 #define ET_PIPE_MAX_HELD 16384

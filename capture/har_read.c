@@ -343,7 +343,7 @@ static int scan(struct har_reader *r, struct et_error *e)
         case EXP_VALUE_OR_CLOSE:
             if (c == ']')
                 goto close;
-            /* fall through */
+            ET_FALLTHROUGH;
         case EXP_VALUE:
             break;
         }

@@ -36,6 +36,9 @@ void et_error_clear(struct et_error *e)
 }
 
 static void error_vset(struct et_error *e, int code, int has_offset, uint64_t offset,
+                       const char *fmt, va_list ap) ET_PRINTF(5, 0);
+
+static void error_vset(struct et_error *e, int code, int has_offset, uint64_t offset,
                        const char *fmt, va_list ap)
 {
     if (e == NULL || e->code != 0)

@@ -876,6 +876,7 @@ static void test_tls_handshake_with_alpn_http11(void **state)
     unsigned int plen = 0;
     static const unsigned char h2_and_h11[] = "\x02h2\x08http/1.1";
     static const unsigned char h2_only[] = "\x02h2";
+    char sni_mail[] = "mail.contoso.com"; /* writable: SSL_set_tlsext_host_name casts it */
 
     (void)state;
     c = open_ok(&o);
@@ -886,7 +887,7 @@ static void test_tls_handshake_with_alpn_http11(void **state)
     /* A phone offering h2 and http/1.1 gets http/1.1, and the chain verifies by name. */
     cl = SSL_new(cc);
     sv = SSL_new(sctx);
-    SSL_set_tlsext_host_name(cl, "mail.contoso.com");
+    SSL_set_tlsext_host_name(cl, sni_mail);
     SSL_set1_host(cl, "mail.contoso.com");
     assert_int_equal(SSL_set_alpn_protos(cl, h2_and_h11, sizeof(h2_and_h11) - 1), 0);
     SSL_set_accept_state(sv);
@@ -903,7 +904,7 @@ static void test_tls_handshake_with_alpn_http11(void **state)
     /* h2 only: no ALPN at all rather than a failed handshake. */
     cl = SSL_new(cc);
     sv = SSL_new(sctx);
-    SSL_set_tlsext_host_name(cl, "mail.contoso.com");
+    SSL_set_tlsext_host_name(cl, sni_mail);
     SSL_set1_host(cl, "mail.contoso.com");
     SSL_set_alpn_protos(cl, h2_only, sizeof(h2_only) - 1);
     SSL_set_accept_state(sv);
@@ -982,7 +983,9 @@ static void test_tls_sni_callback_switches_to_leaf_ctx(void **state)
     SSL_CTX_set_tlsext_servername_callback(deflt, on_servername);
     SSL_CTX_set_tlsext_servername_arg(deflt, c);
     for (int i = 0; i < 3; i++) {
-        const char *name = i == 1 ? "h2.eas.test" : "h1.eas.test";
+        /* Writable: SSL_set_tlsext_host_name casts its name to void * (-Wcast-qual). */
+        char name[16];
+        snprintf(name, sizeof(name), "%s", i == 1 ? "h2.eas.test" : "h1.eas.test");
         SSL *cl = SSL_new(cc), *sv = SSL_new(deflt);
         SSL_set_tlsext_host_name(cl, name);
         SSL_set1_host(cl, name);

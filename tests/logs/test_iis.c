@@ -120,8 +120,8 @@ static void test_log_parse_only_keeps_wanted_items_as_full_parse(void **state)
 {
     (void)state;
     static const char *const cases[] = {
-        "V141_Sst3_LdapC0_LdapL0_RpcC9_RpcL15_Hb960_Rto1_S1_Erq1_Pk1111111_Sp1_Cpo172_"
-        "Fet960000_Mbx:MBX1.CONTOSO.COM_Dc:DC1.CONTOSO.COM_Throttle0_Budget:(A)Conn%3a1_",
+        ("V141_Sst3_LdapC0_LdapL0_RpcC9_RpcL15_Hb960_Rto1_S1_Erq1_Pk1111111_Sp1_Cpo172_"
+         "Fet960000_Mbx:MBX1.CONTOSO.COM_Dc:DC1.CONTOSO.COM_Throttle0_Budget:(A)Conn%3a1_"),
         "V141_Error:TooManyJobsQueued_Throttle1_",
         "V141_Error:DeviceNotProvisioned_As:BlockedP_as:lower_AS:Upper_",
         "Ver1:161_Hb:600_S:1_Sk:0_Ty:Ca_", "_S1__Sk22___", "S", ":S1_:_E:", "S12Sk_Hb-3_",

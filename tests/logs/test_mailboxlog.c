@@ -113,8 +113,9 @@ static void test_mailboxlog_garbage_and_empty(void **state)
 {
     (void)state;
     static const char *inputs[] = {
-        "", "no entries here\n", "-----------------\n Log Entry: 1\n", "-----------------\n"
-        " Log Entry: x\n-----------------\nA :\n\nB :\nv\n\n-----------------\n",
+        "", "no entries here\n", "-----------------\n Log Entry: 1\n",
+        ("-----------------\n Log Entry: x\n-----------------\nA :\n\nB :\nv\n\n"
+         "-----------------\n"),
     };
     for (size_t i = 0; i < ET_ARRAY_SIZE(inputs); i++) {
         struct et_source *s;

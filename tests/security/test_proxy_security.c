@@ -443,7 +443,9 @@ static int cli_tunnel(struct tproxy *t, struct cli *c, const char *host, int por
     SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
     c->ssl = SSL_new(c->ctx);
     SSL_set_fd(c->ssl, c->fd);
-    SSL_set_tlsext_host_name(c->ssl, host);
+    char sni[256]; /* writable: SSL_set_tlsext_host_name casts its name to void * */
+    snprintf(sni, sizeof(sni), "%s", host);
+    SSL_set_tlsext_host_name(c->ssl, sni);
     if (SSL_connect(c->ssl) != 1) {
         SSL_free(c->ssl);
         SSL_CTX_free(c->ctx);
@@ -1192,7 +1194,8 @@ static int untrusting_handshake(struct tproxy *t, int port, const char *src)
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     SSL *ssl = SSL_new(ctx);
     SSL_set_fd(ssl, fd);
-    SSL_set_tlsext_host_name(ssl, "localhost");
+    char sni[] = "localhost"; /* writable: SSL_set_tlsext_host_name casts it to void * */
+    SSL_set_tlsext_host_name(ssl, sni);
     int r = SSL_connect(ssl);
     /* 1: the origin's own certificate came through (tunnelled). */
     SSL_free(ssl);

@@ -18,6 +18,13 @@ extern "C" {
 #else
 #define ET_PRINTF(a, b)
 #endif
+/* A switch case that goes on into the next: gcc takes a comment, clang's
+ * -Wimplicit-fallthrough only the attribute (both know it). */
+#if defined(__GNUC__) && (defined(__clang__) || __GNUC__ >= 7)
+#define ET_FALLTHROUGH __attribute__((fallthrough))
+#else
+#define ET_FALLTHROUGH ((void)0)
+#endif
 
 /*
  * The output budget of one body: the most one HTTP body may decode to (gzip, deflate), one
@@ -114,7 +121,8 @@ int et_buf_append(struct et_buf *b, const void *p, size_t n);
 int et_buf_putc(struct et_buf *b, int c);
 int et_buf_puts(struct et_buf *b, const char *s);
 int et_buf_printf(struct et_buf *b, const char *fmt, ...) ET_PRINTF(2, 3);
-int et_buf_vprintf(struct et_buf *b, const char *fmt, va_list ap);
+/* The va_list form; ET_PRINTF(2, 0) lets the compiler check fmt at its callers. */
+int et_buf_vprintf(struct et_buf *b, const char *fmt, va_list ap) ET_PRINTF(2, 0);
 /* Removes the first n bytes (n <= len). */
 void et_buf_consume(struct et_buf *b, size_t n);
 /* Keeps the memory, sets len to 0. */

@@ -112,6 +112,22 @@ async function submitFilter(page, f) {
   return page.waitFor("(t => t && /exchanges|error/.test(t) ? t : '')(document.getElementById('matched').textContent)");
 }
 
+/* The numbers of every row the grid shows after filter f (few rows: all are drawn). */
+async function filteredRows(page, f) {
+  const t = await submitFilter(page, f);
+  return matchedCount(t) > 0 ? page.eval("Array.from(document.querySelectorAll('#grid-space .row')).map(r => Number(r.dataset.n))") : [];
+}
+
+/* export --html of files to tmp/name, opened from the file. */
+async function exportPage(browser, files, name, label) {
+  const out = path.join(tmp, name);
+  cli(['export', ...files, '--html', out]);
+  const page = await browser.newPage();
+  await page.goto('file://' + out);
+  ok(label + ': the export --html page loads', (await pageReady(page)) === '1');
+  return page;
+}
+
 function matchedCount(text) {
   const m = /^(\d+)( of (\d+))? exchanges$/.exec(text);
   return m ? Number(m[1]) : -1;
@@ -463,19 +479,12 @@ async function testTimeline(browser) {
   /* The find box searches what replay --find searches (et_pipe_find_text), server-log facts
    * too: the IIS log's Error:ServerError carried to the mailbox log's row, the IIS Ping's
    * heartbeat; the same in the page of export --html (its own filter code). */
-  const exported = path.join(tmp, 'timeline.html');
-  cli(['export', ...files, '--html', exported]);
-  const filePage = await browser.newPage();
-  await filePage.goto('file://' + exported);
-  ok('three sources: the export --html page loads', (await pageReady(filePage)) === '1');
+  const filePage = await exportPage(browser, files, 'timeline.html', 'three sources');
   for (const q of ['ServerError', 'heartbeat 900', 'alice', 'no such text']) {
     const wantN = replayJson(files, ['--find', q]).rows.map(r => r.n);
     if (q !== 'no such text') ok('three sources: replay --find ' + q + ' finds exchanges', wantN.length > 0);
-    for (const [where, p] of [['web', page], ['export --html', filePage]]) {
-      const t = await submitFilter(p, { find: q });
-      const shown = matchedCount(t) > 0 ? await p.eval("Array.from(document.querySelectorAll('#grid-space .row')).map(r => Number(r.dataset.n))") : [];
-      eqv('three sources, ' + where + ': find ' + q + ' gives replay --find\'s exchanges', shown, wantN);
-    }
+    for (const [where, p] of [['web', page], ['export --html', filePage]])
+      eqv('three sources, ' + where + ': find ' + q + ' gives replay --find\'s exchanges', await filteredRows(p, { find: q }), wantN);
   }
   await filePage.close();
   await page.close();
@@ -486,22 +495,15 @@ async function testTimeline(browser) {
  * export --html page's own. */
 async function testUser(browser) {
   const har = path.join(__dirname, '..', 'fixtures', 'pipeline', 'har-users-jdoe-in-3-forms-and-others.har');
-  const exported = path.join(tmp, 'users.html');
-  cli(['export', har, '--html', exported]);
   const web = await startWeb([har]);
   const page = await browser.newPage();
   await page.goto(web.url);
   ok('users: page loads', (await pageReady(page)) === '1');
-  const filePage = await browser.newPage();
-  await filePage.goto('file://' + exported);
-  ok('users: export --html page loads', (await pageReady(filePage)) === '1');
+  const filePage = await exportPage(browser, [har], 'users.html', 'users');
   for (const u of ['CONTOSO\\jdoe', 'JDOE', 'jdoe@contoso.com', 'FABRIKAM\\jdoe', 'jdoe2']) {
     const wantN = replayJson([har], ['--user', u]).rows.map(r => r.n);
-    for (const [where, p] of [['web', page], ['export --html', filePage]]) {
-      const t = await submitFilter(p, { user: u });
-      const shown = matchedCount(t) > 0 ? await p.eval("Array.from(document.querySelectorAll('#grid-space .row')).map(r => Number(r.dataset.n))") : [];
-      eqv('users, ' + where + ': user ' + u + ' gives replay --user\'s exchanges', shown, wantN);
-    }
+    for (const [where, p] of [['web', page], ['export --html', filePage]])
+      eqv('users, ' + where + ': user ' + u + ' gives replay --user\'s exchanges', await filteredRows(p, { user: u }), wantN);
   }
   await filePage.close();
   await page.close();

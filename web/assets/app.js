@@ -554,10 +554,16 @@ function openSelected() {
 
 /* ---- devices and findings views ------------------------------------------------------- */
 
+/* route() may run again while a view waits for its data (a hash change, a live update): only
+ * the latest call draws, so a view is never drawn twice into its box. */
+const viewCalls = { devices: 0, findings: 0 };
+
 async function showDevices() {
   const box = $('view-devices');
-  clear(box);
+  const call = ++viewCalls.devices;
   const d = await state.api.devices();
+  if (call !== viewCalls.devices) return;
+  clear(box);
   box.appendChild(el('h2', null, 'Devices (' + d.devices.length + ')'));
   const t = el('table', 'list');
   const hr = el('tr');
@@ -584,8 +590,10 @@ async function showDevices() {
 
 async function showFindings() {
   const box = $('view-findings');
-  clear(box);
+  const call = ++viewCalls.findings;
   const d = await state.api.findings();
+  if (call !== viewCalls.findings) return;
+  clear(box);
   box.appendChild(el('h2', null, 'Findings by rule (' + d.rules.length + ' rules)'));
   const t = el('table', 'list');
   const hr = el('tr');

@@ -2,40 +2,9 @@
 # End-to-end tests of the eastrace command as a user runs it: help and exit statuses, decode,
 # encode, replay (timeline, findings, filters, JSON, --fail-on), show, export and re-import.
 # ET_EASTRACE names the binary (test.sh sets it). Uses only files it makes in a temp dir.
-set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-E=${ET_EASTRACE:-$root/build-test/cli/eastrace}
+. "$(dirname "$0")/../lib.sh"
 FX=$root/tests/fixtures
 CORPUS=${ET_CORPUS_DIR:-$root/../shared/corpus}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
-# check NAME EXPECTED_EXIT COMMAND...: runs the command, output in $tmp/out, $tmp/err
-check() {
-  local name=$1 want=$2; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok "$name"; else
-    bad "$name (exit $got, wanted $want)"; head -20 "$tmp/err" "$tmp/out"; fi
-}
-contains() { # contains NAME FILE TEXT
-  if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1: '$3' not in $2"; head -30 "$2"; fi
-}
-lacks() {
-  if grep -qF -- "$3" "$2"; then bad "$1: '$3' found in $2"; else ok "$1"; fi
-}
-# har_valid NAME FILE: Debian's node-har-validator accepts FILE as HAR 1.2.
-har_valid() {
-  if NODE_PATH=${NODE_PATH:-/usr/share/nodejs} node "$here/har-validate.js" "$2" >"$tmp/hv" 2>&1; then
-    ok "$1"; else bad "$1"; cat "$tmp/hv"; fi
-}
-
-[ -x "$E" ] || { echo "FAIL - no eastrace binary at $E"; echo "0 passed, 1 failed"; exit 1; }
 
 # ---- general ----
 check "help" 0 "$E" --help
@@ -205,5 +174,4 @@ else
   echo "skip - corpus absent ($CORPUS)"
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+t_done

@@ -8,31 +8,13 @@
 # --until, SQL injection through values and options, a two-shard cluster behind Distributed
 # tables (sharded by device), and the clear errors (bad URL, server down, not ClickHouse,
 # another schema, no table). ET_EASTRACE names the binary.
-set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-E=${ET_EASTRACE:-$root/build-test/cli/eastrace}
+. "$(dirname "$0")/../lib.sh"
 FX=$root/tests/fixtures/logs
-tmp=$(mktemp -d)
-cleanup() {
+t_on_exit() {
   "$root/scripts/clickhouse-test-server.sh" stop "$tmp/ch" 2>/dev/null
   [ -n "${hpid:-}" ] && kill "$hpid" 2>/dev/null
   [ -n "${mpid:-}" ] && kill "$mpid" 2>/dev/null
-  rm -rf "$tmp"
 }
-trap cleanup EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
-check() { # check NAME EXPECTED_EXIT COMMAND...
-  local name=$1 want=$2; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok "$name"; else
-    bad "$name (exit $got, wanted $want)"; head -20 "$tmp/err" "$tmp/out"; fi
-}
-contains() { if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1: '$3' not in $2"; head -20 "$2"; fi; }
 # same NAME LOCAL-ARGS -- ENGINE-ARGS: both outputs byte-for-byte equal (and not empty)
 same() {
   local name=$1; shift
@@ -55,7 +37,6 @@ same() {
   fi
 }
 
-[ -x "$E" ] || { echo "FAIL - no eastrace binary at $E"; echo "0 passed, 1 failed"; exit 1; }
 if ! "$root/scripts/clickhouse-test-server.sh" start "$tmp/ch" 2>"$tmp/start.err"; then
   echo "FAIL - no ClickHouse server: $(cat "$tmp/start.err")"
   echo "0 passed, 1 failed"
@@ -244,5 +225,4 @@ contains "says to mail the local report or a file" "$tmp/err" "--mail-to works o
 check "--since without --engine" 2 "$E" iis "$H" --since 2024-01-01
 contains "points at --date" "$tmp/err" "--date"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+t_done

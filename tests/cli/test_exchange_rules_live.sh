@@ -4,28 +4,8 @@
 # a 503 with Retry-After, a load balancer that cuts Pings after 2 s, a FolderSync naming the
 # folders), curl through `eastrace proxy` as the device, then `eastrace replay` and `show` of
 # the proxy's capture. Every port is picked at run time; traffic stays on 127.0.0.1.
-set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-E=${ET_EASTRACE:-$root/build-test/cli/eastrace}
+. "$(dirname "$0")/../lib.sh"
 F=$root/tests/fixtures/proxy
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
-contains() { if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1: '$3' not in $2"; head -60 "$2"; fi; }
-lacks() { if grep -qF -- "$3" "$2"; then bad "$1: '$3' found"; else ok "$1"; fi; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
-
-[ -x "$E" ] || { echo "FAIL - no eastrace binary at $E"; echo "0 passed, 1 failed"; exit 1; }
 
 # EAS bodies, encoded with eastrace's own tables.
 cat >"$tmp/ping.xml" <<'X'
@@ -135,5 +115,4 @@ n=$("$E" replay --json --fail-on never "$tmp/cap.et" | grep -n '"cas_error":"Mai
 contains "show: Exchange diagnostics" "$tmp/show.txt" "Exchange diagnostics"
 contains "show: request-id" "$tmp/show.txt" "11111111-2222-3333-4444-555555555555"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+t_done

@@ -6,18 +6,7 @@
 # log big enough to be read by two threads and analyzed in two device shards. It also checks
 # that the findings table is absent from --csv and present in the table, --html and --json.
 # ET_EASTRACE names the binary (test.sh sets it).
-set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-E=${ET_EASTRACE:-$root/build-test/cli/eastrace}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
-
-[ -x "$E" ] || { echo "FAIL - no eastrace binary at $E"; echo "0 passed, 1 failed"; exit 1; }
+. "$(dirname "$0")/../lib.sh"
 
 # rule<TAB>device<TAB>count lines, sorted, from `iis --json` (the findings table's Count).
 iis_counts() {
@@ -112,5 +101,4 @@ L=$root/tests/fixtures/logs/iis-ex2010-sync-ping-errors.log
 "$E" iis --no-findings --json --no-progress "$L" | iis_counts > "$tmp/none"
 [ ! -s "$tmp/none" ] && ok "--no-findings leaves them out" || bad "--no-findings still has findings"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+t_done

@@ -3,17 +3,7 @@
 # name with a backslash and a quote in `mailboxlog --json` (its error names the file), and
 # bytes that are not UTF-8 in an IIS User-Agent through `iis --json` and `replay --json`, give
 # valid JSON. ET_EASTRACE names the binary (test.sh sets it).
-set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-E=${ET_EASTRACE:-$root/build-test/cli/eastrace}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
-[ -x "$E" ] || { echo "FAIL - no eastrace binary at $E"; echo "0 passed, 1 failed"; exit 1; }
+. "$(dirname "$0")/../lib.sh"
 jsonl_ok() { python3 -c '
 import json, sys
 n = 0
@@ -45,5 +35,4 @@ fi
 "$E" replay --json "$log" > "$tmp/r.json" 2>/dev/null
 if jsonl_ok "$tmp/r.json"; then ok "replay --json: valid"; else bad "replay --json: invalid"; cat "$tmp/py.err"; fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+t_done

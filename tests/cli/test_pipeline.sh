@@ -5,32 +5,13 @@
 # of `eastrace web` (/api/rows), mailboxlog and the proxy's live view over the same
 # multi-source inputs, and compares. Then the inputs that must end at once with one clear
 # message (issue 10 item 1) and wrong-format inputs (issue 10 item 5).
-set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-E=${ET_EASTRACE:-$root/build-test/cli/eastrace}
+. "$(dirname "$0")/../lib.sh"
 P=$root/tests/fixtures/pipeline
 TL=$root/tests/fixtures/timeline
 C=$root/../shared/corpus
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
 check() { if [ "$2" = "$3" ]; then ok "$1"; else bad "$1: got '$2', expected '$3'"; fi; }
 
-[ -x "$E" ] || { echo "FAIL - no eastrace binary at $E"; echo "0 passed, 1 failed"; exit 1; }
-
 # ---- helpers: one line "n cmd http status rules" per exchange, from each command ----------
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 
 # From JSON Lines (replay --json; show --json wraps the object in "exchange").
 json_rows() {
@@ -479,5 +460,4 @@ else
   echo "skip - openssl or curl missing: proxy live numbers"
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+t_done

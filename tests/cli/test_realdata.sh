@@ -4,37 +4,11 @@
 # (Debian's node-har-validator), the analyzer's former false alarms, and a healthy session of a
 # real server (SOGo) staying silent. Fixtures in tests/fixtures/analyzer (make-fixtures.py) and
 # tests/fixtures/saz; the shared corpus (../shared/corpus) when present.
-set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-E=${ET_EASTRACE:-$root/build-test/cli/eastrace}
+. "$(dirname "$0")/../lib.sh"
 FX=$root/tests/fixtures
 AF=$FX/analyzer
 CORPUS=${ET_CORPUS_DIR:-$root/../shared/corpus}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
 
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
-check() { # check NAME EXPECTED_EXIT COMMAND...: output in $tmp/out, $tmp/err
-  local name=$1 want=$2; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok "$name"; else
-    bad "$name (exit $got, wanted $want)"; head -30 "$tmp/err" "$tmp/out"; fi
-}
-contains() { if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1: '$3' not in $2"; head -40 "$2"; fi; }
-lacks() { if grep -qF -- "$3" "$2"; then bad "$1: '$3' found in $2"; grep -F -- "$3" "$2" | head -5; else ok "$1"; fi; }
-# har_valid NAME FILE: the HAR 1.2 schema of node-har-validator accepts FILE.
-har_valid() {
-  if NODE_PATH=${NODE_PATH:-/usr/share/nodejs} node "$here/har-validate.js" "$2" >"$tmp/hv" 2>&1; then
-    ok "$1: valid HAR 1.2 (har-validator)"
-  else
-    bad "$1: not valid HAR 1.2"; cat "$tmp/hv"
-  fi
-}
 # read_http NAME FILE: Python's http.client reads FILE as one HTTP message whose body is all
 # that follows its headers; prints the status and the body length.
 read_http() {
@@ -78,7 +52,6 @@ else:
 PY
 }
 
-[ -x "$E" ] || { echo "FAIL - no eastrace binary at $E"; echo "0 passed, 1 failed"; exit 1; }
 command -v node >/dev/null || bad "node (nodejs) is missing: scripts/install-deps.sh test"
 
 # ---- item 10: a healthy session of a real server is silent -----------------------------------
@@ -102,7 +75,7 @@ contains "show prints the response XML" "$tmp/out" "<Status>3</Status>"
 lacks "show reports no body error" "$tmp/err" "corrupt"
 # Export then read back: the HAR holds decoded content; the .saz drops Content-Encoding.
 check "export the decoded HAR to HAR" 0 "$E" export "$AF/har-gzip-header-decoded-content.har" --har "$tmp/gz.har"
-har_valid "re-exported decoded HAR" "$tmp/gz.har"
+har_valid "re-exported decoded HAR: valid HAR 1.2 (har-validator)" "$tmp/gz.har"
 check "re-read it" 0 "$E" replay --json --fail-on never "$tmp/gz.har"
 contains "status still read" "$tmp/out" '"status":[3]'
 check "export the decoded HAR to .saz" 0 "$E" export "$AF/har-gzip-header-decoded-content.har" --saz "$tmp/gz.saz"
@@ -205,17 +178,17 @@ fi
 # ---- item 4: every exported HAR is valid HAR 1.2 -------------------------------------------------
 cap=$FX/capture/capfile-v1-sync-and-cert-error.etcap
 check "export a proxy capture to HAR" 0 "$E" export "$cap" --har "$tmp/cap.har"
-har_valid "proxy capture export" "$tmp/cap.har"
+har_valid "proxy capture export: valid HAR 1.2 (har-validator)" "$tmp/cap.har"
 lacks "serverIPAddress holds no port" "$tmp/cap.har" '"serverIPAddress":"[2001'
 check "the port survives a round trip" 0 "$E" export "$tmp/cap.har" --har "$tmp/cap2.har"
 contains "the port survives in _serverAddress" "$tmp/cap2.har" '"_serverAddress":"[2001:db8::1]:443"'
-har_valid "twice exported capture" "$tmp/cap2.har"
+har_valid "twice exported capture: valid HAR 1.2 (har-validator)" "$tmp/cap2.har"
 for f in "$FX/saz/chunked-response-and-bodiless-answers.saz" "$AF/sogo-healthy-probe-session.etcap" \
          "$AF/iis-sendmail-smartreply-smartforward-status1.log" "$AF/har-error-connection-failed.har"; do
   check "export $(basename "$f") to HAR" 0 "$E" export "$f" --har "$tmp/x.har"
-  har_valid "export of $(basename "$f")" "$tmp/x.har"
+  har_valid "export of $(basename "$f"): valid HAR 1.2 (har-validator)" "$tmp/x.har"
 done
-for f in "$AF"/*.har; do har_valid "fixture $(basename "$f")" "$f"; done
+for f in "$AF"/*.har; do har_valid "fixture $(basename "$f"): valid HAR 1.2 (har-validator)" "$f"; done
 
 # ---- item 9: false alarms ----------------------------------------------------------------------
 for f in iis-sendmail-smartreply-smartforward-status1.log mailboxlog-sendmail-smartreply-smartforward-status1.txt; do
@@ -324,5 +297,4 @@ contains "JSON unnamed collection" "$tmp/out" '{"id":"44","name":null'
 check "folder names in the gzip HAR" 0 "$E" replay --fail-on never --no-color "$AF/har-gzip-header-decoded-content.har"
 contains "sync-status of Inbox (5)" "$tmp/out" "for collection Inbox (5)"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+t_done

@@ -8,20 +8,12 @@
 # ET_EASTRACE names the eastrace binary (test.sh sets it). The generator is ET_BENCH_REPLAY,
 # else bench/bench_replay in the same build directory (built here when missing). Skipped under
 # AddressSanitizer, whose shadow memory and quarantine make RSS meaningless.
-set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-E=${ET_EASTRACE:-$root/build-test/cli/eastrace}
+. "$(dirname "$0")/../lib.sh"
 BOUND_KIB=$((64 * 1024))   # fixed bound on peak RSS
 GROWTH_KIB=$((4 * 1024))   # allowed growth from the quarter-size capture to the full one
 SIZE=200M
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
-finish() { echo "$pass passed, $fail failed"; [ "$fail" -eq 0 ]; exit $?; }
+finish() { t_done; exit $?; }
 
-[ -x "$E" ] || { bad "no eastrace binary at $E"; finish; }
 bdir=$(cd "$(dirname "$E")/.." && pwd)
 if grep -qa "__asan_init" "$E" 2>/dev/null || { ldd "$E" 2>/dev/null | grep -q libasan; }; then
   echo "SKIP - $E is built with AddressSanitizer: peak RSS says nothing about replay's own memory"
@@ -41,8 +33,6 @@ if [ ! -x "$G" ]; then
   finish
 fi
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/et-replay-memory.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
 big=$tmp/big.etcap
 small=$tmp/quarter.etcap
 if ! "$G" --size "$SIZE" "$big" 2>"$tmp/gen.txt"; then

@@ -6,31 +6,12 @@
 # CONNECT / absolute-form / install page refused, a long poll held past the header deadline,
 # PROXY v1 and v2 (TCP4, TCP6, LOCAL) from a trusted peer, refused from others, malformed and
 # slow headers closed, --only-user / --only-device, and the capture as replay/show read it.
-set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-E=${ET_EASTRACE:-$root/build-test/cli/eastrace}
+. "$(dirname "$0")/../lib.sh"
 F=$root/tests/fixtures/proxy
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
 check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
-wait_file() { for _ in $(seq 1 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
 nreq() { ls "$tmp/origin" | wc -l; }
 C() { python3 "$here/reverse_client.py" "$@"; }
-
-[ -x "$E" ] || { echo "FAIL - no eastrace binary at $E"; echo "0 passed, 1 failed"; exit 1; }
 
 mkdir -p "$tmp/origin"
 python3 "$here/reverse_origin.py" "$tmp/oport" "$tmp/origin" "$F/origin-localhost.pem" \
@@ -237,5 +218,4 @@ check "--only-device DEVB64 (base64 query) recorded" 'grep -q DEVB64 "$tmp/c.jso
 check "a request naming nobody (/owa/) is not recorded" '! grep -q "/owa" "$tmp/c.json" && [ "$(grep -c "\"n\":" "$tmp/c.json")" = 3 ]'
 check "the summary counts the unrecorded ones" 'grep -q "3 forwarded unrecorded" "$tmp/c.err"'
 
-echo "$pass passed, $fail failed"
-[ $fail -eq 0 ]
+t_done

@@ -5,30 +5,9 @@
 # missing STARTTLS and an unreachable port each fail with a clear error and a non-zero exit.
 # ET_EASTRACE names the binary (test.sh sets it). Skips (passes nothing, fails nothing) when
 # python3 has no smtpd module.
-set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-E=${ET_EASTRACE:-$root/build-test/cli/eastrace}
+. "$(dirname "$0")/../lib.sh"
 LOG=$root/tests/fixtures/logs/iis-ex2010-sync-ping-errors.log
-tmp=$(mktemp -d)
-spid=
-cleanup() { [ -n "$spid" ] && kill "$spid" 2>/dev/null; rm -rf "$tmp"; }
-trap cleanup EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
-check() { # check NAME EXPECTED_EXIT COMMAND...
-  local name=$1 want=$2; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok "$name"; else
-    bad "$name (exit $got, wanted $want)"; head -20 "$tmp/err" "$tmp/out"; fi
-}
-contains() { if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1: '$3' not in $2"; head -20 "$2"; fi; }
-lacks() { if grep -qF -- "$3" "$2"; then bad "$1: '$3' found in $2"; else ok "$1"; fi; }
 
-[ -x "$E" ] || { echo "FAIL - no eastrace binary at $E"; echo "0 passed, 1 failed"; exit 1; }
 if ! python3 -W ignore -c "import smtpd" 2>/dev/null; then
   echo "skip - python3 has no smtpd module (needs Python <= 3.11)"
   echo "0 passed, 0 failed"
@@ -37,7 +16,7 @@ fi
 
 mkdir "$tmp/srv"
 python3 "$root/tests/logs/smtp_server.py" "$tmp/srv" 2>"$tmp/server.err" &
-spid=$!
+pids+=($!)
 for _ in $(seq 100); do [ -s "$tmp/srv/port" ] && break; sleep 0.1; done
 port=$(cat "$tmp/srv/port" 2>/dev/null)
 [ -n "$port" ] || { echo "FAIL - SMTP server did not start"; cat "$tmp/server.err"; echo "0 passed, 1 failed"; exit 1; }
@@ -125,5 +104,4 @@ check "bad --smtp-starttls" 2 "$E" iis --mail-to a@b --smtp "$S" --smtp-starttls
 check "address with a newline refused" 2 "$E" iis --mail-to "$(printf 'a@b\r\nRCPT TO:<x@y>')" --smtp "$S" "$LOG"
 contains "bad address named" "$tmp/err" "bad recipient address"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+t_done

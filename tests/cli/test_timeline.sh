@@ -4,35 +4,15 @@
 # column, in text and JSON, whatever the order of the inputs; requests one source missed are
 # shown as such, and a capture request the IIS log lacks gets the not-in-server-log note.
 # ET_EASTRACE names the binary (test.sh sets it).
-set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-E=${ET_EASTRACE:-$root/build-test/cli/eastrace}
+. "$(dirname "$0")/../lib.sh"
 TL=$root/tests/fixtures/timeline
 HAR=$TL/capture-appl1-5-requests.har
 IIS=$TL/iis-appl1-dev2-6-eas-lines.log
 MBX=$TL/mailboxlog-appl1-4-entries.txt
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
-check() { # check NAME EXPECTED_EXIT COMMAND...
-  local name=$1 want=$2; shift 2
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  if [ "$got" -eq "$want" ]; then ok "$name"; else
-    bad "$name (exit $got, wanted $want)"; head -20 "$tmp/err" "$tmp/out"; fi
-}
-contains() { if grep -qF -- "$3" "$2"; then ok "$1"; else bad "$1: '$3' not in $2"; head -30 "$2"; fi; }
-lacks() { if grep -qF -- "$3" "$2"; then bad "$1: '$3' found in $2"; else ok "$1"; fi; }
 count_is() { # count_is NAME FILE REGEX N
   local n; n=$(grep -cE -- "$3" "$2")
   if [ "$n" -eq "$4" ]; then ok "$1"; else bad "$1: $n lines match '$3', wanted $4"; fi
 }
-
-[ -x "$E" ] || { echo "FAIL - no eastrace binary at $E"; echo "0 passed, 1 failed"; exit 1; }
 
 # ---- text ----
 check "three sources, exit 1 for the SendMail 500" 1 "$E" replay --no-color "$HAR" "$IIS" "$MBX"
@@ -100,5 +80,4 @@ lacks "no IIS log, no not-in-server-log" "$tmp/out" "not-in-server-log"
 count_is "capture + mailbox: 3 merged" "$tmp/out" '^cap mbx +[0-9]+ ' 3
 check "bad --match-tolerance" 2 "$E" replay --match-tolerance x "$HAR" "$IIS"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+t_done

@@ -5,14 +5,10 @@
 # sort, keys, devices and findings views, hostile values, the export file, and the server's
 # token / Host / Origin refusals. ET_EASTRACE names the binary (test.sh sets it);
 # ET_BENCH_REPLAY the capture generator (default: beside it in build-test/bench).
-set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-E=${ET_EASTRACE:-$root/build-test/cli/eastrace}
+. "$(dirname "$0")/../lib.sh"
 E=$(cd "$(dirname "$E")" && pwd)/$(basename "$E")
 G=${ET_BENCH_REPLAY:-$(dirname "$(dirname "$E")")/bench/bench_replay}
-[ -x "$E" ] || { echo "FAIL - no eastrace binary at $E"; echo "0 passed, 1 failed"; exit 1; }
 [ -x "$G" ] || { echo "FAIL - no capture generator at $G (cmake --build ... --target bench_replay)"; echo "0 passed, 1 failed"; exit 1; }
 command -v node >/dev/null || { echo "FAIL - node is not installed (scripts/install-deps.sh test)"; echo "0 passed, 1 failed"; exit 1; }
 [ -x "${ET_CHROMIUM:-/usr/bin/chromium}" ] || { echo "FAIL - chromium is not installed (scripts/install-deps.sh test)"; echo "0 passed, 1 failed"; exit 1; }
-ET_EASTRACE=$E ET_BENCH_REPLAY=$G exec node "$root/tests/web/test_browser.js"
+ET_EASTRACE=$E ET_BENCH_REPLAY=$G node "$root/tests/web/test_browser.js"

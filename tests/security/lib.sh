@@ -7,31 +7,21 @@
 # and ends with sec_done, which prints "N passed, N failed" (run.sh adds those up).
 # Environment: ET_EASTRACE (the binary), ET_SECURITY_LONG=1 (the long variants),
 # ET_CORPUS_DIR (the public samples, optional).
-set -uo pipefail
+# The prelude (root, E, tmp, pids, ok / bad NAME FIGURE, free_port, wait_port, ...) is
+# tests/lib.sh's; this file's lacks FILE TEXT (a test for verdict) replaces its lacks case.
+. "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 sec_here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-root=$(cd "$sec_here/../.." && pwd)
-E=${ET_EASTRACE:-$root/build-test/cli/eastrace}
 FX=$root/tests/fixtures
 CORPUS=${ET_CORPUS_DIR:-$root/../shared/corpus}
 LONG=${ET_SECURITY_LONG:-0}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-sec_pass=0
-sec_fail=0
 
-ok() { sec_pass=$((sec_pass + 1)); echo "ok - $1: $2"; }
-bad() { sec_fail=$((sec_fail + 1)); echo "FAIL - $1: $2"; }
 skip() { echo "skip - $1: $2"; }
 # verdict NAME FIGURE TEST...: ok or FAIL by the exit status of TEST
 verdict() {
   local name=$1 fig=$2; shift 2
   if "$@"; then ok "$name" "$fig"; else bad "$name" "$fig"; fi
 }
-sec_done() {
-  echo "$sec_pass passed, $sec_fail failed"
-  [ "$sec_fail" -eq 0 ]
-}
-[ -x "$E" ] || { echo "FAIL - setup: no eastrace binary at $E"; echo "0 passed, 1 failed"; exit 1; }
+sec_done() { t_done; }
 
 # measure OUT ERR COMMAND...: runs COMMAND with its output in OUT and ERR, under a 1 GiB
 # address-space limit and a 30 s timeout (so a case that regresses fails instead of taking the

@@ -6,17 +6,7 @@
 # single quote), the formula text still there behind the quote; 0 raw control bytes in the
 # terminal table and in --html; --json parses and keeps the values.
 # Runs alone (ET_EASTRACE names the binary) or from tests/security/run.sh.
-set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-E=${ET_EASTRACE:-$root/build-test/cli/eastrace}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1: $2"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1: $2"; }
-[ -x "$E" ] || { echo "FAIL - setup: no eastrace binary at $E"; echo "0 passed, 1 failed"; exit 1; }
+. "$(dirname "$0")/../lib.sh"
 
 log=$tmp/u_ex110506.log
 esc=$(printf '\033')
@@ -94,5 +84,4 @@ else
   bad "iis --json" "invalid or values lost"
 fi
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+t_done

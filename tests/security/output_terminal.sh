@@ -92,8 +92,6 @@ canary "probe of a URL with escapes" env EASTRACE_PASSWORD=x "$E" probe \
   "http://127.0.0.1:9/Microsoft-Server-ActiveSync$OSC" -u "u$C1"
 
 # ---- the proxy: the live view and the exit summary with the DeviceId of the issue ----
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 PF=$F/proxy
 if command -v openssl >/dev/null && command -v curl >/dev/null && [ -f "$PF/origin-localhost.pem" ]; then
   oport=$(free_port)

@@ -4,27 +4,7 @@
 # page URL for each, the admitted clients are printed, the proxy records by default to a
 # capture file under the user's state directory (path printed; --no-record turns it off), and
 # a refused target is a 403 with a log line. Loopback only. Runs alone or from run.sh.
-if [ -f "$(dirname "$0")/lib.sh" ]; then
-  . "$(dirname "$0")/lib.sh"
-else
-  set -uo pipefail
-  root=$(cd "$(dirname "$0")/../.." && pwd)
-  E=${ET_EASTRACE:-$root/build-test/cli/eastrace}
-  FX=$root/tests/fixtures
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  sec_pass=0 sec_fail=0
-  ok() { sec_pass=$((sec_pass + 1)); echo "ok - $1: $2"; }
-  bad() { sec_fail=$((sec_fail + 1)); echo "FAIL - $1: $2"; }
-  skip() { echo "skip - $1: $2"; }
-  sec_done() { echo "$sec_pass passed, $sec_fail failed"; [ "$sec_fail" -eq 0 ]; }
-fi
-pids=()
-cleanup_cli() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup_cli EXIT
+. "$(dirname "$0")/lib.sh"
 export XDG_DATA_HOME=$tmp/data XDG_STATE_HOME=$tmp/state
 
 # start NAME ARGS...: starts the proxy, waits for its "listening on" line, sets port.

@@ -4,34 +4,16 @@
 # an "Internet" origin in a second namespace (TEST-NET-3 address, ports 25, 80 and 443). Needs
 # root and `ip netns`; every case is skipped with the reason otherwise. Traffic stays inside
 # the two namespaces and the veth links. Runs alone or from tests/security/run.sh.
-if [ -f "$(dirname "$0")/lib.sh" ]; then
-  . "$(dirname "$0")/lib.sh"
-else # runnable alone before the battery's lib.sh exists
-  set -uo pipefail
-  root=$(cd "$(dirname "$0")/../.." && pwd)
-  E=${ET_EASTRACE:-$root/build-test/cli/eastrace}
-  FX=$root/tests/fixtures
-  tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
-  sec_pass=0 sec_fail=0
-  ok() { sec_pass=$((sec_pass + 1)); echo "ok - $1: $2"; }
-  bad() { sec_fail=$((sec_fail + 1)); echo "FAIL - $1: $2"; }
-  skip() { echo "skip - $1: $2"; }
-  sec_done() { echo "$sec_pass passed, $sec_fail failed"; [ "$sec_fail" -eq 0 ]; }
-fi
+. "$(dirname "$0")/lib.sh"
 g=et-proxysec-guest-$$
 o=et-proxysec-origin-$$
 hv=etpsg$$ gv=etpsgp$$ ov=etpso$$ opv=etpsop$$
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+t_on_exit() {
   ip link del "$hv" 2>/dev/null
   ip link del "$ov" 2>/dev/null
   ip netns del "$g" 2>/dev/null
   ip netns del "$o" 2>/dev/null
-  rm -rf "$tmp"
 }
-trap cleanup EXIT
 
 if [ "$(id -u)" -ne 0 ] || ! ip netns add "$g" 2>/dev/null; then
   skip "proxy exposure from a guest namespace" "needs root and 'ip netns' (not permitted here)"

@@ -9,15 +9,6 @@
 . "$(dirname "$0")/lib.sh"
 cli=$root/tests/cli
 PF=$FX/proxy
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
-wait_file() { for _ in $(seq 1 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
 C() { python3 "$cli/reverse_client.py" "$@"; }
 count() { ls "$1" | wc -l; }
 t() { eval "$1"; } # verdict NAME FIGURE t 'CONDITION && CONDITION'

@@ -6,25 +6,9 @@
 # methods and sizes, a non-loopback --listen (token still needed, and it says so), the
 # connection cap. The browser-side cases (a rebinding name in Chromium, hostile values never
 # becoming markup) are in tests/web/test_browser.js. ET_EASTRACE names the binary.
-set -uo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
-root=$(cd "$here/../.." && pwd)
-E=${ET_EASTRACE:-$root/build-test/cli/eastrace}
+. "$(dirname "$0")/../lib.sh"
 CAP=$root/tests/fixtures/capture/capfile-v1-sync-and-cert-error.etcap
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); echo "ok - $1"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $1"; }
 is() { if [ "$2" = "$3" ]; then ok "$1: $2"; else bad "$1: got '$2', wanted '$3'"; fi; }
-
-[ -x "$E" ] || { echo "FAIL - no eastrace binary at $E"; echo "0 passed, 1 failed"; exit 1; }
 
 start() { # start NAME ARGS...: runs eastrace web, sets url port token
   local name=$1; shift
@@ -134,5 +118,4 @@ is "--listen 0.0.0.0: localhost is not ours there" "$(code -H "Cookie: et_token_
 is "--listen nonsense: exit" "$?" 2
 grep -q "bad listen address" "$tmp/bad.err" && ok "--listen nonsense: says why" || bad "bad listen message: $(cat "$tmp/bad.err")"
 
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+t_done

@@ -42,4 +42,23 @@ measure "$tmp/o" "$tmp/e" "$E" replay "$tmp/many.saz"
 verdict "saz with $n entries" "$(fig); pass: exit 2, 'entries' named, < 2 s, < 256 MiB" \
   eval '[ "$m_rc" -eq 2 ] && has "$tmp/e" "entries" && within 2 256'
 
+# export writes its output to a new temporary file (O_EXCL) next to OUT and renames it over OUT:
+# an OUT that is a symlink planted to another file (a shared directory) is replaced as a link,
+# the file it pointed at is never written; a hostile input after a good one leaves OUT as it
+# was and no temporary file.
+for fmt in har saz html; do
+  mkdir -p "$tmp/exp.$fmt"
+  echo precious >"$tmp/exp.$fmt/victim"
+  ln -s "$tmp/exp.$fmt/victim" "$tmp/exp.$fmt/out"
+  measure "$tmp/o" "$tmp/e" "$E" export "$tmp/good.saz" --$fmt "$tmp/exp.$fmt/out"
+  verdict "export --$fmt over a symlink replaces the link, not its target" \
+    "$(fig); pass: exit 0, the pointed-at file unchanged, OUT a regular file, no temporary file" \
+    eval '[ "$m_rc" -eq 0 ] && [ "$(cat "$tmp/exp.$fmt/victim")" = precious ] && [ -f "$tmp/exp.$fmt/out" ] && [ ! -L "$tmp/exp.$fmt/out" ] && [ "$(ls "$tmp/exp.$fmt" | wc -l)" -eq 2 ]'
+  cp "$tmp/exp.$fmt/out" "$tmp/exp.$fmt/before"
+  measure "$tmp/o" "$tmp/e" "$E" export "$tmp/good.saz" "$tmp/many.saz" --$fmt "$tmp/exp.$fmt/out"
+  verdict "export --$fmt with a hostile input after a good one keeps the old output" \
+    "$(fig); pass: exit 2, OUT byte for byte, no temporary file, < 2 s" \
+    eval '[ "$m_rc" -eq 2 ] && cmp -s "$tmp/exp.$fmt/out" "$tmp/exp.$fmt/before" && [ "$(ls "$tmp/exp.$fmt" | wc -l)" -eq 3 ] && within 2 256'
+done
+
 sec_done

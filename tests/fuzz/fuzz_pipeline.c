@@ -2,7 +2,8 @@
  * libFuzzer target: the merged source iteration as every command runs it. The input is split
  * into one to three files, each sniffed and opened like a file given on the command line
  * (capture, .saz, HAR, IIS log, mailbox log), merged, correlated, reordered, viewed, analyzed
- * and rendered (timeline line and JSON). It must end (libFuzzer's -timeout catches a reader
+ * and rendered (timeline line and JSON), and its --find text built (plain and redacted, as the
+ * session browser stores it) and searched. It must end (libFuzzer's -timeout catches a reader
  * that loops), and its output is bounded by its input: no more exchanges, skipped-record
  * messages or errors than the bytes given (issue 10: a reader error once printed forever).
  */
@@ -27,6 +28,9 @@ static int on_item(void *arg, const struct et_pipe_item *it)
     et_buf_reset(&c->out);
     et_timeline_line(it->x, it->v, it->findings, ET_RENDER_FINDINGS | ET_RENDER_ADDRS, &c->out);
     et_exchange_json(it->x, it->v, it->findings, it->n, &c->out);
+    et_buf_reset(&c->out);
+    et_pipe_find_text(it->x, it->v, (int)(it->n & 1), &c->out);
+    (void)et_pipe_find_match(c->out.data, c->out.len, "status 1");
     return 0;
 }
 

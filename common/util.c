@@ -410,3 +410,25 @@ void et_sockaddr_format(const struct sockaddr *sa, char *out, size_t outlen)
         snprintf(out, outlen, "?");
     }
 }
+
+size_t et_fmt_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
+size_t et_fmt_i64(char *out, int64_t v)
+{
+    if (v >= 0)
+        return et_fmt_u64(out, (uint64_t)v);
+    out[0] = '-';
+    return 1 + et_fmt_u64(out + 1, (uint64_t)0 - (uint64_t)v);
+}

@@ -27,6 +27,7 @@
 struct frec {
     int64_t t;           /* the analyzer's time: req_begin, else resp_end, else 0 */
     const char *device;  /* never NULL */
+    uint32_t dev;        /* its id in the worker's string pool (the analysis groups by it) */
     const char *cmd;     /* NULL when the request named none or is not EAS */
     const char *error;   /* Log= Error, URL-decoded; NULL when none */
     long sk;             /* Log= Sk of a Sync; -1 when none */
@@ -76,7 +77,7 @@ static const char *intern(struct et__fw *fw, const char *s, size_t n, int *oom)
 /* Interns a device id and gives its shard: the same in every worker (a hash of the bytes),
  * computed once per distinct id. */
 static const char *intern_device(struct et__fw *fw, const char *s, size_t n, unsigned *shard,
-                                 int *oom)
+                                 uint32_t *idp, int *oom)
 {
     uint32_t id;
     const char *d = et_strpool_intern(&fw->in, s, n, &id);
@@ -100,6 +101,7 @@ static const char *intern_device(struct et__fw *fw, const char *s, size_t n, uns
     if (fw->shard_of[id] == 0xff)
         fw->shard_of[id] = (uint8_t)(et_hash(s, n, 0) % (uint64_t)fw->nshards);
     *shard = fw->shard_of[id];
+    *idp = id;
     return d;
 }
 
@@ -315,7 +317,7 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
             else
                 r.cmd = intern(fw, (const char *)qs->cmd.ptr, qs->cmd.len, oom);
             device = intern_device(fw, (const char *)qs->device_id.ptr, qs->device_id.len,
-                                   &shard, oom);
+                                   &shard, &r.dev, oom);
         }
     } else {
         struct et_eas_request rq;
@@ -346,17 +348,18 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
                 r.cmd = intern(fw, rq.cmd, strlen(rq.cmd), oom);
             user = rq.user;
             if (rq.device_id != NULL && rq.device_id[0] != '\0')
-                device = intern_device(fw, rq.device_id, strlen(rq.device_id), &shard, oom);
+                device = intern_device(fw, rq.device_id, strlen(rq.device_id), &shard, &r.dev,
+                                       oom);
         }
     }
     if (device == NULL && user != NULL)
-        device = intern_device(fw, user, strlen(user), &shard, oom);
+        device = intern_device(fw, user, strlen(user), &shard, &r.dev, oom);
     if (device == NULL && (v = col(l, f, n, ET_IIS_C_IP)).len)
-        device = intern_device(fw, (const char *)v.ptr, v.len, &shard, oom);
-    if (device == NULL) {
-        device = "-";
-        shard = (unsigned)(et_hash("-", 1, 0) % (uint64_t)fw->nshards);
-    }
+        device = intern_device(fw, (const char *)v.ptr, v.len, &shard, &r.dev, oom);
+    if (device == NULL)
+        device = intern_device(fw, "-", 1, &shard, &r.dev, oom);
+    if (device == NULL)
+        return;
     r.device = device;
     if (!r.is_eas && r.http >= 500) {
         v = col(l, f, n, ET_IIS_HOST);
@@ -539,8 +542,11 @@ struct et__fa *et__fa_new(int nshards)
     if (fa == NULL)
         return NULL;
     fa->nshards = nshards < 1 ? 1 : (nshards > ET__SHARDS_MAX ? ET__SHARDS_MAX : nshards);
+    struct et_analyzer_opts ao;
+    et_analyzer_opts_default(&ao);
+    ao.no_rates = 1; /* the report shows its own device table, not the analyzer's rates */
     for (int i = 0; i < fa->nshards; i++) {
-        fa->sh[i].an = et_analyzer_new(NULL);
+        fa->sh[i].an = et_analyzer_new(&ao);
         fa->sh[i].a = et_arena_new(16 * 1024);
         if (fa->sh[i].an == NULL || fa->sh[i].a == NULL) {
             et__fa_free(fa);
@@ -603,7 +609,7 @@ static void feed_one(struct shard *s, const struct frec *r, uint64_t id, struct 
     v->heartbeat_req = r->hb;
     v->ncolls = 0;
     if (r->sk >= 0) {
-        snprintf(s->sk, sizeof(s->sk), "%ld", r->sk);
+        et_fmt_i64(s->sk, r->sk);
         v->colls[0].collection_id = NULL;
         v->colls[0].sync_key = s->sk;
         v->colls[0].new_sync_key = NULL;
@@ -638,10 +644,32 @@ static void *shard_main(void *p)
     x.meta.v = &as_meta;
     x.meta.cap = 1;
     for (int k = 0; k < s->nsegs && s->rc == 0; k++) {
-        const struct frecs *rs = &s->segs[k].fw->sh[s->idx];
-        size_t i = s->segs[k].skip_prefix ? rs->pre : 0;
-        for (; i < rs->n && s->rc == 0; i++) {
-            const struct frec *r = &rs->v[i];
+        const struct et__fw *fw = s->segs[k].fw;
+        const struct frecs *rs = &fw->sh[s->idx];
+        size_t i0 = s->segs[k].skip_prefix ? rs->pre : 0, cnt = rs->n - i0;
+        /* The analyzer's state is per device: each device's records in file order, one
+         * device after the other (a stable counting sort by device), give the same findings
+         * as the file's order while the device's state stays in the cache. */
+        uint32_t nids = (uint32_t)fw->in.n;
+        uint32_t *first = et_calloc((size_t)nids + 1, sizeof(*first));
+        uint32_t *order = et_malloc((cnt ? cnt : 1) * sizeof(*order));
+        if (first == NULL || order == NULL) {
+            et_free(first);
+            et_free(order);
+            s->rc = ET_ENOMEM;
+            break;
+        }
+        for (size_t i = i0; i < rs->n; i++)
+            first[rs->v[i].dev + 1]++;
+        for (uint32_t d = 0; d < nids; d++)
+            first[d + 1] += first[d];
+        for (size_t i = i0; i < rs->n; i++)
+            order[first[rs->v[i].dev]++] = (uint32_t)(i - i0);
+        et_free(first);
+        for (size_t j = 0; j < cnt && s->rc == 0; j++) {
+            if (j + 8 < cnt)
+                __builtin_prefetch(&rs->v[i0 + order[j + 8]]);
+            const struct frec *r = &rs->v[i0 + order[j]];
             int auto_site = s->site == ET_IIS_SITE_AUTO;
             if (r->backend && auto_site && (s->fe_seg[k] || r->fe_before))
                 continue;
@@ -649,6 +677,7 @@ static void *shard_main(void *p)
             feed_one(s, r, s->id_seg[k] + r->fe_c + (auto_site && s->fe_seg[k] ? 0 : r->be_c),
                      &x, &v);
         }
+        et_free(order);
     }
     return NULL;
 }

@@ -30,6 +30,8 @@
 #include "eastrace/map.h"
 #include "eastrace/table.h"
 #include "report_int.h"
+#include <time.h>
+#define ET_PHASE(n) do { if (getenv("ET_PHASES")) { struct timespec ts_; clock_gettime(CLOCK_MONOTONIC, &ts_); fprintf(stderr, "%s %.4f\n", n, ts_.tv_sec + ts_.tv_nsec / 1e9); } } while (0)
 
 const char *const et_iis_known_errors[] = {
     "TooManyJobsQueued", "OverBudget", "InvalidContent", "ServerError", "ServerErrorRetryLater",
@@ -1033,6 +1035,7 @@ static int add_file_threaded(struct et_iis_report *r, const char *path, int fd, 
     _Atomic uint64_t progress = 0;
     struct et_iis_layout assumed;
 
+    ET_PHASE("start");
     if (size < (uint64_t)nt * 4 * 1024 * 1024)
         nt = 1;
     head_layout(fd, &assumed);
@@ -1091,6 +1094,7 @@ static int add_file_threaded(struct et_iis_report *r, const char *path, int fd, 
     }
     for (int i = 0; i < started; i++)
         pthread_join(th[i], NULL);
+    ET_PHASE("scan");
     if (r->o.progress) {
         progress_draw(size, size, path);
         fputc('\n', stderr);
@@ -1147,6 +1151,7 @@ static int add_file_threaded(struct et_iis_report *r, const char *path, int fd, 
         }
         rc = analyze(r, segs, ns);
     }
+    ET_PHASE("analyze");
     for (int i = 0; i < nt; i++) {
         if (fixes[i] != NULL) {
             worker_free(fixes[i]);
@@ -1157,6 +1162,7 @@ static int add_file_threaded(struct et_iis_report *r, const char *path, int fd, 
         worker_free(&w[i]);
     }
     et_free(w);
+    ET_PHASE("merge");
     r->bytes += size;
     if (rc < 0)
         et_error_set(e, rc, "%s: %s", path, rc == ET_EIO ? strerror(errno) : et_strerror(rc));

@@ -758,7 +758,7 @@ int et__fa_table(struct et__fa *fa, const char *device, const char *const **out,
         }
     qsort(v, k, sizeof(*v), cmp_fkey);
     for (size_t r = 0; r < k; r++) {
-        snprintf(fa->nums[r][0], sizeof(fa->nums[r][0]), "%llu", v[r].count);
+        et_fmt_u64(fa->nums[r][0], v[r].count);
         et_time_iso8601(v[r].first, fa->nums[r][1], sizeof(fa->nums[r][1]));
         fa->cells[r * 7 + 0] = et_severity_name((enum et_severity)v[r].sev);
         fa->cells[r * 7 + 1] = v[r].rule;

@@ -71,7 +71,9 @@ static const char **grid_row(struct out *o, struct grid *g)
 
 static const char *fmt_u(struct out *o, uint64_t v)
 {
-    const char *s = et_arena_printf(o->a, "%llu", (unsigned long long)v);
+    char b[24];
+    size_t n = et_fmt_u64(b, v);
+    char *s = et_arena_strndup(o->a, b, n);
     if (s == NULL)
         o->oom = 1;
     return s ? s : "";

@@ -6,6 +6,7 @@
 #include "eastrace/iisreport.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "eastrace/map.h"
 #include "eastrace/table.h"
 #include "report_int.h"
+#define XPH(n) do { if (getenv("ET_PHASES")) { struct timespec ts_; clock_gettime(CLOCK_MONOTONIC, &ts_); fprintf(stderr, "%s %.4f\n", n, ts_.tv_sec + ts_.tv_nsec / 1e9); } } while (0)
 
 /* ---- output: every report becomes one or more grids, rendered in one of four formats ---- */
 
@@ -547,18 +549,79 @@ int et_iis_report_add_table(struct et_iis_report *r, const char *name, const cha
     return 0;
 }
 
+/* The findings table made on a second thread while the report's own tables are built and
+ * written: the analyzer's summary, the grouped rows sorted, and (text and JSON) the table
+ * rendered into a buffer that is written in its place. */
+struct fa_job {
+    struct et_iis_report *r;
+    int render;                /* 1: render as tf into out */
+    enum et_table_format tf;
+    unsigned flags;
+    struct et_buf out;
+    int rc;
+    pthread_t th;
+    int started;
+};
+
+static void *fa_job_main(void *p)
+{
+    struct fa_job *j = p;
+    struct et_iis_report *r = j->r;
+    XPH("job_start");
+    j->rc = et__fa_table(r->fa, r->device, &r->fa_cells, &r->fa_rows);
+    XPH("fa_table");
+    r->fa_done = 1;
+    if (j->rc == 0 && j->render) {
+        struct et_table t = {"findings", et__fa_cols, 7, r->fa_cells, r->fa_rows};
+        j->rc = et_table_render(&t, j->tf, j->flags, &j->out);
+    }
+    XPH("render");
+    return NULL;
+}
+
+/* Waits for the job (or runs it here when its thread did not start). */
+static int fa_job_wait(struct fa_job *j)
+{
+    if (j->started) {
+        pthread_join(j->th, NULL);
+        j->started = 0;
+    } else if (!j->r->fa_done) {
+        fa_job_main(j);
+    }
+    return j->rc;
+}
+
+/* Waits for the job and writes its rendering. */
+static int write_job(struct fa_job *j, FILE *f)
+{
+    int rc = fa_job_wait(j);
+    if (rc == 0 && j->out.len > 0 && fwrite(j->out.data, 1, j->out.len, f) != j->out.len)
+        rc = ET_EIO;
+    return rc;
+}
+
 int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format fmt,
                         struct et_error *e)
 {
     struct out o;
     struct agg *g = &r->side[et__chosen_side(r)];
-    int rc = 0;
+    int rc = 0, fa_k = -1;
+    struct fa_job job;
 
     memset(&o, 0, sizeof(o));
+    memset(&job, 0, sizeof(job));
+    job.r = r;
+    et_buf_init(&job.out, 0);
     o.a = et_arena_new(64 * 1024);
     if (o.a == NULL) {
         et_error_set(e, ET_ENOMEM, "report output");
         return ET_ENOMEM;
+    }
+    if (r->fa != NULL && !r->fa_done && fmt != ET_REPORT_CSV) {
+        job.render = fmt == ET_REPORT_TABLE || fmt == ET_REPORT_JSON;
+        job.tf = fmt == ET_REPORT_TABLE ? ET_TABLE_TEXT : ET_TABLE_JSON;
+        job.flags = fmt == ET_REPORT_TABLE ? ET_TABLE_TITLE | ET_TABLE_HIDE_ZERO : 0;
+        job.started = pthread_create(&job.th, NULL, fa_job_main, &job) == 0;
     }
     switch (r->given != NULL ? ET_IIS_REPORT_COUNT : r->o.kind) {
     case ET_IIS_REPORT_COUNT: /* computed elsewhere: the given tables, cells borrowed */
@@ -588,12 +651,14 @@ int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format 
     }
     /* The analyzer's findings follow the report's own tables, then the caller's; the grids
      * borrow their cells. */
-    if (r->fa != NULL && !r->fa_done) {
-        if (et__fa_table(r->fa, r->device, &r->fa_cells, &r->fa_rows) != 0)
-            o.oom = 1;
-        r->fa_done = 1;
+    if (r->fa != NULL && job.started && job.render && o.ng < (int)ET_ARRAY_SIZE(o.g)) {
+        /* Its place: the job's rendering is written there, once the tables before it are. */
+        fa_k = o.ng;
+        (void)grid_new(&o, "findings");
+    } else if (r->fa != NULL && fa_job_wait(&job) == ET_ENOMEM) {
+        o.oom = 1;
     }
-    if (r->fa != NULL && r->fa_cells != NULL && o.ng < (int)ET_ARRAY_SIZE(o.g)) {
+    if (fa_k < 0 && r->fa != NULL && r->fa_cells != NULL && o.ng < (int)ET_ARRAY_SIZE(o.g)) {
         struct grid *gr = grid_new(&o, "findings");
         for (int c = 0; c < 7; c++)
             grid_col(gr, et__fa_cols[c]);
@@ -634,7 +699,10 @@ int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format 
     case ET_REPORT_TABLE:
         for (int k = 0; k < o.ng && rc == 0; k++) {
             struct et_table t = as_table(&o.g[k]);
-            rc = et_table_write(&t, ET_TABLE_TEXT, ET_TABLE_TITLE | ET_TABLE_HIDE_ZERO, f);
+            if (k == fa_k)
+                rc = write_job(&job, f);
+            else
+                rc = et_table_write(&t, ET_TABLE_TEXT, ET_TABLE_TITLE | ET_TABLE_HIDE_ZERO, f);
         }
         if (g->recs.truncated || r->bad_alloc)
             fprintf(f, "(truncated: row cap or memory limit reached)\n");
@@ -652,7 +720,10 @@ int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format 
             struct et_table tb = as_table(&o.g[k]);
             if (k)
                 fputc(',', f);
-            rc = et_table_write(&tb, ET_TABLE_JSON, 0, f);
+            if (k == fa_k)
+                rc = write_job(&job, f);
+            else
+                rc = et_table_write(&tb, ET_TABLE_JSON, 0, f);
         }
         fputs("]}\n", f);
         break;
@@ -666,6 +737,9 @@ int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format 
         rc = ET_EIO;
     }
 out:
+    if (job.started)
+        (void)fa_job_wait(&job);
+    et_buf_free(&job.out);
     for (int k = 0; k < o.ng; k++)
         et_free(o.g[k].cells);
     et_arena_free(o.a);

@@ -495,60 +495,6 @@ static void render_svg_hours(FILE *f, const struct agg *g)
     et_free(v);
 }
 
-static void render_html(FILE *f, struct et_iis_report *r, const struct out *o,
-                        const struct agg *g)
-{
-    struct et_iis_report_totals t;
-    et_iis_report_totals(r, &t);
-    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
-          "<title>eastrace ActiveSync report</title>\n<style>\n"
-          "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\n"
-          "table{border-collapse:collapse;margin:1em 0}\n"
-          "th,td{border:1px solid #ccc;padding:2px 6px;text-align:left}\n"
-          "th{background:#eef}\ntd.n{text-align:right}\n"
-          "rect{fill:#4a7bd0}\n.ax{font-size:10px;fill:#555}\n"
-          "</style></head><body>\n", f);
-    fprintf(f, "<h1>ActiveSync report: %s</h1>\n", et_iis_report_kind_name(r->o.kind));
-    fprintf(f, "<p>%llu log lines, %llu EAS requests counted (%s site; %llu front end, %llu "
-               "back end lines seen), %llu unparsable lines.</p>\n",
-            (unsigned long long)t.lines, (unsigned long long)t.eas,
-            t.site_used == ET_IIS_SITE_BACKEND ? "back end" :
-            t.site_used == ET_IIS_SITE_BOTH ? "both" : "front end",
-            (unsigned long long)t.frontend, (unsigned long long)t.backend,
-            (unsigned long long)t.bad);
-    fputs("<h2>Hits per hour (UTC)</h2>\n", f);
-    render_svg_hours(f, g);
-    for (int k = 0; k < o->ng; k++) {
-        struct et_table tb = as_table(&o->g[k]);
-        et_table_write(&tb, ET_TABLE_HTML, ET_TABLE_TITLE, f);
-    }
-    fputs("</body></html>\n", f);
-}
-
-int et_iis_report_add_table(struct et_iis_report *r, const char *name, const char *const *cols,
-                            int ncols, const char *const *cells, size_t nrows)
-{
-    struct extra_table *t;
-    if (r->nextra == (int)ET_ARRAY_SIZE(r->extra) || ncols <= 0 || ncols > GRID_MAX_COLS)
-        return ET_ETOOBIG;
-    t = &r->extra[r->nextra];
-    t->name = et_arena_strdup(r->arena, name);
-    t->cols = et_arena_alloc(r->arena, (size_t)ncols * sizeof(*t->cols));
-    t->cells = et_arena_alloc(r->arena, (nrows ? nrows : 1) * (size_t)ncols * sizeof(*t->cells));
-    if (t->name == NULL || t->cols == NULL || t->cells == NULL)
-        return ET_ENOMEM;
-    for (int i = 0; i < ncols; i++)
-        if ((t->cols[i] = et_arena_strdup(r->arena, cols[i] ? cols[i] : "")) == NULL)
-            return ET_ENOMEM;
-    for (size_t i = 0; i < nrows * (size_t)ncols; i++)
-        if ((t->cells[i] = et_arena_strdup(r->arena, cells[i] ? cells[i] : "")) == NULL)
-            return ET_ENOMEM;
-    t->ncols = ncols;
-    t->nrows = nrows;
-    r->nextra++;
-    return 0;
-}
-
 /* The findings table made on a second thread while the report's own tables are built and
  * written: the analyzer's summary, the grouped rows sorted, and (text and JSON) the table
  * rendered into a buffer that is written in its place. */
@@ -600,6 +546,62 @@ static int write_job(struct fa_job *j, FILE *f)
     return rc;
 }
 
+static int render_html(FILE *f, struct et_iis_report *r, const struct out *o,
+                       const struct agg *g, struct fa_job *job, int fa_k)
+{
+    int rc = 0;
+    struct et_iis_report_totals t;
+    et_iis_report_totals(r, &t);
+    fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
+          "<title>eastrace ActiveSync report</title>\n<style>\n"
+          "body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#222}\n"
+          "table{border-collapse:collapse;margin:1em 0}\n"
+          "th,td{border:1px solid #ccc;padding:2px 6px;text-align:left}\n"
+          "th{background:#eef}\ntd.n{text-align:right}\n"
+          "rect{fill:#4a7bd0}\n.ax{font-size:10px;fill:#555}\n"
+          "</style></head><body>\n", f);
+    fprintf(f, "<h1>ActiveSync report: %s</h1>\n", et_iis_report_kind_name(r->o.kind));
+    fprintf(f, "<p>%llu log lines, %llu EAS requests counted (%s site; %llu front end, %llu "
+               "back end lines seen), %llu unparsable lines.</p>\n",
+            (unsigned long long)t.lines, (unsigned long long)t.eas,
+            t.site_used == ET_IIS_SITE_BACKEND ? "back end" :
+            t.site_used == ET_IIS_SITE_BOTH ? "both" : "front end",
+            (unsigned long long)t.frontend, (unsigned long long)t.backend,
+            (unsigned long long)t.bad);
+    fputs("<h2>Hits per hour (UTC)</h2>\n", f);
+    render_svg_hours(f, g);
+    for (int k = 0; k < o->ng && rc == 0; k++) {
+        struct et_table tb = as_table(&o->g[k]);
+        rc = k == fa_k ? write_job(job, f) : et_table_write(&tb, ET_TABLE_HTML, ET_TABLE_TITLE, f);
+    }
+    fputs("</body></html>\n", f);
+    return rc;
+}
+
+int et_iis_report_add_table(struct et_iis_report *r, const char *name, const char *const *cols,
+                            int ncols, const char *const *cells, size_t nrows)
+{
+    struct extra_table *t;
+    if (r->nextra == (int)ET_ARRAY_SIZE(r->extra) || ncols <= 0 || ncols > GRID_MAX_COLS)
+        return ET_ETOOBIG;
+    t = &r->extra[r->nextra];
+    t->name = et_arena_strdup(r->arena, name);
+    t->cols = et_arena_alloc(r->arena, (size_t)ncols * sizeof(*t->cols));
+    t->cells = et_arena_alloc(r->arena, (nrows ? nrows : 1) * (size_t)ncols * sizeof(*t->cells));
+    if (t->name == NULL || t->cols == NULL || t->cells == NULL)
+        return ET_ENOMEM;
+    for (int i = 0; i < ncols; i++)
+        if ((t->cols[i] = et_arena_strdup(r->arena, cols[i] ? cols[i] : "")) == NULL)
+            return ET_ENOMEM;
+    for (size_t i = 0; i < nrows * (size_t)ncols; i++)
+        if ((t->cells[i] = et_arena_strdup(r->arena, cells[i] ? cells[i] : "")) == NULL)
+            return ET_ENOMEM;
+    t->ncols = ncols;
+    t->nrows = nrows;
+    r->nextra++;
+    return 0;
+}
+
 int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format fmt,
                         struct et_error *e)
 {
@@ -618,9 +620,13 @@ int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format 
         return ET_ENOMEM;
     }
     if (r->fa != NULL && !r->fa_done && fmt != ET_REPORT_CSV) {
-        job.render = fmt == ET_REPORT_TABLE || fmt == ET_REPORT_JSON;
-        job.tf = fmt == ET_REPORT_TABLE ? ET_TABLE_TEXT : ET_TABLE_JSON;
-        job.flags = fmt == ET_REPORT_TABLE ? ET_TABLE_TITLE | ET_TABLE_HIDE_ZERO : 0;
+        job.render = 1;
+        job.tf = fmt == ET_REPORT_TABLE  ? ET_TABLE_TEXT
+                 : fmt == ET_REPORT_HTML ? ET_TABLE_HTML
+                                         : ET_TABLE_JSON;
+        job.flags = fmt == ET_REPORT_TABLE  ? ET_TABLE_TITLE | ET_TABLE_HIDE_ZERO
+                    : fmt == ET_REPORT_HTML ? ET_TABLE_TITLE
+                                            : 0;
         job.started = pthread_create(&job.th, NULL, fa_job_main, &job) == 0;
     }
     switch (r->given != NULL ? ET_IIS_REPORT_COUNT : r->o.kind) {
@@ -728,7 +734,7 @@ int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format 
         fputs("]}\n", f);
         break;
     }
-    case ET_REPORT_HTML: render_html(f, r, &o, g); break;
+    case ET_REPORT_HTML: rc = render_html(f, r, &o, g, &job, fa_k); break;
     }
     if (rc != 0) {
         et_error_set(e, rc, "writing the report: %s", et_strerror(rc));

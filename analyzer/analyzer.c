@@ -915,7 +915,7 @@ static void pattern_storm(struct emit *em, struct et_analyzer *an, int64_t t)
         window_count = c0 + c1 + c2 + c3;
         d->win_valid = 0;
     }
-    if (window_count > d->st.max_per_minute)
+    if (window_count > d->st.max_per_minute && !an->o.no_rates)
         d->st.max_per_minute = window_count;
     if (oldest > 0 && t - oldest < STORM_WINDOW_US) {
         if (!d->storm_active) {

@@ -1,4 +1,3 @@
-#include <time.h>
 /* eastrace iis: ActiveSyncReport.ps1-style and Log Parser Studio-style reports over Exchange
  * IIS logs (files, directories, .gz), or the EAS lines as exchanges (--exchanges, JSON). */
 #include "cli.h"
@@ -485,9 +484,7 @@ int et_cmd_iis(int argc, char **argv)
     struct et_error e;
     char m[300];
     et_error_clear(&e);
-    { struct timespec ts_; clock_gettime(CLOCK_MONOTONIC, &ts_); if (getenv("ET_PHASES")) fprintf(stderr, "prewrite %.4f\n", ts_.tv_sec + ts_.tv_nsec / 1e9); }
     int wrc = et_iis_report_write(r, f, fmt, &e);
-    { struct timespec ts_; clock_gettime(CLOCK_MONOTONIC, &ts_); if (getenv("ET_PHASES")) fprintf(stderr, "write %.4f\n", ts_.tv_sec + ts_.tv_nsec / 1e9); }
     struct et_iis_report_totals t;
     et_iis_report_totals(r, &t);
     if (f != stdout)

@@ -16,7 +16,6 @@
 #include "eastrace/map.h"
 #include "eastrace/table.h"
 #include "report_int.h"
-#define XPH(n) do { if (getenv("ET_PHASES")) { struct timespec ts_; clock_gettime(CLOCK_MONOTONIC, &ts_); fprintf(stderr, "%s %.4f\n", n, ts_.tv_sec + ts_.tv_nsec / 1e9); } } while (0)
 
 /* ---- output: every report becomes one or more grids, rendered in one of four formats ---- */
 
@@ -513,15 +512,12 @@ static void *fa_job_main(void *p)
 {
     struct fa_job *j = p;
     struct et_iis_report *r = j->r;
-    XPH("job_start");
     j->rc = et__fa_table(r->fa, r->device, &r->fa_cells, &r->fa_rows);
-    XPH("fa_table");
     r->fa_done = 1;
     if (j->rc == 0 && j->render) {
         struct et_table t = {"findings", et__fa_cols, 7, r->fa_cells, r->fa_rows};
         j->rc = et_table_render(&t, j->tf, j->flags, &j->out);
     }
-    XPH("render");
     return NULL;
 }
 

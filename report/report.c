@@ -30,8 +30,6 @@
 #include "eastrace/map.h"
 #include "eastrace/table.h"
 #include "report_int.h"
-#include <time.h>
-#define ET_PHASE(n) do { if (getenv("ET_PHASES")) { struct timespec ts_; clock_gettime(CLOCK_MONOTONIC, &ts_); fprintf(stderr, "%s %.4f\n", n, ts_.tv_sec + ts_.tv_nsec / 1e9); } } while (0)
 
 const char *const et_iis_known_errors[] = {
     "TooManyJobsQueued", "OverBudget", "InvalidContent", "ServerError", "ServerErrorRetryLater",
@@ -442,6 +440,7 @@ static void count_line(struct worker *w, const char *line, size_t len)
     struct et_iis_query q;
     struct et_slice qs = colv(w, f, n, ET_IIS_QUERY);
     et_iis_query_scan((const char *)qs.ptr, qs.len, &q);
+    const int64_t hits_b = o->interval > 0 ? (t / 1000000 / o->interval) * o->interval : 0;
     struct row *dev_row = NULL; /* the hits row of this line, found early for the findings */
     if (w->fw != NULL) {
         uint32_t *hint = NULL;
@@ -449,9 +448,8 @@ static void count_line(struct worker *w, const char *line, size_t len)
             (o->kind == ET_IIS_REPORT_HITS || o->kind == ET_IIS_REPORT_TOP)) {
             /* The row keeps the findings' id of the DeviceId spelt as its key: the line's
              * device is then found once, not in the row table and the string pool. */
-            int64_t b = o->interval > 0 ? (t / 1000000 / o->interval) * o->interval : 0;
             dev_row = et__table_get(&(*w->cur)[sidx].devs, w->arena,
-                                    (const char *)q.device_id.ptr, q.device_id.len, b);
+                                    (const char *)q.device_id.ptr, q.device_id.len, hits_b);
             if (dev_row != NULL && dev_row->klen == q.device_id.len &&
                 memcmp(dev_row->key, q.device_id.ptr, q.device_id.len) == 0)
                 hint = &dev_row->fdev;
@@ -498,11 +496,10 @@ static void count_line(struct worker *w, const char *line, size_t len)
     }
 
     if (o->kind == ET_IIS_REPORT_HITS || o->kind == ET_IIS_REPORT_TOP) {
-        int64_t b = o->interval > 0 ? (t / 1000000 / o->interval) * o->interval : 0;
         struct et_slice dev = q.device_id;
         struct row *d = dev_row != NULL ? dev_row
                                         : et__table_get(&g->devs, w->arena, (const char *)dev.ptr,
-                                                        dev.len, b);
+                                                        dev.len, hits_b);
         if (d == NULL) {
             w->oom = 1;
             return;
@@ -1051,7 +1048,6 @@ static int add_file_threaded(struct et_iis_report *r, const char *path, int fd, 
     _Atomic uint64_t progress = 0;
     struct et_iis_layout assumed;
 
-    ET_PHASE("start");
     if (size < (uint64_t)nt * 4 * 1024 * 1024)
         nt = 1;
     head_layout(fd, &assumed);
@@ -1110,7 +1106,6 @@ static int add_file_threaded(struct et_iis_report *r, const char *path, int fd, 
     }
     for (int i = 0; i < started; i++)
         pthread_join(th[i], NULL);
-    ET_PHASE("scan");
     if (r->o.progress) {
         progress_draw(size, size, path);
         fputc('\n', stderr);
@@ -1167,7 +1162,6 @@ static int add_file_threaded(struct et_iis_report *r, const char *path, int fd, 
         }
         rc = analyze(r, segs, ns);
     }
-    ET_PHASE("analyze");
     for (int i = 0; i < nt; i++) {
         if (fixes[i] != NULL) {
             worker_free(fixes[i]);
@@ -1178,7 +1172,6 @@ static int add_file_threaded(struct et_iis_report *r, const char *path, int fd, 
         worker_free(&w[i]);
     }
     et_free(w);
-    ET_PHASE("merge");
     r->bytes += size;
     if (rc < 0)
         et_error_set(e, rc, "%s: %s", path, rc == ET_EIO ? strerror(errno) : et_strerror(rc));

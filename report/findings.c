@@ -218,21 +218,24 @@ static int has_any(const uint8_t *p, size_t n, const char *set)
     int nc = 0;
     for (; set[nc] != '\0' && nc < 4; nc++)
         c[nc] = _mm_set1_epi8(set[nc]);
-    size_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i)), m = _mm_setzero_si128();
+    for (size_t i = 0; i < n; i += 16) {
+        uint8_t blk[16];
+        const uint8_t *b = p + i;
+        if (n - i < 16) { /* the tail, padded with NULs (never in the set) */
+            memset(blk, 0, sizeof(blk));
+            memcpy(blk, b, n - i);
+            b = blk;
+        }
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)b), m = _mm_setzero_si128();
         for (int k = 0; k < nc; k++)
             m = _mm_or_si128(m, _mm_cmpeq_epi8(x, c[k]));
         if (_mm_movemask_epi8(m) != 0)
             return 1;
     }
-    for (; i < n; i++)
-        if (strchr(set, p[i]) != NULL && p[i] != '\0')
-            return 1;
     return 0;
 #else
     for (size_t i = 0; i < n; i++)
-        if (strchr(set, p[i]) != NULL && p[i] != '\0')
+        if (p[i] != '\0' && strchr(set, p[i]) != NULL)
             return 1;
     return 0;
 #endif

@@ -91,6 +91,8 @@ struct dev {
     struct et_device_stats st;
     unsigned ring_len, ring_pos;
     unsigned ring_inv; /* adjacent ring entries (oldest to newest) that go back in time */
+    unsigned win;      /* requests within the storm window at the last one, when win_valid */
+    unsigned win_valid;
     unsigned storm_active;
     unsigned storm_count;    /* storms found */
     unsigned ncolls, capcolls;
@@ -120,11 +122,20 @@ struct dev {
     int64_t ring[];          /* times of the last storm_per_minute + 1 requests */
 };
 
+/* The commands the rules test, classified once per exchange (struct emit's cmd). */
+enum kcmd { K_NONE, K_SYNC, K_PING, K_FOLDERSYNC, K_SENDMAIL, K_SMARTREPLY, K_SMARTFORWARD,
+            K_PROVISION, K_ITEMOPERATIONS, K_GETITEMESTIMATE, K_OTHER, K_COUNT };
+
 struct et_analyzer {
     struct et_analyzer_opts o;
     struct et_arena *arena; /* device state strings and summary findings */
     struct et_map bydev;    /* device id -> struct dev */
     struct dev **devs;      /* first-seen order */
+    struct dev *last;       /* the device of the previous exchange (sources that group a
+                               device's exchanges find it again without hashing) */
+    /* et_eas_status_severity of a top-level Status (no parent) of the commands the rules
+     * know, by command and code 0..255, +1 (0: not looked up yet) */
+    signed char top_sev[K_COUNT][256];
     size_t ndevs, capdevs;
     struct et_device_stats *stats_out;
 };
@@ -204,6 +215,29 @@ const char *et_analyzer_opts_help(void)
            "                       make foldersync-ignored (2)\n";
 }
 
+
+static enum kcmd kcmd_of(const char *cmd)
+{
+    if (cmd == NULL)
+        return K_NONE;
+    switch (cmd[0]) {
+    case 'S':
+        return strcmp(cmd, "Sync") == 0           ? K_SYNC
+               : strcmp(cmd, "SendMail") == 0     ? K_SENDMAIL
+               : strcmp(cmd, "SmartReply") == 0   ? K_SMARTREPLY
+               : strcmp(cmd, "SmartForward") == 0 ? K_SMARTFORWARD
+                                                  : K_OTHER;
+    case 'P':
+        return strcmp(cmd, "Ping") == 0        ? K_PING
+               : strcmp(cmd, "Provision") == 0 ? K_PROVISION
+                                               : K_OTHER;
+    case 'F': return strcmp(cmd, "FolderSync") == 0 ? K_FOLDERSYNC : K_OTHER;
+    case 'I': return strcmp(cmd, "ItemOperations") == 0 ? K_ITEMOPERATIONS : K_OTHER;
+    case 'G': return strcmp(cmd, "GetItemEstimate") == 0 ? K_GETITEMESTIMATE : K_OTHER;
+    default: return K_OTHER;
+    }
+}
+
 static const char *const cmd_slots[8] = {"Sync", "Ping", "FolderSync", "SendMail",
                                          "Provision", "ItemOperations", "Options", "other"};
 
@@ -212,24 +246,20 @@ const char *et_analyzer_cmd_slot_name(unsigned slot)
     return slot < 8 ? cmd_slots[slot] : "other";
 }
 
-static unsigned cmd_slot(const char *cmd, const char *method)
+static unsigned cmd_slot(enum kcmd k, const char *method)
 {
-    if (cmd == NULL)
-        return method != NULL && et_strcaseeq(method, "OPTIONS") ? 6 : 7;
-    if (strcmp(cmd, "Sync") == 0)
-        return 0;
-    if (strcmp(cmd, "Ping") == 0)
-        return 1;
-    if (strcmp(cmd, "FolderSync") == 0)
-        return 2;
-    if (strcmp(cmd, "SendMail") == 0 || strcmp(cmd, "SmartReply") == 0 ||
-        strcmp(cmd, "SmartForward") == 0)
-        return 3;
-    if (strcmp(cmd, "Provision") == 0)
-        return 4;
-    if (strcmp(cmd, "ItemOperations") == 0)
-        return 5;
-    return 7;
+    switch (k) {
+    case K_NONE: return method != NULL && et_strcaseeq(method, "OPTIONS") ? 6 : 7;
+    case K_SYNC: return 0;
+    case K_PING: return 1;
+    case K_FOLDERSYNC: return 2;
+    case K_SENDMAIL:
+    case K_SMARTREPLY:
+    case K_SMARTFORWARD: return 3;
+    case K_PROVISION: return 4;
+    case K_ITEMOPERATIONS: return 5;
+    default: return 7;
+    }
 }
 
 struct et_analyzer *et_analyzer_new(const struct et_analyzer_opts *opts)
@@ -289,16 +319,21 @@ static int dev_eq(const void *val, const void *key)
 
 static struct dev *get_dev(struct et_analyzer *an, const char *device)
 {
-    size_t len = strlen(device);
+    size_t len;
     int found;
-    struct et_map_slot *s = et_map_upsert(&an->bydev, et_hash(device, len, 0), dev_eq, device,
+    struct et_map_slot *s;
+
+    if (an->last != NULL && strcmp(an->last->st.device, device) == 0)
+        return an->last;
+    len = strlen(device);
+    s = et_map_upsert(&an->bydev, et_hash(device, len, 0), dev_eq, device,
                                           &found);
     struct dev *d;
 
     if (s == NULL)
         return NULL;
     if (found)
-        return s->val;
+        return an->last = s->val;
     if (an->ndevs == an->capdevs) {
         size_t n = an->capdevs ? an->capdevs * 2 : 16;
         struct dev **nd = et_realloc(an->devs, n * sizeof(*nd));
@@ -326,7 +361,7 @@ static struct dev *get_dev(struct et_analyzer *an, const char *device)
     }
     s->val = d;
     an->devs[an->ndevs++] = d;
-    return d;
+    return an->last = d;
 fail:
     et_map_upsert_cancel(&an->bydev, s);
     return NULL;
@@ -365,6 +400,8 @@ struct emit {
     const struct et_exchange *x;
     const struct et_view *v;
     struct dev *d;
+    struct et_analyzer *an;
+    enum kcmd cmd; /* v->cmd classified */
     int failed; /* ENOMEM seen */
 };
 
@@ -537,12 +574,12 @@ static void rule_http_status(struct emit *em)
     const struct et_view *v = em->v;
     const struct et_exchange *x = em->x;
     int st = v->http_status;
-    const char *meaning = et_eas_http_status_meaning(st);
-    const char *loc = et_headers_get(&x->resp.headers, "X-MS-Location");
-    const int has_auth = et_headers_get(&x->req.headers, "Authorization") != NULL;
 
     if (st == 0 || st == 200 || st == 100)
         return;
+    const char *meaning = et_eas_http_status_meaning(st);
+    const char *loc = et_headers_get(&x->resp.headers, "X-MS-Location");
+    const int has_auth = et_headers_get(&x->req.headers, "Authorization") != NULL;
     /* When the exchange failed (the proxy answered 502/504 itself), exchange-error says why. */
     if (x->err.code != 0 && x->source != ET_SRC_SAZ && x->source != ET_SRC_HAR)
         return;
@@ -661,11 +698,22 @@ static enum et_severity sev_of(int table_sev)
     }
 }
 
-static void status_finding(struct emit *em, const char *root, const char *parent, long code)
+static void status_finding(struct emit *em, const char *root, enum kcmd rk, const char *parent,
+                           long code)
 {
     const struct et_view *v = em->v;
+    int tsev;
+    if (parent == NULL && rk != K_NONE && rk != K_OTHER && code >= 0 && code < 256) {
+        signed char *c = &em->an->top_sev[rk][code];
+        if (*c == 0)
+            *c = (signed char)(et_eas_status_severity(root, NULL, (int)code) + 1);
+        tsev = *c - 1;
+    } else {
+        tsev = et_eas_status_severity(root, parent, (int)code);
+    }
+    if (tsev == ET_EAS_SEV_SUCCESS)
+        return;
     const struct et_eas_status *s = et_eas_status_lookup(root, parent, (int)code);
-    int tsev = et_eas_status_severity(root, parent, (int)code);
     const char *rule = status_rule(root, code);
     const char *name = s ? s->name : "unknown status";
     const char *meaning = s && s->meaning ? s->meaning : "not in the MS-ASCMD tables";
@@ -673,8 +721,6 @@ static void status_finding(struct emit *em, const char *root, const char *parent
     enum et_severity sev = sev_of(tsev);
     char where[160] = "";
 
-    if (tsev == ET_EAS_SEV_SUCCESS)
-        return;
     if (strcmp(root, "Sync") != 0) {
         /* The protocol document of this command, not Sync's. */
         next = et_arena_printf(em->a,
@@ -753,17 +799,19 @@ static void rule_statuses(struct emit *em)
 {
     const struct et_view *v = em->v;
     const char *root = v->resp_root ? v->resp_root : v->cmd;
+    enum kcmd rk;
 
     if (root == NULL)
         return;
+    rk = root == v->cmd ? em->cmd : kcmd_of(root);
     /* Sync collections: one finding each, naming the collection and the SyncKey sent. */
     for (size_t i = 0; i < v->nstatus; i++) {
         const char *parent = v->status_parent[i];
-        if (strcmp(root, "Sync") == 0 && parent != NULL && strcmp(parent, "Collection") == 0)
+        if (rk == K_SYNC && parent != NULL && strcmp(parent, "Collection") == 0)
             continue; /* reported per collection below */
-        status_finding(em, root, parent, v->statuses[i]);
+        status_finding(em, root, rk, parent, v->statuses[i]);
     }
-    if (strcmp(root, "Sync") == 0) {
+    if (rk == K_SYNC) {
         for (size_t i = 0; i < v->ncolls; i++) {
             const struct et_view_collection *c = &v->colls[i];
             const struct et_eas_status *s;
@@ -811,7 +859,7 @@ static void rule_server_error(struct emit *em)
 static void pattern_storm(struct emit *em, struct et_analyzer *an, int64_t t)
 {
     struct dev *d = em->d;
-    unsigned window_count;
+    unsigned window_count, len = d->ring_len;
     int64_t oldest;
 
     if (t <= 0)
@@ -819,34 +867,55 @@ static void pattern_storm(struct emit *em, struct et_analyzer *an, int64_t t)
     {
         /* Keep count of the places where the ring goes back in time, so that a ring in time
          * order (a log, nearly always) is counted from its newest end only. */
-        unsigned p = d->ring_pos, nx = (p + 1) % d->ring_len;
-        unsigned pv = (p + d->ring_len - 1) % d->ring_len;
-        if (d->ring_len > 1 && d->ring[nx] < d->ring[p])
+        unsigned p = d->ring_pos, nx = p + 1 == len ? 0 : p + 1, pv = p == 0 ? len - 1 : p - 1;
+        if (len > 1 && d->ring[nx] < d->ring[p])
             d->ring_inv--; /* the oldest entry leaves: its link to the next one goes */
         d->ring[p] = t;
-        if (d->ring_len > 1 && t < d->ring[pv])
+        if (len > 1 && t < d->ring[pv])
             d->ring_inv++;
+        d->ring_pos = nx;
     }
-    d->ring_pos = (d->ring_pos + 1) % d->ring_len;
     /* The oldest of the last ring_len requests sits at ring_pos now. */
     oldest = d->ring[d->ring_pos];
-    window_count = 0;
-    if (d->ring_inv == 0) {
-        /* In time order the entries within the window are the newest ones. */
-        for (unsigned k = 0; k < d->ring_len; k++) {
-            int64_t rt = d->ring[(d->ring_pos + d->ring_len - 1 - k) % d->ring_len];
-            if (!(rt > 0 && t - rt < STORM_WINDOW_US))
-                break;
-            window_count++;
-        }
-    } else {
-        /* Branch-free so that it vectorizes: a ring out of time order is counted whole. */
-        for (unsigned i = 0; i < d->ring_len; i++) {
+    if (an->o.no_rates && !d->storm_active) {
+        /* Only an active storm reads the count (to end); nobody reads the rate. */
+        window_count = 0;
+        d->win_valid = 0;
+    } else if (d->ring_inv == 0) {
+        /* In time order the entries within the window are the newest ones, and as time only
+         * goes forward they only leave it: the count is the last one plus this request, less
+         * the oldest ones that fell out (amortized constant time). */
+        unsigned w = d->win_valid ? d->win + 1 : len, newest = d->ring_pos == 0 ? len - 1
+                                                                              : d->ring_pos - 1;
+        if (w > len)
+            w = len;
+        while (w > 0) {
+            unsigned i = newest >= w - 1 ? newest - (w - 1) : newest + len - (w - 1);
             int64_t rt = d->ring[i];
-            window_count += (unsigned)((rt > 0) & (t - rt < STORM_WINDOW_US) & (rt <= t));
+            if (rt > 0 && t - rt < STORM_WINDOW_US)
+                break;
+            w--;
         }
+        d->win = w;
+        d->win_valid = 1;
+        window_count = w;
+    } else {
+        /* A ring out of time order is counted whole: the entries in (lo, t], lo at least 0
+         * (empty entries are 0), branch-free in four independent sums. */
+        const int64_t lo = t > STORM_WINDOW_US ? t - STORM_WINDOW_US : 0, *r = d->ring;
+        unsigned c0 = 0, c1 = 0, c2 = 0, c3 = 0, i = 0;
+        for (; i + 4 <= len; i += 4) {
+            c0 += (unsigned)((r[i] > lo) & (r[i] <= t));
+            c1 += (unsigned)((r[i + 1] > lo) & (r[i + 1] <= t));
+            c2 += (unsigned)((r[i + 2] > lo) & (r[i + 2] <= t));
+            c3 += (unsigned)((r[i + 3] > lo) & (r[i + 3] <= t));
+        }
+        for (; i < len; i++)
+            c0 += (unsigned)((r[i] > lo) & (r[i] <= t));
+        window_count = c0 + c1 + c2 + c3;
+        d->win_valid = 0;
     }
-    if (window_count > d->st.max_per_minute)
+    if (window_count > d->st.max_per_minute && !an->o.no_rates)
         d->st.max_per_minute = window_count;
     if (oldest > 0 && t - oldest < STORM_WINDOW_US) {
         if (!d->storm_active) {
@@ -1008,7 +1077,7 @@ static void pattern_provisioning(struct emit *em, struct et_analyzer *an)
                 "449 or Status 142-144): it does not keep the policy",
                 d->st.device, d->provision_run);
         }
-    } else if (v->http_status == 200 && v->cmd != NULL && strcmp(v->cmd, "Provision") != 0) {
+    } else if (v->http_status == 200 && em->cmd != K_NONE && em->cmd != K_PROVISION) {
         d->provision_run = 0;
         d->provision_reported = 0;
     }
@@ -1040,9 +1109,10 @@ static void pattern_auth(struct emit *em, struct et_analyzer *an)
 /* The server's verdict on the heartbeat a Ping (or Sync Wait) asked for: 1 accepted (Ping
  * Status 1 or 2, a Sync answered without Status 14), -1 refused (Ping Status 5, Sync Status
  * 14), 0 unknown (no answer, or no Status to read). */
-static int heartbeat_verdict(const struct et_view *v)
+static int heartbeat_verdict(const struct emit *em)
 {
-    int ping = v->cmd != NULL && strcmp(v->cmd, "Ping") == 0;
+    const struct et_view *v = em->v;
+    int ping = em->cmd == K_PING;
 
     if (v->http_status != 200)
         return 0;
@@ -1064,7 +1134,7 @@ static void pattern_heartbeat(struct emit *em, struct et_analyzer *an)
 
     if (v->heartbeat_req < 0)
         return;
-    verdict = heartbeat_verdict(v);
+    verdict = heartbeat_verdict(em);
     if (d->hb_refused_req >= 0) {
         /* The previous heartbeat was refused with the server's limit: this one should keep
          * to it. Asking the same or further out again means the device ignores the server. */
@@ -1283,10 +1353,11 @@ static void rule_cas_error(struct emit *em)
     const struct et_view_exdiag *d = &v->exdiag;
     const char *fe = d->fe_server ? d->fe_server : d->diag_info;
     const char *code = d->cas_error, *next;
-    char hop[512], ctx[600] = "", rid[128] = "";
+    char hop[512], ctx[600], rid[128];
 
     if (code == NULL || *code == '\0')
         return;
+    ctx[0] = rid[0] = '\0';
     if (d->be_server != NULL)
         snprintf(hop, sizeof(hop), "the back end %s failed the request the front end %s passed "
                  "on", d->be_server, fe ? fe : "(unnamed)");
@@ -1314,10 +1385,9 @@ static void rule_cas_error(struct emit *em)
 
 /* ---- long polls, back-off, slow answers, hierarchy changes, device access --------------- */
 
-static int is_long_poll(const struct et_view *v)
+static int is_long_poll(const struct emit *em)
 {
-    return v->cmd != NULL && v->heartbeat_req > 0 &&
-           (strcmp(v->cmd, "Ping") == 0 || strcmp(v->cmd, "Sync") == 0);
+    return em->v->heartbeat_req > 0 && (em->cmd == K_PING || em->cmd == K_SYNC);
 }
 
 /* The answer did not come from Exchange: none at all (a reset, a timeout), a 502/504 of a
@@ -1360,7 +1430,7 @@ static void pattern_longpoll_cut(struct emit *em, struct et_analyzer *an)
     const char *why;
     unsigned n, close = 0;
 
-    if (!is_long_poll(v) || x->source == ET_SRC_IIS || x->source == ET_SRC_MAILBOX)
+    if (!is_long_poll(em) || x->source == ET_SRC_IIS || x->source == ET_SRC_MAILBOX)
         return;
     dur = et_exchange_duration_us(x);
     hb_us = (int64_t)v->heartbeat_req * 1000000;
@@ -1444,10 +1514,12 @@ static void pattern_retry_after(struct emit *em, int64_t t)
 static void rule_slow(struct emit *em, struct et_analyzer *an)
 {
     const struct et_view *v = em->v;
-    int64_t dur = et_exchange_duration_us(em->x);
+    int64_t dur;
 
-    if (v->cmd == NULL || is_long_poll(v) || strcmp(v->cmd, "Ping") == 0 || dur < 0 ||
-        dur <= (int64_t)an->o.slow_ms * 1000)
+    if (em->cmd == K_NONE || em->cmd == K_PING || is_long_poll(em))
+        return;
+    dur = et_exchange_duration_us(em->x);
+    if (dur < 0 || dur <= (int64_t)an->o.slow_ms * 1000)
         return;
     add(em, "slow-response", ET_SEV_WARNING, NEXT_SLOW,
         "%s took %.1f s (more than %.1f s; not a long poll)", v->cmd, (double)dur / 1e6,
@@ -1460,13 +1532,12 @@ static void rule_slow(struct emit *em, struct et_analyzer *an)
     "and re-add the account on the device, or update its mail app; look at its FolderSync "    \
     "answers if it sent one earlier."
 
-static int hierarchy_changed(const struct et_view *v)
+static int hierarchy_changed(const struct emit *em)
 {
-    if (v->cmd == NULL)
-        return 0;
-    if (strcmp(v->cmd, "Ping") == 0 && v->top_status == 7)
+    const struct et_view *v = em->v;
+    if (em->cmd == K_PING && v->top_status == 7)
         return 7;
-    if (strcmp(v->cmd, "Sync") == 0) {
+    if (em->cmd == K_SYNC) {
         if (v->top_status == 12)
             return 12;
         for (size_t i = 0; i < v->ncolls; i++)
@@ -1482,14 +1553,13 @@ static void pattern_foldersync(struct emit *em, struct et_analyzer *an)
     struct dev *d = em->d;
     int hc;
 
-    if (v->cmd == NULL)
+    if (em->cmd == K_NONE)
         return;
-    if (strcmp(v->cmd, "FolderSync") == 0) {
+    if (em->cmd == K_FOLDERSYNC) {
         d->fs_why = NULL;
         d->fs_after = 0;
     } else if (d->fs_why != NULL &&
-               (strcmp(v->cmd, "Sync") == 0 || strcmp(v->cmd, "Ping") == 0 ||
-                strcmp(v->cmd, "GetItemEstimate") == 0)) {
+               (em->cmd == K_SYNC || em->cmd == K_PING || em->cmd == K_GETITEMESTIMATE)) {
         if (++d->fs_after >= an->o.foldersync_grace) {
             add(em, "foldersync-ignored", ET_SEV_WARNING, NEXT_FOLDERSYNC,
                 "device %s sent %u requests (this %s the last) after %s (exchange %llu) "
@@ -1500,7 +1570,7 @@ static void pattern_foldersync(struct emit *em, struct et_analyzer *an)
             d->fs_after = 0;
         }
     }
-    if ((hc = hierarchy_changed(v)) != 0 && d->fs_why == NULL) {
+    if ((hc = hierarchy_changed(em)) != 0 && d->fs_why == NULL) {
         d->fs_why = hc == 7 ? "Ping Status 7" : "Sync Status 12";
         d->fs_exchange = em->x->id;
         d->fs_after = 0;
@@ -1528,6 +1598,14 @@ static void rule_device_blocked(struct emit *em, struct et_analyzer *an)
     int blocked = 0;
     char what[400];
 
+    if (state == NULL && x->meta.n == 0 && err == NULL) {
+        /* Nothing names an access state or an error: only a Status 129 can say blocked. */
+        size_t i = 0;
+        while (i < v->nstatus && v->statuses[i] != 129)
+            i++;
+        if (i == v->nstatus)
+            return;
+    }
     if (state == NULL)
         state = et_headers_get(&x->meta, "AccessState");
     if (x->source == ET_SRC_MAILBOX) {
@@ -1577,13 +1655,15 @@ int et_analyzer_feed(struct et_analyzer *an, const struct et_exchange *x,
     em.tail = &head;
     em.x = x;
     em.v = v;
+    em.cmd = kcmd_of(v->cmd);
+    em.an = an;
     d = get_dev(an, v->device);
     if (d == NULL)
         return ET_ENOMEM;
     em.d = d;
 
     d->st.requests++;
-    d->st.cmd_counts[cmd_slot(v->cmd, x->req.method)]++;
+    d->st.cmd_counts[cmd_slot(em.cmd, x->req.method)]++;
     if (d->st.first == 0 || (t > 0 && t < d->st.first))
         d->st.first = t;
     if (t > d->st.last)
@@ -1619,7 +1699,7 @@ int et_analyzer_feed(struct et_analyzer *an, const struct et_exchange *x,
         pattern_provisioning(&em, an);
         pattern_auth(&em, an);
         pattern_heartbeat(&em, an);
-        if (v->http_status >= 500 && v->cmd != NULL && strcmp(v->cmd, "Sync") == 0)
+        if (v->http_status >= 500 && em.cmd == K_SYNC)
             d->fives_since_reset++;
     }
     *out = head;

@@ -93,6 +93,19 @@ static const char *printable(const char *s, struct et_buf *tmp)
     return et_str_printable((char *)tmp->data);
 }
 
+/* The first bytes of printable(s) that a column of width w shows: w bytes and the 3 after
+ * (a UTF-8 sequence that starts before w ends within them, so each of the first w bytes is
+ * scrubbed as in the whole cell and fit() sees the same byte at w). Long cells (the next
+ * steps of a findings table) are then not copied and scrubbed whole. */
+static const char *printable_prefix(const char *s, size_t w, struct et_buf *tmp)
+{
+    size_t n = strnlen(s, w + 4);
+    et_buf_reset(tmp);
+    if (et_buf_append(tmp, s, n) != 0 || et_buf_putc(tmp, '\0') != 0)
+        return NULL;
+    return et_str_printable((char *)tmp->data);
+}
+
 static int pad(struct et_buf *out, const char *s, int w, int right)
 {
     int l = (int)strlen(s);
@@ -194,7 +207,7 @@ static int render_text(const struct et_table *t, unsigned flags, struct et_buf *
         show[i] = !(flags & ET_TABLE_HIDE_ZERO) || i < 2;
         for (size_t r = 0; r < t->nrows; r++) {
             const char *c = cell(t, r, i);
-            int l = (int)strlen(c);
+            int l = (int)strnlen(c, TEXT_MAX_WIDTH + 1);
             if (l > w[i])
                 w[i] = l;
             if (c[0] && strcmp(c, "0") != 0)
@@ -224,7 +237,7 @@ static int render_text(const struct et_table *t, unsigned flags, struct et_buf *
             c = cell(t, r, i);
             if (et_table_is_number(c)) {
                 rc = pad(out, c, w[i], 1);
-            } else if ((c = printable(c, &tmp)) == NULL) {
+            } else if ((c = printable_prefix(c, (size_t)w[i], &tmp)) == NULL) {
                 rc = ET_ENOMEM;
             } else {
                 rc = pad(out, c, w[i], 0);

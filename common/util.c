@@ -310,6 +310,30 @@ const char *et_time_iso8601(int64_t us, char *out, size_t outlen)
     }
     secs = (time_t)(us / 1000000);
     gmtime_r(&secs, &tm);
+    if (outlen >= 25 && tm.tm_year + 1900 >= 0 && tm.tm_year + 1900 <= 9999) {
+        /* The usual case without printf (reports format one per row). */
+        char *o = out;
+        unsigned ms = (unsigned)((us % 1000000) / 1000), y = (unsigned)(tm.tm_year + 1900);
+        const unsigned f[6] = {(unsigned)tm.tm_mon + 1, (unsigned)tm.tm_mday, (unsigned)tm.tm_hour,
+                               (unsigned)tm.tm_min, (unsigned)tm.tm_sec, 0};
+        static const char sep[6] = "-T::.";
+        *o++ = (char)('0' + y / 1000);
+        *o++ = (char)('0' + y / 100 % 10);
+        *o++ = (char)('0' + y / 10 % 10);
+        *o++ = (char)('0' + y % 10);
+        *o++ = '-';
+        for (int k = 0; k < 5; k++) {
+            *o++ = (char)('0' + f[k] / 10 % 10);
+            *o++ = (char)('0' + f[k] % 10);
+            *o++ = sep[k];
+        }
+        *o++ = (char)('0' + ms / 100);
+        *o++ = (char)('0' + ms / 10 % 10);
+        *o++ = (char)('0' + ms % 10);
+        *o++ = 'Z';
+        *o = '\0';
+        return out;
+    }
     snprintf(out, outlen, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
              (int)((us % 1000000) / 1000));
@@ -409,4 +433,26 @@ void et_sockaddr_format(const struct sockaddr *sa, char *out, size_t outlen)
     } else {
         snprintf(out, outlen, "?");
     }
+}
+
+size_t et_fmt_u64(char *out, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\0';
+    return n;
+}
+
+size_t et_fmt_i64(char *out, int64_t v)
+{
+    if (v >= 0)
+        return et_fmt_u64(out, (uint64_t)v);
+    out[0] = '-';
+    return 1 + et_fmt_u64(out + 1, (uint64_t)0 - (uint64_t)v);
 }

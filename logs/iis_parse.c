@@ -463,6 +463,90 @@ static inline const char *find_sep(const char *p, const char *end, int colon)
     return p;
 }
 
+static void log_clear(struct et_eas_log *o)
+{
+    /* items[] past nitems is never read: only the fields before it are set (the array is
+     * most of the struct, and this runs once per IIS line), copied from a template (a
+     * fixed-size copy the compiler inlines, where memset and stores cost more). */
+    static const struct et_eas_log empty = {
+        .version = -1, .status = -1, .heartbeat = -1, .sync_key = -1, .folder_count = -1,
+        .filter = -1, .rpc_count = -1, .rpc_latency = -1, .ldap_count = -1,
+        .ldap_latency = -1, .cpo = -1, .fet = -1, .throttle = -1};
+    memcpy(o, &empty, offsetof(struct et_eas_log, items));
+}
+
+/* Adds the item that starts at p (it ends at the next '_'; a ':' before that splits name
+ * and value, else the name is the leading letters) and assigns its field. */
+static void item_at(struct et_eas_log *o, const char *p, const char *end)
+{
+    const char *ie = p, *colon = NULL;
+    /* Items are a few bytes: a plain loop beats two library calls. */
+    while (ie < end && *ie != '_') {
+        if (*ie == ':' && colon == NULL)
+            colon = ie;
+        ie++;
+    }
+    if (colon != NULL) {
+        log_add(o, p, (size_t)(colon - p), colon + 1, (size_t)(ie - colon - 1), 1);
+    } else {
+        const char *q = p;
+        while (q < ie && is_alpha(*q))
+            q++;
+        log_add(o, p, (size_t)(q - p), q, (size_t)(ie - q), 0);
+    }
+    log_assign(o, &o->items[o->nitems - 1]);
+}
+
+#ifdef __SSE2__
+/*
+ * The items whose first byte is one of `first` (at most 8 bytes), sixteen bytes at a time:
+ * an item starts at the string's start or after a '_', so the wanted starts are the bytes of
+ * the set right after a '_' (compared branch-free; only those are visited). Applies only when
+ * the string has fewer '_' than the item cap, so that no item can be past it (the general
+ * loop counts them otherwise), and is at most 4080 bytes (the '_' are counted in byte lanes).
+ * Returns 0 when it did not apply; o then holds partial items and must be cleared again.
+ */
+static int parse_wanted_simd(const char *s, size_t n, const char *first, struct et_eas_log *o)
+{
+    const __m128i us = _mm_set1_epi8('_');
+    __m128i want[8], seps = _mm_setzero_si128();
+    int nw = 0;
+    unsigned carry = 1; /* the string's first byte starts an item */
+
+    if (n > 255 * 16)
+        return 0;
+    for (const char *f = first; *f != '\0'; f++) {
+        if (nw == 8)
+            return 0;
+        want[nw++] = _mm_set1_epi8(*f);
+    }
+    for (size_t i = 0; i < n; i += 16) {
+        uint8_t blk[16];
+        const uint8_t *b = (const uint8_t *)s + i;
+        if (n - i < 16) {
+            memset(blk, 0, sizeof(blk));
+            memcpy(blk, b, n - i);
+            b = blk;
+        }
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)b), w = _mm_setzero_si128();
+        __m128i u = _mm_cmpeq_epi8(x, us);
+        seps = _mm_sub_epi8(seps, u); /* each lane counts its '_' (at most 255 blocks) */
+        for (int k = 0; k < nw; k++)
+            w = _mm_or_si128(w, _mm_cmpeq_epi8(x, want[k]));
+        unsigned um = (unsigned)_mm_movemask_epi8(u);
+        unsigned cand = (((um << 1) | carry) & 0xffffu) & (unsigned)_mm_movemask_epi8(w);
+        carry = (um >> 15) & 1u;
+        while (cand != 0) {
+            item_at(o, s + i + (size_t)__builtin_ctz(cand), s + n);
+            cand &= cand - 1;
+        }
+    }
+    __m128i sum = _mm_sad_epu8(seps, _mm_setzero_si128());
+    return (size_t)_mm_cvtsi128_si32(sum) + (size_t)_mm_extract_epi16(sum, 4) <
+           ET_EAS_LOG_MAX_ITEMS;
+}
+#endif
+
 void et_eas_log_parse(const char *s, size_t n, struct et_eas_log *o)
 {
     et_eas_log_parse_only(s, n, NULL, o);
@@ -476,17 +560,18 @@ void et_eas_log_parse_only(const char *s, size_t n, const char *first, struct et
     for (const char *f = first; f != NULL && *f != '\0'; f++)
         want_bits[(uint8_t)*f >> 6] |= 1ULL << ((uint8_t)*f & 63);
 
-    /* items[] past nitems is never read: only the fields before it are cleared (the array
-     * is most of the struct, and this runs once per IIS line). */
-    memset(o, 0, offsetof(struct et_eas_log, items));
-    o->version = o->status = o->heartbeat = o->sync_key = -1;
-    o->folder_count = o->filter = -1;
-    o->rpc_count = o->rpc_latency = o->ldap_count = o->ldap_latency = -1;
-    o->cpo = o->fet = o->throttle = -1;
+    log_clear(o);
     if (n == 0)
         return; /* s may be NULL */
     if (parse_2003(s, n, o))
         return;
+#ifdef __SSE2__
+    if (first != NULL) {
+        if (parse_wanted_simd(s, n, first, o))
+            return;
+        log_clear(o);
+    }
+#endif
     const char *p = s, *end = s + n;
     while (p < end) {
         /* The item ends at the next '_'; a ':' before it splits name and value. An item

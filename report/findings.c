@@ -13,6 +13,9 @@
 #include "report_int.h"
 
 #include <pthread.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,26 +27,31 @@
 
 #define QUERY_FAST_MAX 4096 /* longer queries take the decoder's path */
 
+/* One record (72 bytes). Strings are ids in the worker's pool (device ids apart, in
+ * struct frecs, for the sort by device to read them alone). */
 struct frec {
     int64_t t;           /* the analyzer's time: req_begin, else resp_end, else 0 */
-    const char *device;  /* never NULL */
-    const char *cmd;     /* NULL when the request named none or is not EAS */
-    const char *error;   /* Log= Error, URL-decoded; NULL when none */
-    long sk;             /* Log= Sk of a Sync; -1 when none */
-    const char *host;    /* cs-host else s-ip, only for non-EAS 5xx (the only rule using it) */
-    const char *as;      /* Log= As (access state), URL-decoded; NULL when none */
-    long status, hb;     /* Log= S and Hb; -1 when absent */
-    int http;            /* sc-status 1..999, 0 when none */
     uint64_t fe_c;       /* front-end exchanges of this worker's input up to this one */
     uint64_t be_c;       /* back-end exchanges up to this one (with --site auto: those before
                             the worker's first front-end line) */
+    int64_t sk;          /* Log= Sk of a Sync; -1 when none */
+    uint32_t cmd;        /* 0 none (or not EAS); below FCMD_POOL the et_eas_cmd whose name
+                            was sent as it is; else FCMD_POOL + the pool id of the name */
+    uint32_t error;      /* Log= Error, URL-decoded: pool id + 1, 0 when none */
+    uint32_t host;       /* cs-host else s-ip, only for non-EAS 5xx (the only rule using it) */
+    uint32_t as;         /* Log= As (access state), URL-decoded */
+    int64_t status, hb;  /* Log= S and Hb; -1 when absent */
+    int16_t http;        /* sc-status 1..999, 0 when none */
     uint8_t is_eas;
     uint8_t backend;     /* a back-end (Proxy) line */
     uint8_t fe_before;   /* a front-end line came before it in this worker's input */
 };
 
+#define FCMD_POOL 64u
+
 struct frecs {
     struct frec *v;
+    uint32_t *dev; /* per record: the pool id of its device */
     size_t n, cap, pre;
 };
 
@@ -65,18 +73,45 @@ struct et__fw {
 
 /* ---- interning ------------------------------------------------------------------------ */
 
-static const char *intern(struct et__fw *fw, const char *s, size_t n, int *oom)
+/* The pool id of s + 1 (0 only on ENOMEM, with *oom set). */
+static uint32_t intern(struct et__fw *fw, const char *s, size_t n, int *oom)
 {
-    const char *d = et_strpool_intern(&fw->in, s, n, NULL);
-    if (d == NULL)
+    uint32_t id;
+    if (et_strpool_intern(&fw->in, s, n, &id) == NULL || id >= UINT32_MAX - FCMD_POOL) {
         *oom = 1;
-    return d;
+        return 0;
+    }
+    return id + 1;
+}
+
+/* struct frec's cmd of a command name as sent. */
+static uint32_t cmd_code(struct et__fw *fw, const char *s, size_t n, int *oom)
+{
+    enum et_eas_cmd c = et_eas_cmd_from(s, n);
+    const char *cn = et_eas_cmd_name(c);
+    if (c != ET_EAS_CMD_OTHER && c != ET_EAS_CMD_NONE && strlen(cn) == n && memcmp(cn, s, n) == 0)
+        return (uint32_t)c;
+    uint32_t id = intern(fw, s, n, oom);
+    return id ? FCMD_POOL + id - 1 : 0;
+}
+
+static const char *cmd_str(const struct et_strpool *pool, uint32_t cmd)
+{
+    if (cmd == 0)
+        return NULL;
+    return cmd < FCMD_POOL ? et_eas_cmd_name((enum et_eas_cmd)cmd)
+                           : et_strpool_str(pool, cmd - FCMD_POOL);
+}
+
+static const char *pool_str(const struct et_strpool *pool, uint32_t id)
+{
+    return id ? et_strpool_str(pool, id - 1) : NULL;
 }
 
 /* Interns a device id and gives its shard: the same in every worker (a hash of the bytes),
  * computed once per distinct id. */
 static const char *intern_device(struct et__fw *fw, const char *s, size_t n, unsigned *shard,
-                                 int *oom)
+                                 uint32_t *idp, int *oom)
 {
     uint32_t id;
     const char *d = et_strpool_intern(&fw->in, s, n, &id);
@@ -100,6 +135,7 @@ static const char *intern_device(struct et__fw *fw, const char *s, size_t n, uns
     if (fw->shard_of[id] == 0xff)
         fw->shard_of[id] = (uint8_t)(et_hash(s, n, 0) % (uint64_t)fw->nshards);
     *shard = fw->shard_of[id];
+    *idp = id;
     return d;
 }
 
@@ -121,8 +157,10 @@ void et__fw_free(struct et__fw *fw)
 {
     if (fw == NULL)
         return;
-    for (int i = 0; i < ET__SHARDS_MAX; i++)
+    for (int i = 0; i < ET__SHARDS_MAX; i++) {
         et_free(fw->sh[i].v);
+        et_free(fw->sh[i].dev);
+    }
     et_strpool_free(&fw->in);
     et_free(fw->shard_of);
     et_arena_free(fw->scratch);
@@ -171,6 +209,38 @@ static long slice_num(struct et_slice s)
     return v;
 }
 
+/* Does p[0..n) hold a byte of the set (at most 4 bytes)? Sixteen bytes at a time: one pass
+ * where a memchr per byte would read the query once per byte. */
+static int has_any(const uint8_t *p, size_t n, const char *set)
+{
+#ifdef __SSE2__
+    __m128i c[4];
+    int nc = 0;
+    for (; set[nc] != '\0' && nc < 4; nc++)
+        c[nc] = _mm_set1_epi8(set[nc]);
+    for (size_t i = 0; i < n; i += 16) {
+        uint8_t blk[16];
+        const uint8_t *b = p + i;
+        if (n - i < 16) { /* the tail, padded with NULs (never in the set) */
+            memset(blk, 0, sizeof(blk));
+            memcpy(blk, b, n - i);
+            b = blk;
+        }
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)b), m = _mm_setzero_si128();
+        for (int k = 0; k < nc; k++)
+            m = _mm_or_si128(m, _mm_cmpeq_epi8(x, c[k]));
+        if (_mm_movemask_epi8(m) != 0)
+            return 1;
+    }
+    return 0;
+#else
+    for (size_t i = 0; i < n; i++)
+        if (p[i] != '\0' && strchr(set, p[i]) != NULL)
+            return 1;
+    return 0;
+#endif
+}
+
 /* A query the scanned slices answer as the decoder would: short, and nothing to decode
  * before Log= (always last; the view reads nothing of the decoder's Log value). */
 static int fast_query(struct et_slice q, const struct et_iis_query *qs)
@@ -179,12 +249,11 @@ static int fast_query(struct et_slice q, const struct et_iis_query *qs)
     if (n == 0 || n > QUERY_FAST_MAX)
         return 0;
     if (qs->log.len > 0) {
-        if (memchr(qs->log.ptr, '&', qs->log.len) != NULL)
+        if (has_any(qs->log.ptr, qs->log.len, "&"))
             return 0;
         n = (size_t)(qs->log.ptr - q.ptr);
     }
-    return memchr(q.ptr, '%', n) == NULL && memchr(q.ptr, '+', n) == NULL &&
-           memchr(q.ptr, '#', n) == NULL;
+    return !has_any(q.ptr, n, "%+#");
 }
 
 /* The decoder's answer to "is this path ActiveSync?" for a stem, cached (stems repeat). */
@@ -214,7 +283,7 @@ static int stem_is_eas(struct et__fw *fw, struct et_slice st, int *oom)
     return rq.is_eas;
 }
 
-static int frecs_push(struct frecs *s, const struct frec *r)
+static int frecs_push(struct frecs *s, const struct frec *r, uint32_t dev)
 {
     if (s->n == s->cap) {
         size_t nc = s->cap ? s->cap * 2 : 1024;
@@ -222,8 +291,13 @@ static int frecs_push(struct frecs *s, const struct frec *r)
         if (nv == NULL)
             return ET_ENOMEM;
         s->v = nv;
+        uint32_t *nd = et_realloc(s->dev, nc * sizeof(*nd));
+        if (nd == NULL)
+            return ET_ENOMEM;
+        s->dev = nd;
         s->cap = nc;
     }
+    s->dev[s->n] = dev;
     s->v[s->n++] = *r;
     return 0;
 }
@@ -267,7 +341,7 @@ int et__fw_candidate(struct et__fw *fw, const struct et_iis_layout *l, const str
 
 void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct et_slice *f,
                  int n, enum et_iis_stem stem, const struct et_iis_query *qs, int64_t t_end,
-                 int *oom)
+                 uint32_t *dev_hint, int *oom)
 {
     struct frec r;
     struct et_slice v;
@@ -300,6 +374,7 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
     struct et_slice st = col(l, f, n, ET_IIS_STEM), q = col(l, f, n, ET_IIS_QUERY);
     const char *device = NULL, *user = NULL;
     unsigned shard = 0;
+    uint32_t dev = 0;
     int eas = -1;
     if (!qs->base64 && qs->cmd.len > 0 && qs->device_id.len > 0 && fast_query(q, qs))
         eas = stem_is_eas(fw, st, oom);
@@ -307,15 +382,17 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
         r.is_eas = (uint8_t)eas;
         if (eas) {
             /* The usual names are static strings; any other spelling is kept as sent. */
-            enum et_eas_cmd c = et_eas_cmd_from((const char *)qs->cmd.ptr, qs->cmd.len);
-            const char *cn = et_eas_cmd_name(c);
-            if (c != ET_EAS_CMD_OTHER && c != ET_EAS_CMD_NONE && strlen(cn) == qs->cmd.len &&
-                memcmp(cn, qs->cmd.ptr, qs->cmd.len) == 0)
-                r.cmd = cn;
-            else
-                r.cmd = intern(fw, (const char *)qs->cmd.ptr, qs->cmd.len, oom);
-            device = intern_device(fw, (const char *)qs->device_id.ptr, qs->device_id.len,
-                                   &shard, oom);
+            r.cmd = cmd_code(fw, (const char *)qs->cmd.ptr, qs->cmd.len, oom);
+            if (dev_hint != NULL && *dev_hint != 0) {
+                dev = *dev_hint - 1;
+                shard = fw->shard_of[dev];
+                device = et_strpool_str(&fw->in, dev);
+            } else {
+                device = intern_device(fw, (const char *)qs->device_id.ptr, qs->device_id.len,
+                                       &shard, &dev, oom);
+                if (device != NULL && dev_hint != NULL)
+                    *dev_hint = dev + 1;
+            }
         }
     } else {
         struct et_eas_request rq;
@@ -343,21 +420,21 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
         r.is_eas = (uint8_t)rq.is_eas;
         if (rq.is_eas) {
             if (rq.cmd != NULL)
-                r.cmd = intern(fw, rq.cmd, strlen(rq.cmd), oom);
+                r.cmd = cmd_code(fw, rq.cmd, strlen(rq.cmd), oom);
             user = rq.user;
             if (rq.device_id != NULL && rq.device_id[0] != '\0')
-                device = intern_device(fw, rq.device_id, strlen(rq.device_id), &shard, oom);
+                device = intern_device(fw, rq.device_id, strlen(rq.device_id), &shard, &dev,
+                                       oom);
         }
     }
     if (device == NULL && user != NULL)
-        device = intern_device(fw, user, strlen(user), &shard, oom);
+        device = intern_device(fw, user, strlen(user), &shard, &dev, oom);
     if (device == NULL && (v = col(l, f, n, ET_IIS_C_IP)).len)
-        device = intern_device(fw, (const char *)v.ptr, v.len, &shard, oom);
-    if (device == NULL) {
-        device = "-";
-        shard = (unsigned)(et_hash("-", 1, 0) % (uint64_t)fw->nshards);
-    }
-    r.device = device;
+        device = intern_device(fw, (const char *)v.ptr, v.len, &shard, &dev, oom);
+    if (device == NULL)
+        device = intern_device(fw, "-", 1, &shard, &dev, oom);
+    if (device == NULL)
+        return;
     if (!r.is_eas && r.http >= 500) {
         v = col(l, f, n, ET_IIS_HOST);
         if (v.len == 0)
@@ -381,7 +458,7 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
                 if (k > 0)
                     r.error = intern(fw, tmp, k, oom);
             }
-            if (lg.sync_key >= 0 && r.cmd != NULL && strcmp(r.cmd, "Sync") == 0)
+            if (lg.sync_key >= 0 && r.cmd == ET_EAS_CMD_SYNC)
                 r.sk = lg.sync_key;
         }
         const char *as = log_item(&lg, "As", 0, tmp, sizeof(tmp));
@@ -390,7 +467,7 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
     }
     if (*oom)
         return;
-    if (frecs_push(&fw->sh[shard], &r) != 0)
+    if (frecs_push(&fw->sh[shard], &r, dev) != 0)
         *oom = 1;
 }
 
@@ -539,8 +616,11 @@ struct et__fa *et__fa_new(int nshards)
     if (fa == NULL)
         return NULL;
     fa->nshards = nshards < 1 ? 1 : (nshards > ET__SHARDS_MAX ? ET__SHARDS_MAX : nshards);
+    struct et_analyzer_opts ao;
+    et_analyzer_opts_default(&ao);
+    ao.no_rates = 1; /* the report shows its own device table, not the analyzer's rates */
     for (int i = 0; i < fa->nshards; i++) {
-        fa->sh[i].an = et_analyzer_new(NULL);
+        fa->sh[i].an = et_analyzer_new(&ao);
         fa->sh[i].a = et_arena_new(16 * 1024);
         if (fa->sh[i].an == NULL || fa->sh[i].a == NULL) {
             et__fa_free(fa);
@@ -572,38 +652,39 @@ void et__fa_path(struct et__fa *fa)
 
 /* The view et_view_build gives the reader's exchange of this record. Only the fields the
  * rules read change per record; the rest stay as et_view_build leaves them for IIS lines. */
-static void feed_one(struct shard *s, const struct frec *r, uint64_t id, struct et_exchange *x,
-                     struct et_view *v)
+static void feed_one(struct shard *s, const struct et_strpool *pool, const struct frec *r,
+                     const char *device, uint64_t id, struct et_exchange *x, struct et_view *v)
 {
     struct et_finding *f = NULL;
+    const char *as = pool_str(pool, r->as), *error = pool_str(pool, r->error);
     x->id = id;
     x->t.req_begin = r->t;
     x->t.resp_end = r->t;
     x->has_response = r->http > 0;
     x->resp.status = r->http;
-    x->host = r->host;
-    x->meta.n = r->as != NULL;
-    x->meta.v[0].value = r->as != NULL ? r->as : "";
+    x->host = pool_str(pool, r->host);
+    x->meta.n = as != NULL;
+    x->meta.v[0].value = as != NULL ? as : "";
     v->is_eas = r->is_eas;
-    v->cmd = r->is_eas ? r->cmd : NULL;
-    v->device = r->device;
+    v->cmd = r->is_eas ? cmd_str(pool, r->cmd) : NULL;
+    v->device = device;
     v->http_status = r->http;
     v->top_status = r->status;
     v->nstatus = r->status >= 0;
     v->statuses[0] = r->status;
     v->status_parent[0] = NULL;
-    v->server_error = r->error;
+    v->server_error = error;
     v->throttled = 0;
     v->throttle = NULL;
-    if (r->error != NULL && (strstr(r->error, "TooManyJobsQueued") || strstr(r->error, "OverBudget") ||
-                             strstr(r->error, "Throttl") || strstr(r->error, "Budget"))) {
+    if (error != NULL && (strstr(error, "TooManyJobsQueued") || strstr(error, "OverBudget") ||
+                          strstr(error, "Throttl") || strstr(error, "Budget"))) {
         v->throttled = 1;
-        v->throttle = r->error;
+        v->throttle = error;
     }
     v->heartbeat_req = r->hb;
     v->ncolls = 0;
     if (r->sk >= 0) {
-        snprintf(s->sk, sizeof(s->sk), "%ld", r->sk);
+        et_fmt_i64(s->sk, r->sk);
         v->colls[0].collection_id = NULL;
         v->colls[0].sync_key = s->sk;
         v->colls[0].new_sync_key = NULL;
@@ -638,17 +719,41 @@ static void *shard_main(void *p)
     x.meta.v = &as_meta;
     x.meta.cap = 1;
     for (int k = 0; k < s->nsegs && s->rc == 0; k++) {
-        const struct frecs *rs = &s->segs[k].fw->sh[s->idx];
-        size_t i = s->segs[k].skip_prefix ? rs->pre : 0;
-        for (; i < rs->n && s->rc == 0; i++) {
-            const struct frec *r = &rs->v[i];
+        const struct et__fw *fw = s->segs[k].fw;
+        const struct frecs *rs = &fw->sh[s->idx];
+        size_t i0 = s->segs[k].skip_prefix ? rs->pre : 0, cnt = rs->n - i0;
+        /* The analyzer's state is per device: each device's records in file order, one
+         * device after the other (a stable counting sort by device), give the same findings
+         * as the file's order while the device's state stays in the cache. */
+        uint32_t nids = (uint32_t)fw->in.n;
+        uint32_t *first = et_calloc((size_t)nids + 1, sizeof(*first));
+        uint32_t *order = et_malloc((cnt ? cnt : 1) * sizeof(*order));
+        if (first == NULL || order == NULL) {
+            et_free(first);
+            et_free(order);
+            s->rc = ET_ENOMEM;
+            break;
+        }
+        for (size_t i = i0; i < rs->n; i++)
+            first[rs->dev[i] + 1]++;
+        for (uint32_t d = 0; d < nids; d++)
+            first[d + 1] += first[d];
+        for (size_t i = i0; i < rs->n; i++)
+            order[first[rs->dev[i]]++] = (uint32_t)(i - i0);
+        et_free(first);
+        for (size_t j = 0; j < cnt && s->rc == 0; j++) {
+            if (j + 16 < cnt)
+                __builtin_prefetch(&rs->v[i0 + order[j + 16]]);
+            const struct frec *r = &rs->v[i0 + order[j]];
+            const char *device = et_strpool_str(&fw->in, rs->dev[i0 + order[j]]);
             int auto_site = s->site == ET_IIS_SITE_AUTO;
             if (r->backend && auto_site && (s->fe_seg[k] || r->fe_before))
                 continue;
             /* The number the reader gives this exchange (messages quote it). */
-            feed_one(s, r, s->id_seg[k] + r->fe_c + (auto_site && s->fe_seg[k] ? 0 : r->be_c),
-                     &x, &v);
+            feed_one(s, &fw->in, r, device,
+                     s->id_seg[k] + r->fe_c + (auto_site && s->fe_seg[k] ? 0 : r->be_c), &x, &v);
         }
+        et_free(order);
     }
     return NULL;
 }
@@ -729,7 +834,7 @@ int et__fa_table(struct et__fa *fa, const char *device, const char *const **out,
         }
     qsort(v, k, sizeof(*v), cmp_fkey);
     for (size_t r = 0; r < k; r++) {
-        snprintf(fa->nums[r][0], sizeof(fa->nums[r][0]), "%llu", v[r].count);
+        et_fmt_u64(fa->nums[r][0], v[r].count);
         et_time_iso8601(v[r].first, fa->nums[r][1], sizeof(fa->nums[r][1]));
         fa->cells[r * 7 + 0] = et_severity_name((enum et_severity)v[r].sev);
         fa->cells[r * 7 + 1] = v[r].rule;

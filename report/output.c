@@ -6,6 +6,7 @@
 #include "eastrace/iisreport.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,7 +72,9 @@ static const char **grid_row(struct out *o, struct grid *g)
 
 static const char *fmt_u(struct out *o, uint64_t v)
 {
-    const char *s = et_arena_printf(o->a, "%llu", (unsigned long long)v);
+    char b[24];
+    size_t n = et_fmt_u64(b, v);
+    char *s = et_arena_strndup(o->a, b, n);
     if (s == NULL)
         o->oom = 1;
     return s ? s : "";
@@ -491,9 +494,58 @@ static void render_svg_hours(FILE *f, const struct agg *g)
     et_free(v);
 }
 
-static void render_html(FILE *f, struct et_iis_report *r, const struct out *o,
-                        const struct agg *g)
+/* The findings table made on a second thread while the report's own tables are built and
+ * written: the analyzer's summary, the grouped rows sorted, and (text and JSON) the table
+ * rendered into a buffer that is written in its place. */
+struct fa_job {
+    struct et_iis_report *r;
+    int render;                /* 1: render as tf into out */
+    enum et_table_format tf;
+    unsigned flags;
+    struct et_buf out;
+    int rc;
+    pthread_t th;
+    int started;
+};
+
+static void *fa_job_main(void *p)
 {
+    struct fa_job *j = p;
+    struct et_iis_report *r = j->r;
+    j->rc = et__fa_table(r->fa, r->device, &r->fa_cells, &r->fa_rows);
+    r->fa_done = 1;
+    if (j->rc == 0 && j->render) {
+        struct et_table t = {"findings", et__fa_cols, 7, r->fa_cells, r->fa_rows};
+        j->rc = et_table_render(&t, j->tf, j->flags, &j->out);
+    }
+    return NULL;
+}
+
+/* Waits for the job (or runs it here when its thread did not start). */
+static int fa_job_wait(struct fa_job *j)
+{
+    if (j->started) {
+        pthread_join(j->th, NULL);
+        j->started = 0;
+    } else if (!j->r->fa_done) {
+        fa_job_main(j);
+    }
+    return j->rc;
+}
+
+/* Waits for the job and writes its rendering. */
+static int write_job(struct fa_job *j, FILE *f)
+{
+    int rc = fa_job_wait(j);
+    if (rc == 0 && j->out.len > 0 && fwrite(j->out.data, 1, j->out.len, f) != j->out.len)
+        rc = ET_EIO;
+    return rc;
+}
+
+static int render_html(FILE *f, struct et_iis_report *r, const struct out *o,
+                       const struct agg *g, struct fa_job *job, int fa_k)
+{
+    int rc = 0;
     struct et_iis_report_totals t;
     et_iis_report_totals(r, &t);
     fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n"
@@ -514,11 +566,12 @@ static void render_html(FILE *f, struct et_iis_report *r, const struct out *o,
             (unsigned long long)t.bad);
     fputs("<h2>Hits per hour (UTC)</h2>\n", f);
     render_svg_hours(f, g);
-    for (int k = 0; k < o->ng; k++) {
+    for (int k = 0; k < o->ng && rc == 0; k++) {
         struct et_table tb = as_table(&o->g[k]);
-        et_table_write(&tb, ET_TABLE_HTML, ET_TABLE_TITLE, f);
+        rc = k == fa_k ? write_job(job, f) : et_table_write(&tb, ET_TABLE_HTML, ET_TABLE_TITLE, f);
     }
     fputs("</body></html>\n", f);
+    return rc;
 }
 
 int et_iis_report_add_table(struct et_iis_report *r, const char *name, const char *const *cols,
@@ -550,13 +603,27 @@ int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format 
 {
     struct out o;
     struct agg *g = &r->side[et__chosen_side(r)];
-    int rc = 0;
+    int rc = 0, fa_k = -1;
+    struct fa_job job;
 
     memset(&o, 0, sizeof(o));
+    memset(&job, 0, sizeof(job));
+    job.r = r;
+    et_buf_init(&job.out, 0);
     o.a = et_arena_new(64 * 1024);
     if (o.a == NULL) {
         et_error_set(e, ET_ENOMEM, "report output");
         return ET_ENOMEM;
+    }
+    if (r->fa != NULL && !r->fa_done && fmt != ET_REPORT_CSV) {
+        job.render = 1;
+        job.tf = fmt == ET_REPORT_TABLE  ? ET_TABLE_TEXT
+                 : fmt == ET_REPORT_HTML ? ET_TABLE_HTML
+                                         : ET_TABLE_JSON;
+        job.flags = fmt == ET_REPORT_TABLE  ? ET_TABLE_TITLE | ET_TABLE_HIDE_ZERO
+                    : fmt == ET_REPORT_HTML ? ET_TABLE_TITLE
+                                            : 0;
+        job.started = pthread_create(&job.th, NULL, fa_job_main, &job) == 0;
     }
     switch (r->given != NULL ? ET_IIS_REPORT_COUNT : r->o.kind) {
     case ET_IIS_REPORT_COUNT: /* computed elsewhere: the given tables, cells borrowed */
@@ -586,12 +653,14 @@ int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format 
     }
     /* The analyzer's findings follow the report's own tables, then the caller's; the grids
      * borrow their cells. */
-    if (r->fa != NULL && !r->fa_done) {
-        if (et__fa_table(r->fa, r->device, &r->fa_cells, &r->fa_rows) != 0)
-            o.oom = 1;
-        r->fa_done = 1;
+    if (r->fa != NULL && job.started && job.render && o.ng < (int)ET_ARRAY_SIZE(o.g)) {
+        /* Its place: the job's rendering is written there, once the tables before it are. */
+        fa_k = o.ng;
+        (void)grid_new(&o, "findings");
+    } else if (r->fa != NULL && fa_job_wait(&job) == ET_ENOMEM) {
+        o.oom = 1;
     }
-    if (r->fa != NULL && r->fa_cells != NULL && o.ng < (int)ET_ARRAY_SIZE(o.g)) {
+    if (fa_k < 0 && r->fa != NULL && r->fa_cells != NULL && o.ng < (int)ET_ARRAY_SIZE(o.g)) {
         struct grid *gr = grid_new(&o, "findings");
         for (int c = 0; c < 7; c++)
             grid_col(gr, et__fa_cols[c]);
@@ -632,7 +701,10 @@ int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format 
     case ET_REPORT_TABLE:
         for (int k = 0; k < o.ng && rc == 0; k++) {
             struct et_table t = as_table(&o.g[k]);
-            rc = et_table_write(&t, ET_TABLE_TEXT, ET_TABLE_TITLE | ET_TABLE_HIDE_ZERO, f);
+            if (k == fa_k)
+                rc = write_job(&job, f);
+            else
+                rc = et_table_write(&t, ET_TABLE_TEXT, ET_TABLE_TITLE | ET_TABLE_HIDE_ZERO, f);
         }
         if (g->recs.truncated || r->bad_alloc)
             fprintf(f, "(truncated: row cap or memory limit reached)\n");
@@ -650,12 +722,15 @@ int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format 
             struct et_table tb = as_table(&o.g[k]);
             if (k)
                 fputc(',', f);
-            rc = et_table_write(&tb, ET_TABLE_JSON, 0, f);
+            if (k == fa_k)
+                rc = write_job(&job, f);
+            else
+                rc = et_table_write(&tb, ET_TABLE_JSON, 0, f);
         }
         fputs("]}\n", f);
         break;
     }
-    case ET_REPORT_HTML: render_html(f, r, &o, g); break;
+    case ET_REPORT_HTML: rc = render_html(f, r, &o, g, &job, fa_k); break;
     }
     if (rc != 0) {
         et_error_set(e, rc, "writing the report: %s", et_strerror(rc));
@@ -664,6 +739,9 @@ int et_iis_report_write(struct et_iis_report *r, FILE *f, enum et_report_format 
         rc = ET_EIO;
     }
 out:
+    if (job.started)
+        (void)fa_job_wait(&job);
+    et_buf_free(&job.out);
     for (int k = 0; k < o.ng; k++)
         et_free(o.g[k].cells);
     et_arena_free(o.a);

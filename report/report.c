@@ -440,8 +440,22 @@ static void count_line(struct worker *w, const char *line, size_t len)
     struct et_iis_query q;
     struct et_slice qs = colv(w, f, n, ET_IIS_QUERY);
     et_iis_query_scan((const char *)qs.ptr, qs.len, &q);
-    if (w->fw != NULL)
-        et__fw_line(w->fw, &w->layout, f, n, stem, &q, t, &w->oom);
+    const int64_t hits_b = o->interval > 0 ? (t / 1000000 / o->interval) * o->interval : 0;
+    struct row *dev_row = NULL; /* the hits row of this line, found early for the findings */
+    if (w->fw != NULL) {
+        uint32_t *hint = NULL;
+        if (!q.base64 && w->r->device == NULL &&
+            (o->kind == ET_IIS_REPORT_HITS || o->kind == ET_IIS_REPORT_TOP)) {
+            /* The row keeps the findings' id of the DeviceId spelt as its key: the line's
+             * device is then found once, not in the row table and the string pool. */
+            dev_row = et__table_get(&(*w->cur)[sidx].devs, w->arena,
+                                    (const char *)q.device_id.ptr, q.device_id.len, hits_b);
+            if (dev_row != NULL && dev_row->klen == q.device_id.len &&
+                memcmp(dev_row->key, q.device_id.ptr, q.device_id.len) == 0)
+                hint = &dev_row->fdev;
+        }
+        et__fw_line(w->fw, &w->layout, f, n, stem, &q, t, hint, &w->oom);
+    }
     if (q.base64) {
         /* Outlook / Windows Mail: decode only these lines; plain ones stay on the fast path.
          * The decoded strings live until the next base64 line (rows copy their keys). */
@@ -482,9 +496,10 @@ static void count_line(struct worker *w, const char *line, size_t len)
     }
 
     if (o->kind == ET_IIS_REPORT_HITS || o->kind == ET_IIS_REPORT_TOP) {
-        int64_t b = o->interval > 0 ? (t / 1000000 / o->interval) * o->interval : 0;
         struct et_slice dev = q.device_id;
-        struct row *d = et__table_get(&g->devs, w->arena, (const char *)dev.ptr, dev.len, b);
+        struct row *d = dev_row != NULL ? dev_row
+                                        : et__table_get(&g->devs, w->arena, (const char *)dev.ptr,
+                                                        dev.len, hits_b);
         if (d == NULL) {
             w->oom = 1;
             return;

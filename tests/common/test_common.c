@@ -9,7 +9,51 @@
 #include "eastrace/common.h"
 #include "eastrace/exchange.h"
 
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
+
+/* The decimal and ISO 8601 formatters give printf's text. */
+static void test_fmt_numbers_and_times_as_printf(void **state)
+{
+    char a[32], b[64];
+    (void)state;
+    static const uint64_t u[] = {0, 1, 9, 10, 99, 100, 4294967295ULL, 4294967296ULL,
+                                 18446744073709551615ULL};
+    for (size_t i = 0; i < sizeof(u) / sizeof(u[0]); i++) {
+        snprintf(b, sizeof(b), "%llu", (unsigned long long)u[i]);
+        assert_int_equal(et_fmt_u64(a, u[i]), strlen(b));
+        assert_string_equal(a, b);
+    }
+    static const int64_t s[] = {0, -1, 1, -9223372036854775807LL - 1, 9223372036854775807LL, -42};
+    for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++) {
+        snprintf(b, sizeof(b), "%lld", (long long)s[i]);
+        assert_int_equal(et_fmt_i64(a, s[i]), strlen(b));
+        assert_string_equal(a, b);
+    }
+    /* Times: every millisecond digit, the years around 1970, 2000 and 9999, and past 9999
+     * (printf's path). */
+    uint64_t x = 7;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        int64_t us = (int64_t)(x % 400000000000000000ULL) + 1;
+        if (i % 4 == 0)
+            us = (int64_t)(x % (40LL * 365 * 86400 * 1000000)) + 1;
+        struct tm tm;
+        time_t secs = (time_t)(us / 1000000);
+        gmtime_r(&secs, &tm);
+        snprintf(b, sizeof(b), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                 (int)((us % 1000000) / 1000));
+        char o[64];
+        assert_string_equal(et_time_iso8601(us, o, sizeof(o)), b);
+    }
+    char small[8];
+    et_time_iso8601(1714557600123456LL, small, sizeof(small));
+    assert_string_equal(small, "2024-05"); /* cut like snprintf */
+}
 
 static void test_buf_append_respects_cap(void **state)
 {
@@ -220,6 +264,7 @@ int main(void)
         cmocka_unit_test(test_alloc_failure_injection),
         cmocka_unit_test(test_scrub_terminal_controls),
         cmocka_unit_test(test_json_string_escapes_c1),
+        cmocka_unit_test(test_fmt_numbers_and_times_as_printf),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "eastrace/common.h"
@@ -19,6 +20,47 @@ static char *render(const struct et_table *t, enum et_table_format fmt, unsigned
     assert_int_equal(et_table_render(t, fmt, flags, b), 0);
     assert_int_equal(et_buf_putc(b, '\0'), 0);
     return (char *)b->data;
+}
+
+/* Text cells longer than a column are scrubbed from their first bytes only: each line shows
+ * what scrubbing the whole cell and cutting it at 40 bytes shows, whatever straddles byte 40
+ * (UTF-8 sequences valid and cut, C1 controls, stray continuation bytes, ESC). */
+static void test_text_long_cells_cut_as_whole_cells(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {"a", "bb", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+                                         "\xc2\x85", "\x80", "\xe2\x82", "\x1b[31m", "\t", "7"};
+    static char cells[200][200];
+    const char *cp[200];
+    uint64_t x = 12345;
+    for (int r = 0; r < 200; r++) {
+        size_t n = 0;
+        while (n < 120) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            const char *p = pieces[x % (sizeof(pieces) / sizeof(pieces[0]))];
+            memcpy(cells[r] + n, p, strlen(p));
+            n += strlen(p);
+        }
+        cells[r][n] = '\0';
+        cp[r] = cells[r];
+    }
+    static const char *const cols[] = {"c"};
+    struct et_table t = {"t", cols, 1, cp, 200};
+    struct et_buf b;
+    et_buf_init(&b, 0);
+    char *out = render(&t, ET_TABLE_TEXT, 0, &b);
+    char *line = strchr(out, '\n') + 1; /* after the header */
+    for (int r = 0; r < 200; r++) {
+        char want[300], full[200];
+        strcpy(full, cells[r]);
+        et_str_printable(full);
+        snprintf(want, sizeof(want), "%-40.40s  \n", full);
+        assert_memory_equal(line, want, strlen(want));
+        line += strlen(want);
+    }
+    et_buf_free(&b);
 }
 
 static void test_csv_cell_prefixes_formulas(void **state)
@@ -158,6 +200,7 @@ int main(void)
         cmocka_unit_test(test_table_hide_zero_and_json_numbers),
         cmocka_unit_test(test_json_string_repairs_utf8),
         cmocka_unit_test(test_table_text_fixed_widths_stream_rows),
+        cmocka_unit_test(test_text_long_cells_cut_as_whole_cells),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -141,6 +141,29 @@ static void test_log_parse_only_keeps_wanted_items_as_full_parse(void **state)
     assert_int_equal(b.status, 42); /* the last S within the cap (S49 and S56 are past it) */
 }
 
+/* Random strings over the bytes that matter (separators, wanted and unwanted first
+ * bytes), short and long: past the item cap, past 4080 bytes (where the fast scan gives up),
+ * ending in every position of a 16-byte block. */
+static void test_log_parse_only_random(void **state)
+{
+    (void)state;
+    static const char alpha[] = "SHEAa_:_X1%9b";
+    static char buf[6000];
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    for (int iter = 0; iter < 20000; iter++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        size_t n = iter % 100 == 0 ? 4000 + (size_t)(x % 2000) : (size_t)(x % 300);
+        uint64_t y = x;
+        for (size_t i = 0; i < n; i++) {
+            y = y * 6364136223846793005ULL + 1442695040888963407ULL;
+            buf[i] = alpha[(y >> 33) % (sizeof(alpha) - 1)];
+        }
+        check_only_matches_full(buf, n);
+    }
+}
+
 static void test_log_items_2003_packed_grammar(void **state)
 {
     (void)state;
@@ -593,6 +616,7 @@ int main(void)
         cmocka_unit_test(test_log_items_newer_colon_numbers),
         cmocka_unit_test(test_log_items_2003_packed_grammar),
         cmocka_unit_test(test_log_parse_only_keeps_wanted_items_as_full_parse),
+        cmocka_unit_test(test_log_parse_only_random),
         cmocka_unit_test(test_log_items_cap_counts_dropped),
         cmocka_unit_test(test_query_scan_and_commands),
         cmocka_unit_test(test_iis_base64_query_decoded),

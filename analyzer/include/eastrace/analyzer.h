@@ -134,6 +134,9 @@ struct et_analyzer_opts {
                                     (10000) */
     unsigned foldersync_grace;   /* requests after Ping 7 / Sync 12 without a FolderSync that
                                     make foldersync-ignored (2) */
+    int no_rates;                /* do not keep et_device_stats.max_per_minute (left 0): for
+                                    callers that never show device summaries, such as the IIS
+                                    report's findings (0: keep it). Findings do not change. */
 };
 void et_analyzer_opts_default(struct et_analyzer_opts *o);
 /*

@@ -171,6 +171,10 @@ char *et_str_printable(char *s);
 
 /* Value of a hexadecimal digit, or -1. */
 int et_hex_digit(int c);
+/* The decimal digits of v, NUL-terminated, in out (at least 21 bytes; 22 for et_fmt_i64).
+ * Returns the length. For hot paths where printf's format parsing costs more than the work. */
+size_t et_fmt_u64(char *out, uint64_t v);
+size_t et_fmt_i64(char *out, int64_t v);
 
 /* Case-insensitive ASCII comparisons. */
 int et_strcaseeq(const char *a, const char *b);

@@ -477,15 +477,10 @@ static void log_clear(struct et_eas_log *o)
 
 /* Adds the item that starts at p (it ends at the next '_'; a ':' before that splits name
  * and value, else the name is the leading letters) and assigns its field. */
-static void item_at(struct et_eas_log *o, const char *p, const char *end)
+/* Adds the item p..ie (colon: its first ':', or NULL: the name is then the leading letters)
+ * and assigns its field. */
+static void add_item(struct et_eas_log *o, const char *p, const char *colon, const char *ie)
 {
-    const char *ie = p, *colon = NULL;
-    /* Items are a few bytes: a plain loop beats two library calls. */
-    while (ie < end && *ie != '_') {
-        if (*ie == ':' && colon == NULL)
-            colon = ie;
-        ie++;
-    }
     if (colon != NULL) {
         log_add(o, p, (size_t)(colon - p), colon + 1, (size_t)(ie - colon - 1), 1);
     } else {
@@ -495,6 +490,18 @@ static void item_at(struct et_eas_log *o, const char *p, const char *end)
         log_add(o, p, (size_t)(q - p), q, (size_t)(ie - q), 0);
     }
     log_assign(o, &o->items[o->nitems - 1]);
+}
+
+static void item_at(struct et_eas_log *o, const char *p, const char *end)
+{
+    const char *ie = p, *colon = NULL;
+    /* Items are a few bytes: a plain loop beats two library calls. */
+    while (ie < end && *ie != '_') {
+        if (*ie == ':' && colon == NULL)
+            colon = ie;
+        ie++;
+    }
+    add_item(o, p, colon, ie);
 }
 
 #ifdef __SSE2__
@@ -586,15 +593,7 @@ void et_eas_log_parse_only(const char *s, size_t n, const char *first, struct et
         if (ie > p && ++seen > ET_EAS_LOG_MAX_ITEMS) {
             o->dropped++;
         } else if (ie > p && want) {
-            if (colon != NULL) {
-                log_add(o, p, (size_t)(colon - p), colon + 1, (size_t)(ie - colon - 1), 1);
-            } else {
-                const char *q = p;
-                while (q < ie && is_alpha(*q))
-                    q++;
-                log_add(o, p, (size_t)(q - p), q, (size_t)(ie - q), 0);
-            }
-            log_assign(o, &o->items[o->nitems - 1]);
+            add_item(o, p, colon, ie);
         }
         if (ie == end)
             break;

@@ -1,5 +1,6 @@
 /* Growable, capped byte buffers and the escaping helpers that append to them. */
 #include "eastrace/common.h"
+#include "plainrun.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -130,10 +131,16 @@ uint8_t *et_buf_detach(struct et_buf *b, size_t *len)
 
 int et_buf_put_xml_escaped(struct et_buf *b, const char *s, size_t n)
 {
-    size_t i, run = 0;
+    size_t i, run = 0, next = 0;
     int rc;
 
     for (i = 0; i < n; i++) {
+        if (i >= next) { /* skip plain blocks; after a block that is not, 16 bytes one by one */
+            i += et__plain_run(s + i, n - i, "&<>\"'", 5, 1);
+            if (i >= n)
+                break;
+            next = i + 16;
+        }
         unsigned char c = (unsigned char)s[i];
         const char *rep = NULL;
         char num[8];
@@ -201,12 +208,18 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 int et_buf_put_json_string(struct et_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
-    size_t i, run = 0;
+    size_t i, run = 0, next = 0;
     int rc;
 
     if ((rc = et_buf_putc(b, '"')) != 0)
         return rc;
     for (i = 0; i < n; i++) {
+        if (i >= next) { /* skip plain blocks; after a block that is not, 16 bytes one by one */
+            i += et__plain_run(s + i, n - i, "\"\\", 2, 0);
+            if (i >= n)
+                break;
+            next = i + 16;
+        }
         unsigned char c = (unsigned char)s[i];
         char esc[7];
         const char *rep = NULL;

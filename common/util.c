@@ -1,5 +1,6 @@
 /* Base64, UTF-8 validation, ASCII case folding and time formatting. */
 #include "eastrace/common.h"
+#include "plainrun.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -188,10 +189,16 @@ static long sgr_seq(const uint8_t *p, size_t n)
 
 size_t et_scrub(uint8_t *p, size_t n, unsigned flags, size_t *keep)
 {
-    size_t i = 0, bad = 0;
+    size_t i = 0, bad = 0, next = 0;
     if (keep != NULL)
         *keep = 0;
     while (i < n) {
+        if (i >= next) { /* skip printable ASCII blocks; after one that is not, 16 bytes one by one */
+            i += et__plain_run((const char *)p + i, n - i, "", 0, 0);
+            if (i >= n)
+                break;
+            next = i + 16;
+        }
         uint8_t c = p[i];
         long l;
         uint32_t cp = 0;

@@ -48,6 +48,7 @@ struct frec {
 };
 
 #define FCMD_POOL 64u
+_Static_assert(ET_EAS_CMD_COUNT < FCMD_POOL, "command codes below the pool ids");
 
 struct frecs {
     struct frec *v;

@@ -13,6 +13,89 @@
 #include <string.h>
 #include <time.h>
 
+/* The JSON and XML escapers and the terminal scrubber skip plain text sixteen bytes at a
+ * time: random strings of pieces, each with a known result whatever surrounds it (no piece
+ * starts with a UTF-8 continuation byte), plain runs of every length among them, give the
+ * pieces' results in order. */
+static void test_escapers_over_random_pieces(void **state)
+{
+    static const struct {
+        const char *in, *json, *xml, *scrub;
+    } pc[] = {
+        {"a", "a", "a", "a"},
+        {"The device must send FolderSync", "The device must send FolderSync",
+         "The device must send FolderSync", "The device must send FolderSync"},
+        {"0123456789abcdef-", "0123456789abcdef-", "0123456789abcdef-", "0123456789abcdef-"},
+        {"\xc3\xa9", "\xc3\xa9", "\xc3\xa9", "\xc3\xa9"},
+        {"\xe2\x82\xac", "\xe2\x82\xac", "\xe2\x82\xac", "\xe2\x82\xac"},
+        {"\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80", "\xf0\x9f\x98\x80"},
+        {"\xc2\x85", "\\u0085", "\xc2\x85", "??"},
+        {"\x1b", "\\u001b", "\\x1B", "?"},
+        {"\x7f", "\\u007f", "\x7f", "?"},
+        {"\t", "\\t", "\t", "?"},
+        {"\"", "\\\"", "&quot;", "\""},
+        {"\\", "\\\\", "\\", "\\"},
+        {"&", "&", "&amp;", "&"},
+        {"<", "<", "&lt;", "<"},
+        {"'", "'", "&apos;", "'"},
+        {"\xff", "\\ufffd", "\xff", "?"},
+        {"\xc3", "\\ufffd", "\xc3", "?"},
+    };
+    const size_t np = sizeof(pc) / sizeof(pc[0]);
+    struct et_buf in, j, x, wj, wx, ws;
+    uint64_t r = 99;
+    (void)state;
+    et_buf_init(&in, 0);
+    et_buf_init(&j, 0);
+    et_buf_init(&x, 0);
+    et_buf_init(&wj, 0);
+    et_buf_init(&wx, 0);
+    et_buf_init(&ws, 0);
+    for (int iter = 0; iter < 5000; iter++) {
+        et_buf_reset(&in);
+        et_buf_reset(&j);
+        et_buf_reset(&x);
+        et_buf_reset(&wj);
+        et_buf_reset(&wx);
+        et_buf_reset(&ws);
+        assert_int_equal(et_buf_putc(&wj, '"'), 0);
+        int k = (int)(r % 40);
+        for (int i = 0; i < k; i++) {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            /* plain pieces most of the time, so that whole plain blocks occur */
+            size_t w = r % 4 != 0 ? (r >> 8) % 3 : (r >> 8) % np;
+            assert_int_equal(et_buf_puts(&in, pc[w].in), 0);
+            assert_int_equal(et_buf_puts(&wj, pc[w].json), 0);
+            assert_int_equal(et_buf_puts(&wx, pc[w].xml), 0);
+            assert_int_equal(et_buf_puts(&ws, pc[w].scrub), 0);
+        }
+        r ^= r << 13;
+        r ^= r >> 7;
+        r ^= r << 17;
+        assert_int_equal(et_buf_putc(&wj, '"'), 0);
+        assert_int_equal(et_buf_put_json_string(&j, (const char *)in.data, in.len), 0);
+        assert_int_equal(et_buf_put_xml_escaped(&x, (const char *)in.data, in.len), 0);
+        assert_int_equal(j.len, wj.len);
+        assert_memory_equal(j.data, wj.data, j.len);
+        assert_int_equal(x.len, wx.len);
+        if (x.len)
+            assert_memory_equal(x.data, wx.data, x.len);
+        if (in.len) {
+            et_scrub(in.data, in.len, 0, NULL);
+            assert_int_equal(in.len, ws.len);
+            assert_memory_equal(in.data, ws.data, in.len);
+        }
+    }
+    et_buf_free(&in);
+    et_buf_free(&j);
+    et_buf_free(&x);
+    et_buf_free(&wj);
+    et_buf_free(&wx);
+    et_buf_free(&ws);
+}
+
 /* The decimal and ISO 8601 formatters give printf's text. */
 static void test_fmt_numbers_and_times_as_printf(void **state)
 {
@@ -265,6 +348,7 @@ int main(void)
         cmocka_unit_test(test_scrub_terminal_controls),
         cmocka_unit_test(test_json_string_escapes_c1),
         cmocka_unit_test(test_fmt_numbers_and_times_as_printf),
+        cmocka_unit_test(test_escapers_over_random_pieces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

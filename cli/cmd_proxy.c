@@ -59,7 +59,7 @@ struct run_ctx {
 /* Loop thread, at each request head: --only-user / --only-device say which exchanges are
  * recorded (the rest is forwarded unrecorded). The EAS request as the decoder reads it: the
  * User parameter and the Basic user name (DOMAIN\user and UPN forms, et_eas_user_match), the
- * DeviceId, plain or base64 query. */
+ * DeviceId, plain or base64 query; of any other request (Autodiscover) the Basic user. */
 static int on_select(const struct et_exchange *x, void *ud)
 {
     struct run_ctx *r = ud;
@@ -67,12 +67,15 @@ static int on_select(const struct et_exchange *x, void *ud)
     struct et_error e;
     et_error_clear(&e);
     int rc = et_eas_request_parse(x, x->arena, &q, &e);
-    if (rc == ET_EUNSUPPORTED || rc == ET_EINVAL || rc == ET_ENOMEM)
-        return 0; /* not ActiveSync: names no user or device */
+    if (rc == ET_EINVAL || rc == ET_ENOMEM)
+        return 0;
+    /* Not ActiveSync (Autodiscover): the Basic user alone names the account. */
     for (size_t i = 0; i < r->n_only_user; i++)
-        if (et_eas_user_match(r->only_user[i], q.user) ||
+        if ((rc != ET_EUNSUPPORTED && et_eas_user_match(r->only_user[i], q.user)) ||
             et_eas_user_match(r->only_user[i], q.auth_user))
             return 1;
+    if (rc == ET_EUNSUPPORTED)
+        return 0; /* names no device */
     for (size_t i = 0; i < r->n_only_device; i++)
         if (q.device_id != NULL && et_strcaseeq(r->only_device[i], q.device_id))
             return 1;

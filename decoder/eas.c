@@ -574,7 +574,17 @@ int et_eas_request_parse(const struct et_exchange *x, struct et_arena *a,
         return ET_EINVAL;
     }
     rc = et_eas_query_parse(x->req.target, a, out, e);
-    if (rc == ET_EUNSUPPORTED || rc == ET_ENOMEM || rc == ET_EINVAL)
+    if (rc == ET_EUNSUPPORTED) {
+        /* Not ActiveSync (Autodiscover, OWA...): only who sent it, the Basic user, which
+         * --user and --only-user match. */
+        if ((v = et_headers_get(&x->req.headers, "Authorization")) != NULL &&
+            parse_auth(v, a, out) != 0) {
+            et_error_set(e, ET_ENOMEM, "out of memory decoding the Authorization header");
+            return ET_ENOMEM;
+        }
+        return rc;
+    }
+    if (rc == ET_ENOMEM || rc == ET_EINVAL)
         return rc;
     /* Headers still count after a malformed query: they tell who sent it. */
     h = &x->req.headers;

@@ -155,36 +155,53 @@ static int eq_or_null(const char *want, const char *have)
     return want == NULL || (have != NULL && et_strcaseeq(want, have));
 }
 
-int et_pipe_filter_match(const struct et_pipe_filter *f, const struct et_pipe_item *it)
+void et_pipe_filter_facts_of(const struct et_pipe_item *it, struct et_pipe_filter_facts *out)
 {
     const struct et_exchange *x = it->x;
     const struct et_view *v = it->v;
-    int64_t t = et_exchange_time(x);
+    out->device = v->device;
+    out->device_id = v->req.device_id;
+    out->user = v->user;
+    out->auth_user = v->req.auth_user;
+    out->cmd = v->cmd;
+    if (out->cmd == NULL && x->req.method != NULL && et_strcaseeq(x->req.method, "OPTIONS"))
+        out->cmd = "OPTIONS";
+    out->host = x->host;
+    out->t = et_exchange_time(x);
+    out->severity = et_findings_max_severity(it->findings);
+}
 
-    if (f->device != NULL && !eq_or_null(f->device, v->device) &&
-        !eq_or_null(f->device, v->req.device_id))
+int et_pipe_filter_match_facts(const struct et_pipe_filter *f,
+                               const struct et_pipe_filter_facts *k)
+{
+    if (f->device != NULL && !eq_or_null(f->device, k->device) &&
+        !eq_or_null(f->device, k->device_id))
         return 0;
     /* The User parameter or the Basic user name, as the proxy's --only-user names an account
      * (case-insensitive; "jdoe", "CONTOSO\jdoe" and "jdoe@contoso.com" are one user). */
-    if (f->user != NULL && !et_eas_user_match(f->user, v->user) &&
-        !et_eas_user_match(f->user, v->req.auth_user))
+    if (f->user != NULL && !et_eas_user_match(f->user, k->user) &&
+        !et_eas_user_match(f->user, k->auth_user))
         return 0;
-    if (f->cmd != NULL) {
-        const char *cmd = v->cmd;
-        if (cmd == NULL && x->req.method != NULL && et_strcaseeq(x->req.method, "OPTIONS"))
-            cmd = "OPTIONS";
-        if (!eq_or_null(f->cmd, cmd))
-            return 0;
-    }
-    if (f->host != NULL && !eq_or_null(f->host, x->host))
+    if (f->cmd != NULL && !eq_or_null(f->cmd, k->cmd))
         return 0;
-    if (f->since && (t == 0 || t < f->since))
+    if (f->host != NULL && !eq_or_null(f->host, k->host))
         return 0;
-    if (f->until && (t == 0 || t >= f->until))
+    if (f->since && (k->t == 0 || k->t < f->since))
         return 0;
-    if (f->errors_only && et_findings_max_severity(it->findings) < ET_SEV_WARNING)
+    if (f->until && (k->t == 0 || k->t >= f->until))
         return 0;
-    if (f->find != NULL && !find_text(x, v, f->find))
+    if (f->errors_only && k->severity < ET_SEV_WARNING)
+        return 0;
+    return 1;
+}
+
+int et_pipe_filter_match(const struct et_pipe_filter *f, const struct et_pipe_item *it)
+{
+    struct et_pipe_filter_facts k;
+    et_pipe_filter_facts_of(it, &k);
+    if (!et_pipe_filter_match_facts(f, &k))
+        return 0;
+    if (f->find != NULL && !find_text(it->x, it->v, f->find))
         return 0;
     return 1;
 }

@@ -79,30 +79,18 @@ static void filter_free(struct filter *f)
     et_free(f->find);
 }
 
-static int eq(const char *want, const char *have)
-{
-    return have != NULL && et_strcaseeq(want, have);
-}
-
 static int row_match(struct et_web_store *s, const struct et__web_row *r, const struct filter *f,
                      struct et_buf *tmp)
 {
     const struct et__strpool *p = &s->pool;
-    if (f->device && !eq(f->device, et__pool_str(p, r->device)) &&
-        !eq(f->device, et__pool_str(p, r->device_id)))
-        return 0;
-    if (f->user && !et_eas_user_match(f->user, et__pool_str(p, r->user)) &&
-        !et_eas_user_match(f->user, et__pool_str(p, r->auth_user)))
-        return 0;
-    if (f->cmd && !eq(f->cmd, et__pool_str(p, r->fcmd)))
-        return 0;
-    if (f->host && !eq(f->host, et__pool_str(p, r->host)))
-        return 0;
-    if (f->since && (r->t == 0 || r->t < f->since))
-        return 0;
-    if (f->until && (r->t == 0 || r->t >= f->until))
-        return 0;
-    if (f->errors && r->sev < 1)
+    /* The row keeps what replay's filters read (et_pipe_filter_facts_of): the same test. */
+    const struct et_pipe_filter pf = {f->device, f->user, f->cmd, f->host, NULL,
+                                      f->since,  f->until, f->errors};
+    const struct et_pipe_filter_facts k = {
+        et__pool_str(p, r->device), et__pool_str(p, r->device_id), et__pool_str(p, r->user),
+        et__pool_str(p, r->auth_user), et__pool_str(p, r->fcmd), et__pool_str(p, r->host),
+        r->t, r->sev};
+    if (!et_pipe_filter_match_facts(&pf, &k))
         return 0;
     if (f->find) {
         et_buf_reset(tmp);

@@ -452,27 +452,27 @@ int et_web_store_add(struct et_web_store *s, uint64_t n, const struct et_exchang
     r.detail_len = (uint32_t)detail.len;
     r.text_len = (uint32_t)text.len;
     r.n = n;
-    r.t = et_exchange_time(x); /* the time replay prints */
+    struct et_pipe_filter_facts k;
+    struct et_pipe_item it = {n, x, v, f, seen, 0};
+    et_pipe_filter_facts_of(&it, &k); /* what the grid's filters read, as replay's do */
+    r.t = k.t; /* the time replay prints */
     r.dur = et_exchange_duration_us(x);
     r.req_bytes = x->req.body.absent ? -1 : (int64_t)x->req.body.wire_len;
     r.resp_bytes = x->resp.body.absent || !x->has_response ? -1 : (int64_t)x->resp.body.wire_len;
-    r.device = et__pool_intern(&s->pool, v->device);
-    r.device_id = et__pool_intern(&s->pool, v->req.device_id);
-    r.user = et__pool_intern(&s->pool, v->user);
-    r.auth_user = et__pool_intern(&s->pool, v->req.auth_user);
+    r.device = et__pool_intern(&s->pool, k.device);
+    r.device_id = et__pool_intern(&s->pool, k.device_id);
+    r.user = et__pool_intern(&s->pool, k.user);
+    r.auth_user = et__pool_intern(&s->pool, k.auth_user);
     r.cmd = et__pool_intern(&s->pool, cmd);
-    if (v->cmd != NULL)
-        r.fcmd = et__pool_intern(&s->pool, v->cmd);
-    else if (x->req.method != NULL && et_strcaseeq(x->req.method, "OPTIONS"))
-        r.fcmd = et__pool_intern(&s->pool, "OPTIONS");
+    r.fcmd = et__pool_intern(&s->pool, k.cmd);
     r.method = et__pool_intern(&s->pool, x->req.method);
-    r.host = et__pool_intern(&s->pool, x->host);
+    r.host = et__pool_intern(&s->pool, k.host);
     r.folder = et__pool_intern(&s->pool, v->ncolls > 0 ? v->colls[0].collection_id : NULL);
     r.eas = (int32_t)shown_status(v, &sname);
     r.status_name = et__pool_intern(&s->pool, sname);
     r.http = x->has_response && x->resp.status > 0 ? x->resp.status : 0;
     r.err = x->err.code != 0;
-    r.sev = (int8_t)et_findings_max_severity(f);
+    r.sev = (int8_t)k.severity;
     r.seen = (uint8_t)seen;
     r.rules = rules.len ? et__pool_intern(&s->pool, (const char *)rules.data) : 0;
     for (const struct et_finding *g = f; g != NULL; g = g->next) {

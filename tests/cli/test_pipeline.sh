@@ -419,6 +419,43 @@ user_case jdoe@contoso.com jdoe@contoso.com "1 2 3 7"
 user_case jdoe2 jdoe2 "4 6"
 user_case 'FABRIKAM\jdoe' 'FABRIKAM\jdoe' "1 3 7"
 
+# ---- every filter means the same in replay and in the session browser's grid ---------------
+
+# replay's --device/--cmd/--host/--since/--until/--errors and web's /api/rows device=, cmd=,
+# host=, since=, until=, errors=1 (one test, et_pipe_filter_match_facts, over the facts the
+# grid keeps per row): the same exchanges, for values taken from the inputs themselves.
+filter_case() { # label, replay options (one word or "opt value"), web query, files...
+  local label=$1 ropts=$2 q=$3
+  shift 3
+  local want got
+  # shellcheck disable=SC2086
+  want=$("$E" replay --json --fail-on never $ropts "$@" 2>/dev/null | json_rows | cut -d' ' -f1 | tr '\n' ' ')
+  got=$(web_rows "$q" "$@" | page_rows | cut -d' ' -f1 | tr '\n' ' ')
+  if [ -n "$want" ] && [ "$want" = "$got" ]; then
+    ok "filter $label: replay and web's grid give the same exchanges ($want)"
+  else
+    bad "filter $label: replay gave '$want', web's grid '$got'"
+  fi
+}
+F=("$P/saz-sessions-3-7-9.saz" "$P/mailboxlog-sync-collections-1-and-3.txt")
+facts=$("$E" replay --json --fail-on never "${F[@]}" 2>/dev/null | python3 -c '
+import json, sys
+xs = [o.get("exchange", o) for o in map(json.loads, sys.stdin) if "n" in o]
+dev = next(((o.get("eas") or {}).get("device_id") for o in xs if (o.get("eas") or {}).get("device_id")), "")
+cmd = next(((o.get("eas") or {}).get("cmd") for o in xs if (o.get("eas") or {}).get("cmd")), "")
+host = next((o.get("host") for o in xs if o.get("host")), "")
+ts = sorted(o["time"] for o in xs if o.get("time"))
+print(dev, cmd, host, ts[len(ts) // 2] if ts else "")')
+read -r fdev fcmd fhost ftime <<<"$facts"
+lower() { tr '[:upper:]' '[:lower:]' <<<"$1"; }
+filter_case "--device $fdev" "--device $fdev" "&device=$fdev" "${F[@]}"
+filter_case "--device (other case)" "--device $(lower "$fdev")" "&device=$(lower "$fdev")" "${F[@]}"
+filter_case "--cmd $fcmd" "--cmd $fcmd" "&cmd=$fcmd" "${F[@]}"
+filter_case "--host $fhost" "--host $fhost" "&host=$fhost" "${F[@]}"
+filter_case "--since $ftime" "--since $ftime" "&since=$ftime" "${F[@]}"
+filter_case "--until $ftime" "--until $ftime" "&until=$ftime" "${F[@]}"
+filter_case "--errors" "--errors" "&errors=1" "${F[@]}"
+
 # ---- the proxy's live number is replay's number ------------------------------------------
 
 F=$root/tests/fixtures/proxy

@@ -143,7 +143,12 @@ curl -s -o /dev/null "http://127.0.0.1:$cport/Microsoft-Server-ActiveSync?Cmd=Sy
 b64=$(python3 -c 'import base64,sys; q=bytes([141,0,0x09,0x04,6])+b"DEVB64"+bytes([0,6])+b"iPhone"+bytes([8,3])+b"zed"; print(base64.b64encode(q).decode())')
 curl -s -o /dev/null -H 'MS-ASProtocolVersion: 14.1' "http://127.0.0.1:$cport/Microsoft-Server-ActiveSync?$b64"
 curl -s -o /dev/null "http://127.0.0.1:$cport/owa/"
-check "every request reached the origin (6)" '[ $(($(nreq) - n0)) = 6 ]'
+# Autodiscover names the account only by its Basic user: alice's is recorded, bob's is not.
+curl -s -o /dev/null -H "Authorization: Basic $(printf 'alice@contoso.com:pw' | base64)" \
+  -d '<Autodiscover/>' "http://127.0.0.1:$cport/autodiscover/autodiscover.xml"
+curl -s -o /dev/null -H "Authorization: Basic $(printf 'bob:pw' | base64)" \
+  -d '<Autodiscover/>' "http://127.0.0.1:$cport/autodiscover/autodiscover.xml?who=bob"
+check "every request reached the origin (8)" '[ $(($(nreq) - n0)) = 8 ]'
 
 # D: the session browser live (--web) and --allow behind the balancer.
 dport=$(free_port)
@@ -215,7 +220,11 @@ check "--only-user alice: CONTOSO\\alice (Basic and User=) and alice@contoso.com
   'grep -q DEVC1 "$tmp/c.json" && grep -q DEVC2 "$tmp/c.json"'
 check "--only-user: bob and FABRIKAM\\alice2 forwarded unrecorded" '! grep -q "DEVC3\|DEVC4" "$tmp/c.json"'
 check "--only-device DEVB64 (base64 query) recorded" 'grep -q DEVB64 "$tmp/c.json"'
-check "a request naming nobody (/owa/) is not recorded" '! grep -q "/owa" "$tmp/c.json" && [ "$(grep -c "\"n\":" "$tmp/c.json")" = 3 ]'
-check "the summary counts the unrecorded ones" 'grep -q "3 forwarded unrecorded" "$tmp/c.err"'
+check "a request naming nobody (/owa/) is not recorded" '! grep -q "/owa" "$tmp/c.json" && [ "$(grep -c "\"n\":" "$tmp/c.json")" = 4 ]'
+check "--only-user alice: her Autodiscover (Basic alice@contoso.com) recorded, bob's not" \
+  'grep -q "\"path\":\"/autodiscover/autodiscover.xml\"" "$tmp/c.json" && ! grep -q "who=bob" "$tmp/c.json"'
+check "the summary counts the unrecorded ones" 'grep -q "4 forwarded unrecorded" "$tmp/c.err"'
+check "replay --user ALICE of that capture: the same 3 of alice (Sync twice, Autodiscover)" \
+  '[ "$("$E" replay --json --user ALICE "$tmp/c.cap" 2>/dev/null | grep -c "\"n\":")" = 3 ]'
 
 t_done

@@ -134,7 +134,9 @@ int et_eas_query_parse(const char *target, struct et_arena *a, struct et_eas_req
  * X-MS-PolicyKey, MS-ASAcceptMultiPart, User-Agent and Authorization (scheme, and for Basic
  * the user name; the password is decoded only in a scratch buffer that is wiped). Header
  * values fill only what the query lacks. Borrows x; strings go to arena a (x->arena is fine).
- * Returns as et_eas_query_parse; ET_EINVAL when x has no request.
+ * Returns as et_eas_query_parse; ET_EINVAL when x has no request. A request that is not
+ * ActiveSync (ET_EUNSUPPORTED: Autodiscover, OWA) gets only its Authorization read (who sent
+ * it: --user and the proxy's --only-user match the Basic user).
  */
 int et_eas_request_parse(const struct et_exchange *x, struct et_arena *a,
                          struct et_eas_request *out, struct et_error *e);

@@ -93,6 +93,26 @@ struct et_pipe_filter {
 /* 1 when the item passes every filter. */
 int et_pipe_filter_match(const struct et_pipe_filter *f, const struct et_pipe_item *it);
 /*
+ * What the filters other than --find read of an exchange, the one definition: the session
+ * browser keeps these per row (interned) and judges its grid's filters with
+ * et_pipe_filter_match_facts, so that a filter means the same in the page and on the
+ * command line. Strings are borrowed from the item (NULL: none).
+ */
+struct et_pipe_filter_facts {
+    const char *device;    /* the view's device (DeviceId, else user, else client) */
+    const char *device_id; /* the DeviceId sent */
+    const char *user;      /* the User parameter */
+    const char *auth_user; /* the Basic user */
+    const char *cmd;       /* the EAS command; "OPTIONS" for an OPTIONS request */
+    const char *host;      /* the target host */
+    int64_t t;             /* et_exchange_time(); 0 unknown */
+    int severity;          /* the worst finding (enum et_severity), -1 none */
+};
+void et_pipe_filter_facts_of(const struct et_pipe_item *it, struct et_pipe_filter_facts *out);
+/* 1 when the facts pass every filter but find (which needs the find text). */
+int et_pipe_filter_match_facts(const struct et_pipe_filter *f,
+                               const struct et_pipe_filter_facts *k);
+/*
  * The text --find searches, the one definition (the session browser stores it for its find
  * box): appends to out, each piece ended by a NUL so that no match spans two, the target, the
  * host, the names and values of request and response headers and source fields (meta), the

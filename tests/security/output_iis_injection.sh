@@ -84,4 +84,66 @@ else
   bad "iis --json" "invalid or values lost"
 fi
 
+# ---- hostile Log= items: the findings' fast scan against the full parse ----
+# Log= strings past the item cap (60 items, an Error before and after item 48), longer than
+# the fast scan takes (5000 bytes), with URL-encoded control bytes and markup in Error and As.
+# Pass figures: the findings per rule and device equal replay's (the reader's full parse), 0
+# raw control bytes in the table, the markup escaped in --html, --json valid.
+log2=$tmp/u_ex110507.log
+{
+  echo "#Fields: date time s-ip cs-method cs-uri-stem cs-uri-query s-port cs-username c-ip cs(User-Agent) sc-status sc-substatus sc-win32-status time-taken"
+  items=""
+  for i in $(seq 1 60); do
+    if [ "$i" = 10 ]; then items="${items}Error:Early%1B%5B2J<b>_"
+    elif [ "$i" = 55 ]; then items="${items}Error:PastTheCap_"
+    else items="${items}X${i}_"; fi
+  done
+  long=$(head -c 5000 /dev/zero | tr '\0' 'A')
+  for m in 1 2 3; do
+    echo "2011-05-07 10:0$m:00 10.0.0.5 POST /Microsoft-Server-ActiveSync/default.eas User=u&DeviceId=CAPDEV&DeviceType=x&Cmd=Sync&Log=V141_S3_${items} 443 u 203.0.113.9 ua 200 0 0 45"
+    echo "2011-05-07 10:1$m:00 10.0.0.5 POST /Microsoft-Server-ActiveSync/default.eas User=v&DeviceId=LONGDEV&DeviceType=x&Cmd=Ping&Log=V141_${long}_S1_As:Blocked%07<script>_Error:DeviceIsBlockedForThisUser_ 443 v 203.0.113.9 ua 200 0 0 45"
+  done
+} > "$log2"
+# rule<TAB>device<TAB>count from iis --json (the findings table) or replay --json.
+per_rule() { python3 -c '
+import json, sys, collections
+c = collections.Counter()
+if sys.argv[1] == "iis":
+    for t in json.load(sys.stdin)["tables"]:
+        if t["name"] == "findings":
+            for r in t["rows"]:
+                c[(r[1], r[2])] += int(r[3])
+else:
+    for line in sys.stdin:
+        for f in json.loads(line).get("findings", []):
+            c[(f["rule"], f.get("device") or "-")] += 1
+for (rule, dev), n in sorted(c.items()):
+    print("%s\t%s\t%d" % (rule, dev, n))' "$1"; }
+"$E" iis --json --no-progress "$log2" > "$tmp/h.json" 2>/dev/null
+if python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$tmp/h.json" 2>/dev/null; then
+  ok "iis --json over hostile Log= items: valid" "$(wc -c < "$tmp/h.json") bytes"
+else
+  bad "iis --json over hostile Log= items" "invalid JSON"
+fi
+a=$(per_rule iis < "$tmp/h.json")
+b=$("$E" replay --json --fail-on never "$log2" 2>/dev/null | per_rule replay)
+if [ -n "$a" ] && [ "$a" = "$b" ] && grep -q "sync-status" <<<"$a" && grep -q "device-blocked" <<<"$a"; then
+  ok "iis findings over hostile Log= items: replay's (the full parse), Status 3 and the blocked device" "$(tr '\n\t' '; ' <<<"$a")"
+else
+  bad "iis findings over hostile Log= items" "iis: $(tr '\n' ';' <<<"$a") replay: $(tr '\n' ';' <<<"$b")"
+fi
+"$E" iis --no-progress "$log2" > "$tmp/h.txt" 2>&1
+n=$(ctl "$tmp/h.txt")
+if [ "$n" -eq 0 ] && grep -q "^== findings (" "$tmp/h.txt"; then
+  ok "iis table over hostile Log= items: no raw control bytes" "0 control bytes, findings shown"
+else
+  bad "iis table over hostile Log= items" "$n control bytes"
+fi
+"$E" iis --html --no-progress "$log2" > "$tmp/h.html" 2>/dev/null
+if [ "$(ctl "$tmp/h.html")" -eq 0 ] && ! grep -q "<script>" "$tmp/h.html" && grep -q "&lt;script&gt;" "$tmp/h.html"; then
+  ok "iis --html over hostile Log= items: markup escaped" "&lt;script&gt;, 0 control bytes"
+else
+  bad "iis --html over hostile Log= items" "markup or control bytes raw"
+fi
+
 t_done

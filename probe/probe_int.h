@@ -1,6 +1,15 @@
 /*
- * Private to probe/: step bookkeeping, the certificate checks over OpenSSL types and the small
- * blocking HTTP/1.1 client the probe talks through.
+ * Private to probe/: step bookkeeping, the certificate checks over OpenSSL types, the small
+ * blocking HTTP/1.1 client the probe talks through, and the state of one run that its files
+ * share (struct probe):
+ *
+ *   probe.c         the run (et_probe_run), step bookkeeping, the URL, the credentials
+ *   exchange.c      one EAS exchange: request, numbering and reporting, answer, explanations
+ *   autodiscover.c  step 1
+ *   steps.c         steps 2 to 8 (DNS+TCP, TLS, OPTIONS, Provision, FolderSync, Sync, Ping)
+ *   conn.c          the HTTP/1.1 client;  tls.c the certificate checks
+ *   pieces.c        version negotiation, authentication schemes, Autodiscover XML
+ *   report.c        the text and JSON renderings
  */
 #ifndef ET_PROBE_PROBE_INT_H
 #define ET_PROBE_PROBE_INT_H
@@ -78,5 +87,64 @@ void et__probe_conn_close(struct et_probe_conn *c);
  * (x->err). */
 int et__probe_conn_exchange(struct et_probe_conn *c, const struct et_probe_req *req,
                             struct et_exchange **out);
+
+/* ---- One run (probe.c, exchange.c, autodiscover.c, steps.c) --------------------------- */
+
+/* The state of one run, from et_probe_run(): the options, the report, the main connection
+ * and what the steps learn for the later ones. */
+struct probe {
+    const struct et_probe_opts *o;
+    struct et_probe_report *r;
+    struct et_arena *a;
+    struct et_probe_conn conn;
+    int conn_ready;
+    char host[256];
+    int port;
+    int tls;
+    char path[1024];
+    char user_param[256];
+    char *auth_wire;  /* "Authorization: Basic ...\r\n" */
+    char *auth_rec;   /* the same, redacted unless include_secrets */
+    const char *device_id, *device_type, *user_agent;
+    const char *version;  /* negotiated; NULL before OPTIONS */
+    char policy_key[64];
+    char inbox_id[256];
+    char inbox_key[256];
+};
+
+/* Passes a step nothing failed or warned, times it from t0 and reports it (opts.on_step). */
+void et__probe_step_done(struct probe *pr, struct et_probe_step *s, int64_t t0);
+/* Splits an http(s) URL (or a bare host: https) into host, port, TLS and path (the EAS path
+ * when it has none). Returns 0 or ET_EINVAL. */
+int et__probe_parse_url(const char *url, char *host, size_t hostlen, int *port, int *tls,
+                        char *path, size_t pathlen);
+
+/* Numbers x and reports it to the caller (which records and judges it); x stays ours. */
+void et__probe_record(struct probe *pr, struct et_probe_step *s, struct et_exchange *x);
+/* One EAS exchange on the main connection (exchange.c says more). */
+int et__probe_eas_exchange(struct probe *pr, struct et_probe_step *s, const char *method,
+                           const char *cmd, const char *xml, const char *policy_key,
+                           int timeout_ms, struct et_exchange **out);
+/* The response body decoded as WBXML, or NULL (empty or not WBXML). */
+struct et_wbxml_doc *et__probe_response_doc(struct et_exchange *x);
+/* doc as XML in the run's arena, or NULL. */
+const char *et__probe_doc_xml(struct probe *pr, const struct et_wbxml_doc *doc);
+/* Fails s with the reason and next step of a response that is not 200 (or none). Returns 1
+ * when it did, 0 for a 200. */
+int et__probe_explain_http(struct probe *pr, struct et_probe_step *s,
+                           const struct et_exchange *x, const char *what);
+/* Fails s with cmd's Status st (in parent, may be NULL) and its meaning. */
+void et__probe_status_fail(struct probe *pr, struct et_probe_step *s, const char *cmd,
+                           const char *parent, long long st);
+
+/* Step 1: the EAS URL Autodiscover gave, or NULL. */
+const char *et__probe_step_autodiscover(struct probe *pr);
+/* Steps 2 to 8: each returns 0 when the run may go on to the next. */
+int et__probe_step_connect_tls(struct probe *pr);
+int et__probe_step_options(struct probe *pr);
+int et__probe_step_provision(struct probe *pr);
+int et__probe_step_foldersync(struct probe *pr);
+int et__probe_step_sync(struct probe *pr);
+int et__probe_step_ping(struct probe *pr);
 
 #endif

@@ -4,8 +4,10 @@
  *
  * Everything from traffic goes out as a JSON string (et__web_json_str: '<' '>' '&' escaped,
  * invalid UTF-8 replaced), and the page puts it in the DOM as text, never as markup.
- * Credentials are redacted as exports redact them (docs/saz-har.md): Authorization keeps its
- * scheme (and a Basic user name), cookies go, credential-like query parameters are REDACTED.
+ * Credentials are redacted by the one policy every output follows (eastrace/redact.h,
+ * docs/security.md): headers and source fields with secret names, credential-like query
+ * values and URL userinfo, Password elements of WBXML and plain XML bodies; --include-secrets
+ * shows them.
  */
 #include "web_int.h"
 
@@ -14,78 +16,18 @@
 
 #include "eastrace/eas.h"
 #include "eastrace/http.h"
+#include "eastrace/redact.h"
 #include "eastrace/wbxml.h"
 
-#define REDACTED "[redacted]"
-
-static int secret_header(const char *name)
+/* Appends the value of header or source field h as the page may show it. */
+static void header_value(const struct et_web_store_opts *o, struct et_arena *a,
+                         const struct et_header *h, struct et_buf *out)
 {
-    return et_strcaseeq(name, "Authorization") || et_strcaseeq(name, "Proxy-Authorization") ||
-           et_strcaseeq(name, "Cookie") || et_strcaseeq(name, "Set-Cookie");
-}
-
-/* Source fields (IIS cs(Cookie), Fiddler flags) that hold credentials. */
-static int secret_meta(const char *name)
-{
-    for (const char *p = name; *p; p++)
-        if (et_strncaseeq(p, "cookie", 6) || et_strncaseeq(p, "authorization", 13))
-            return 1;
-    return 0;
-}
-
-/* Appends the value of header h as the page may show it. */
-static void header_value(const struct et_web_store_opts *o, const struct et_header *h,
-                         struct et_buf *out)
-{
-    struct et_buf tmp;
-    if (o->include_secrets || !secret_header(h->name)) {
-        et__web_json_cstr(out, h->value);
-        return;
-    }
-    et_buf_init(&tmp, 0);
-    if ((et_strcaseeq(h->name, "Authorization") || et_strcaseeq(h->name, "Proxy-Authorization")) &&
-        et_eas_auth_redact(h->value, &tmp) == 0 && tmp.len > 0)
-        et__web_json_str(out, (const char *)tmp.data, tmp.len);
-    else
-        et__web_json_cstr(out, REDACTED);
-    et_buf_free(&tmp);
-}
-
-/* The request target as the page may show it: credential-like query values REDACTED and any
- * user:password@ of an absolute URL removed. Appends to out (raw, not JSON). */
-static void redacted_target(const struct et_web_store_opts *o, const char *target,
-                            struct et_buf *out)
-{
-    const char *sep, *at = NULL, *end;
-    struct et_buf tmp;
-
-    if (o->include_secrets) {
-        et_buf_puts(out, target);
-        return;
-    }
-    et_buf_init(&tmp, 1 << 20);
-    if (strchr(target, '?') == NULL) {
-        et_buf_puts(&tmp, target);
-    } else if (et_eas_query_redact(target, ET_EAS_REDACT_SECRETS, &tmp) != 0) {
-        et_buf_reset(&tmp);
-        et_buf_printf(&tmp, "%.*s?REDACTED", (int)strcspn(target, "?"), target);
-    }
-    target = tmp.data ? (const char *)tmp.data : "";
-    sep = strstr(target, "://");
-    if (sep != NULL) {
-        end = sep + 3 + strcspn(sep + 3, "/?#");
-        for (const char *p = sep + 3; p < end; p++)
-            if (*p == '@')
-                at = p;
-    }
-    if (at != NULL) {
-        et_buf_append(out, target, (size_t)(sep + 3 - target));
-        et_buf_puts(out, REDACTED);
-        et_buf_puts(out, at);
-    } else {
-        et_buf_puts(out, target);
-    }
-    et_buf_free(&tmp);
+    const char *v = h->value;
+    if (!o->include_secrets && et_redact_is_secret_name(h->name) &&
+        (v = et_redact_header(a, h->name, h->value)) == NULL)
+        v = ET_REDACTED;
+    et__web_json_cstr(out, v);
 }
 
 static void jkey(struct et_buf *b, const char *k)
@@ -101,8 +43,8 @@ static void jms(struct et_buf *b, int64_t us)
         et_buf_puts(b, "null");
 }
 
-static void headers_json(const struct et_web_store_opts *o, const struct et_headers *h,
-                         struct et_buf *out)
+static void headers_json(const struct et_web_store_opts *o, struct et_arena *a,
+                         const struct et_headers *h, struct et_buf *out)
 {
     et_buf_putc(out, '[');
     for (size_t i = 0; i < h->n; i++) {
@@ -111,7 +53,7 @@ static void headers_json(const struct et_web_store_opts *o, const struct et_head
         et_buf_putc(out, '[');
         et__web_json_cstr(out, h->v[i].name);
         et_buf_putc(out, ',');
-        header_value(o, &h->v[i], out);
+        header_value(o, a, &h->v[i], out);
         et_buf_putc(out, ']');
     }
     et_buf_putc(out, ']');
@@ -149,17 +91,25 @@ static void hex_dump(const uint8_t *p, size_t n, struct et_buf *out)
 }
 
 /* "xml":"...","xml_cut":false  or "text":... or "hex":... for one piece of a body. */
-static void piece_json(const struct et_web_store_opts *o, int wbxml, const uint8_t *p, size_t n,
-                       struct et_buf *out)
+static void piece_json(const struct et_web_store_opts *o, int wbxml, int xml, const uint8_t *p,
+                       size_t n, struct et_buf *out)
 {
-    struct et_buf tmp;
+    struct et_buf tmp, red;
     int cut = 0;
 
     et_buf_init(&tmp, o->max_body_xml);
+    et_buf_init(&red, 0);
+    if (xml && !o->include_secrets && et_utf8_valid(p, n) &&
+        et_redact_xml(&red, (const char *)p, n) == 0) {
+        /* Plain XML (Autodiscover): Password elements redacted by the policy. */
+        p = red.data ? red.data : (const uint8_t *)"";
+        n = red.len;
+    }
     if (wbxml) {
         struct et_wbxml_opts wo = {0};
         struct et_wbxml_render_opts ro = {0};
         struct et_error err;
+        ro.include_secrets = o->include_secrets;
         et_error_clear(&err);
         int rc = et_wbxml_bytes_to_xml(p, n, &wo, &ro, &tmp, &err);
         cut = rc == ET_ETOOBIG && err.code == 0;
@@ -187,6 +137,7 @@ static void piece_json(const struct et_web_store_opts *o, int wbxml, const uint8
         et_buf_printf(out, ",\"hex_cut\":%s", k < n ? "true" : "false");
     }
     et_buf_free(&tmp);
+    et_buf_free(&red);
 }
 
 static void body_json(const struct et_web_store_opts *o, const struct et_exchange *x,
@@ -227,12 +178,12 @@ static void body_json(const struct et_web_store_opts *o, const struct et_exchang
         for (size_t i = 0; i < v.nparts; i++) {
             et_buf_printf(out, "%s{\"index\":%zu,\"bytes\":%zu,", i ? "," : "", i,
                           v.parts[i].len);
-            piece_json(o, i == 0, v.data + v.parts[i].offset, v.parts[i].len, out);
+            piece_json(o, i == 0, 0, v.data + v.parts[i].offset, v.parts[i].len, out);
             et_buf_putc(out, '}');
         }
         et_buf_puts(out, "]");
     } else {
-        piece_json(o, v.kind == ET_BODY_WBXML, v.data, v.len, out);
+        piece_json(o, v.kind == ET_BODY_WBXML, v.kind == ET_BODY_XML, v.data, v.len, out);
     }
     et_buf_putc(out, '}');
 }
@@ -244,18 +195,24 @@ static void request_json(const struct et_web_store_opts *o, const struct et_exch
     struct et_eas_request r;
     struct et_error err;
 
+    const char *target = x->req.target ? x->req.target : "?";
+    if (!o->include_secrets && (target = et_redact_target(x->arena, target)) == NULL)
+        target = ET_REDACTED;
     et_buf_init(&t, 0);
-    redacted_target(o, x->req.target ? x->req.target : "?", &t);
+    et_buf_puts(&t, target);
     et_buf_puts(out, "{\"method\":");
     et__web_json_cstr(out, x->req.method);
     jkey(out, "target");
     et__web_json_str(out, t.data ? (const char *)t.data : "", t.len);
     et_buf_printf(out, ",\"version\":\"HTTP/%u.%u\"", x->req.http_major, x->req.http_minor);
     jkey(out, "headers");
-    headers_json(o, &x->req.headers, out);
+    headers_json(o, x->arena, &x->req.headers, out);
     jkey(out, "eas_line");
     et_error_clear(&err);
-    if (et_eas_request_parse(x, x->arena, &r, &err) == 0 && r.is_eas) {
+    /* The EAS line of the target as shown: a credential-like parameter stays redacted. */
+    struct et_exchange y = *x;
+    y.req.target = target;
+    if (et_eas_request_parse(&y, x->arena, &r, &err) == 0 && r.is_eas) {
         et_buf_reset(&t);
         et_eas_request_line(&r, &t);
         et__web_json_str(out, t.data ? (const char *)t.data : "", t.len);
@@ -286,7 +243,7 @@ static void response_json(const struct et_web_store_opts *o, const struct et_exc
     et__web_json_cstr(out, x->resp.reason);
     et_buf_printf(out, ",\"version\":\"HTTP/%u.%u\"", x->resp.http_major, x->resp.http_minor);
     jkey(out, "headers");
-    headers_json(o, &x->resp.headers, out);
+    headers_json(o, x->arena, &x->resp.headers, out);
     jkey(out, "notes");
     et_buf_putc(out, '[');
     et_eas_response_info(x, &ri);
@@ -398,10 +355,7 @@ int et__web_render_detail(const struct et_web_store_opts *o, uint64_t n,
         et_buf_puts(out, i ? ",[" : "[");
         et__web_json_cstr(out, x->meta.v[i].name);
         et_buf_putc(out, ',');
-        if (!o->include_secrets && secret_meta(x->meta.v[i].name))
-            et__web_json_cstr(out, REDACTED);
-        else
-            et__web_json_cstr(out, x->meta.v[i].value);
+        header_value(o, x->arena, &x->meta.v[i], out);
         et_buf_putc(out, ']');
     }
     et_buf_putc(out, ']');

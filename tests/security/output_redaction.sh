@@ -48,6 +48,37 @@ leak "decode --json of the Settings DevicePassword body" "$E" decode --json "$tm
 leak "Autodiscover XML: show" "$E" show "$tmp/ad.saz" 1
 leak "Autodiscover XML: show --json" "$E" show --json "$tmp/ad.saz" 1
 leak "Autodiscover XML: export --saz, re-read" sh -c "'$E' export '$tmp/ad.saz' --saz '$tmp/y.saz' >/dev/null && '$E' show --include-secrets '$tmp/y.saz' 1 > '$tmp/x.out'"
+# The session browser: the detail of each exchange (/api/exchange/N) and its rows, for the
+# same inputs, plus a header and a source field named like a token or password (the policy's
+# names, not only Authorization and cookies).
+sed 's|Cookie: s=SECRETcookie|Cookie: s=SECRETcookie\r\nX-Auth-Token: SECRETtoken|' "$tmp/c.txt" >"$tmp/c2.txt"
+$G saz "$tmp/t.saz" "raw/01_c.txt=$tmp/c2.txt" "raw/01_s.txt=$tmp/s.txt"
+web_detail() { # prints /api/exchange/1 and /api/rows of `eastrace web ARGS...`
+  local wport wpid url
+  wport=$(free_port)
+  "$E" web --listen "127.0.0.1:$wport" "$@" >"$tmp/web.url" 2>/dev/null &
+  wpid=$!
+  pids+=($wpid)
+  wait_port "$wport"
+  url=$(head -1 "$tmp/web.url")
+  for _ in $(seq 1 50); do
+    curl -s "http://127.0.0.1:$wport/api/summary?token=${url##*token=}" | grep -q '"finished":true' && break
+    sleep 0.1
+  done
+  curl -s "http://127.0.0.1:$wport/api/exchange/1?token=${url##*token=}"
+  curl -s "http://127.0.0.1:$wport/api/rows?token=${url##*token=}"
+  kill "$wpid" 2>/dev/null
+  wait "$wpid" 2>/dev/null
+}
+for f in r.saz r.har t.saz ad.saz; do
+  leak "$f: web's detail and rows" web_detail "$tmp/$f"
+done
+leak "t.saz (X-Auth-Token): show" "$E" show "$tmp/t.saz" 1
+leak "t.saz (X-Auth-Token): replay --json" "$E" replay --json "$tmp/t.saz"
+web_detail --include-secrets "$tmp/t.saz" >"$tmp/o" 2>&1
+n=$(grep -ao 'SECRET[a-z]*' "$tmp/o" | sort -u | wc -l)
+verdict "web --include-secrets shows them" "$n distinct secrets shown; pass: >= 4" [ "$n" -ge 4 ]
+
 # The opt-out works, so the cases above can fail.
 "$E" show --include-secrets "$tmp/r.saz" 1 >"$tmp/o" 2>&1
 n=$(grep -ao 'SECRET[a-z]*' "$tmp/o" | sort -u | wc -l)
@@ -65,5 +96,6 @@ if [ -f "$src" ]; then
   leak "IIS log: show" "$E" show "$tmp/iis.log" 2
   leak "IIS log: show --json" "$E" show --json "$tmp/iis.log" 2
   leak "IIS log: replay --json" "$E" replay --json "$tmp/iis.log"
+  leak "IIS log: web's detail and rows (exchange 1)" web_detail "$tmp/iis.log"
 fi
 sec_done

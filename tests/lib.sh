@@ -13,7 +13,7 @@
 # tests/security/run.sh read) and returns 1 after a failure, so a script ends with `t_done`.
 # check NAME EXPECTED_EXIT COMMAND... (output in $tmp/out and $tmp/err), contains / lacks
 # NAME FILE TEXT, har_valid NAME FILE (node-har-validator), free_port, wait_port PORT,
-# wait_file FILE.
+# wait_file FILE, web_api WEB-ARGS... -- API-PATH... (eastrace web started, queried, stopped).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -58,3 +58,26 @@ har_valid() { # har_valid NAME FILE: valid HAR 1.2 by Debian's node-har-validato
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_port() { for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.05; done; return 1; }
 wait_file() { for _ in $(seq 1 200); do [ -s "$1" ] && return 0; sleep 0.05; done; return 1; }
+# web_api ARGS... -- PATH...: starts `eastrace web ARGS...` on a free loopback port, waits
+# until it has read its inputs, prints each API PATH (the token appended), stops it.
+web_api() {
+  local args=() wport wpid url p sep
+  while [ $# -gt 0 ] && [ "$1" != "--" ]; do args+=("$1"); shift; done
+  shift
+  wport=$(free_port)
+  "$E" web --listen "127.0.0.1:$wport" "${args[@]}" >"$tmp/web.url" 2>/dev/null &
+  wpid=$!
+  pids+=($wpid)
+  wait_port "$wport"
+  url=$(head -1 "$tmp/web.url")
+  for _ in $(seq 1 50); do
+    curl -s "http://127.0.0.1:$wport/api/summary?token=${url##*token=}" | grep -q '"finished":true' && break
+    sleep 0.1
+  done
+  for p in "$@"; do
+    case $p in *\?*) sep='&' ;; *) sep='?' ;; esac
+    curl -s "http://127.0.0.1:$wport$p${sep}token=${url##*token=}"
+  done
+  kill "$wpid" 2>/dev/null
+  wait "$wpid" 2>/dev/null
+}

@@ -73,24 +73,11 @@ rows = json.loads(m.group(1))["rows"] if m else json.loads(t)["rows"]
 for r in rows:
     print(r["n"], r["cmd"], r["http"] or "-", ",".join(sorted(set((r["rules"] or "-").split()))))'; }
 
-# Starts `eastrace web ARGS...`, waits until it has read its inputs, prints /api/rows with the
-# extra query QUERY ("&user=..."), stops it.
+# /api/rows of `eastrace web ARGS...` with the extra query QUERY ("&user=...").
 web_rows() { # query, web args...
-  local q=$1 wport wpid url
+  local q=$1
   shift
-  wport=$(free_port)
-  "$E" web --listen "127.0.0.1:$wport" "$@" >"$tmp/web.url" 2>/dev/null &
-  wpid=$!
-  pids+=($wpid)
-  wait_port "$wport"
-  url=$(head -1 "$tmp/web.url")
-  for _ in $(seq 1 50); do
-    curl -s "http://127.0.0.1:$wport/api/summary?token=${url##*token=}" | grep -q '"finished":true' && break
-    sleep 0.1
-  done
-  curl -s "http://127.0.0.1:$wport/api/rows?limit=1000$q&token=${url##*token=}"
-  kill "$wpid" 2>/dev/null
-  wait "$wpid" 2>/dev/null
+  web_api "$@" -- "/api/rows?limit=1000$q"
 }
 
 compare_set() { # name, files...

@@ -53,23 +53,7 @@ leak "Autodiscover XML: export --saz, re-read" sh -c "'$E' export '$tmp/ad.saz' 
 # names, not only Authorization and cookies).
 sed 's|Cookie: s=SECRETcookie|Cookie: s=SECRETcookie\r\nX-Auth-Token: SECRETtoken|' "$tmp/c.txt" >"$tmp/c2.txt"
 $G saz "$tmp/t.saz" "raw/01_c.txt=$tmp/c2.txt" "raw/01_s.txt=$tmp/s.txt"
-web_detail() { # prints /api/exchange/1 and /api/rows of `eastrace web ARGS...`
-  local wport wpid url
-  wport=$(free_port)
-  "$E" web --listen "127.0.0.1:$wport" "$@" >"$tmp/web.url" 2>/dev/null &
-  wpid=$!
-  pids+=($wpid)
-  wait_port "$wport"
-  url=$(head -1 "$tmp/web.url")
-  for _ in $(seq 1 50); do
-    curl -s "http://127.0.0.1:$wport/api/summary?token=${url##*token=}" | grep -q '"finished":true' && break
-    sleep 0.1
-  done
-  curl -s "http://127.0.0.1:$wport/api/exchange/1?token=${url##*token=}"
-  curl -s "http://127.0.0.1:$wport/api/rows?token=${url##*token=}"
-  kill "$wpid" 2>/dev/null
-  wait "$wpid" 2>/dev/null
-}
+web_detail() { web_api "$@" -- /api/exchange/1 /api/rows; }
 for f in r.saz r.har t.saz ad.saz; do
   leak "$f: web's detail and rows" web_detail "$tmp/$f"
 done

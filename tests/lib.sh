@@ -69,6 +69,7 @@ web_api() {
   wpid=$!
   pids+=($wpid)
   wait_port "$wport"
+  wait_file "$tmp/web.url" # it may listen before it prints the URL with the token
   url=$(head -1 "$tmp/web.url")
   for _ in $(seq 1 50); do
     curl -s "http://127.0.0.1:$wport/api/summary?token=${url##*token=}" | grep -q '"finished":true' && break

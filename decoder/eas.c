@@ -574,27 +574,22 @@ int et_eas_request_parse(const struct et_exchange *x, struct et_arena *a,
         return ET_EINVAL;
     }
     rc = et_eas_query_parse(x->req.target, a, out, e);
-    if (rc == ET_EUNSUPPORTED) {
-        /* Not ActiveSync (Autodiscover, OWA...): only who sent it, the Basic user, which
-         * --user and --only-user match. */
-        if ((v = et_headers_get(&x->req.headers, "Authorization")) != NULL &&
-            parse_auth(v, a, out) != 0) {
-            et_error_set(e, ET_ENOMEM, "out of memory decoding the Authorization header");
-            return ET_ENOMEM;
-        }
-        return rc;
-    }
     if (rc == ET_ENOMEM || rc == ET_EINVAL)
         return rc;
-    /* Headers still count after a malformed query: they tell who sent it. */
     h = &x->req.headers;
-    if (out->protocol == NULL && (v = et_headers_get(h, "MS-ASProtocolVersion")) != NULL)
-        out->protocol = v;
-    if (out->policy_key == NULL && (v = et_headers_get(h, "X-MS-PolicyKey")) != NULL)
-        out->policy_key = v;
-    if ((v = et_headers_get(h, "MS-ASAcceptMultiPart")) != NULL && (v[0] == 'T' || v[0] == 't'))
-        out->accept_multipart = 1;
-    out->user_agent = et_headers_get(h, "User-Agent");
+    /* Headers still count after a malformed query: they tell who sent it. Of a request that
+     * is not ActiveSync (Autodiscover, OWA) only the Basic user, which --user and
+     * --only-user match. */
+    if (rc != ET_EUNSUPPORTED) {
+        if (out->protocol == NULL && (v = et_headers_get(h, "MS-ASProtocolVersion")) != NULL)
+            out->protocol = v;
+        if (out->policy_key == NULL && (v = et_headers_get(h, "X-MS-PolicyKey")) != NULL)
+            out->policy_key = v;
+        if ((v = et_headers_get(h, "MS-ASAcceptMultiPart")) != NULL &&
+            (v[0] == 'T' || v[0] == 't'))
+            out->accept_multipart = 1;
+        out->user_agent = et_headers_get(h, "User-Agent");
+    }
     if ((v = et_headers_get(h, "Authorization")) != NULL && parse_auth(v, a, out) != 0) {
         et_error_set(e, ET_ENOMEM, "out of memory decoding the Authorization header");
         return ET_ENOMEM;

@@ -64,19 +64,23 @@ char *et__web_query_param(const char *query, const char *name)
     return NULL;
 }
 
+/* The grid's filters: replay's own (struct et_pipe_filter), whose strings the query owns. */
 struct filter {
-    char *device, *user, *cmd, *host, *find;
-    int64_t since, until;
-    int errors;
+    struct et_pipe_filter pf;
+    char *own[5]; /* device, user, cmd, host, find */
 };
+
+/* Sets *field to the value of query parameter name, kept in f->own[slot] to be freed. */
+static void filter_param(struct filter *f, const char *query, const char *name, int slot,
+                         const char **field)
+{
+    *field = f->own[slot] = et__web_query_param(query, name);
+}
 
 static void filter_free(struct filter *f)
 {
-    et_free(f->device);
-    et_free(f->user);
-    et_free(f->cmd);
-    et_free(f->host);
-    et_free(f->find);
+    for (size_t i = 0; i < ET_ARRAY_SIZE(f->own); i++)
+        et_free(f->own[i]);
 }
 
 static int row_match(struct et_web_store *s, const struct et__web_row *r, const struct filter *f,
@@ -84,19 +88,17 @@ static int row_match(struct et_web_store *s, const struct et__web_row *r, const 
 {
     const struct et__strpool *p = &s->pool;
     /* The row keeps what replay's filters read (et_pipe_filter_facts_of): the same test. */
-    const struct et_pipe_filter pf = {f->device, f->user, f->cmd, f->host, NULL,
-                                      f->since,  f->until, f->errors};
     const struct et_pipe_filter_facts k = {
         et__pool_str(p, r->device), et__pool_str(p, r->device_id), et__pool_str(p, r->user),
         et__pool_str(p, r->auth_user), et__pool_str(p, r->fcmd), et__pool_str(p, r->host),
         r->t, r->sev};
-    if (!et_pipe_filter_match_facts(&pf, &k))
+    if (!et_pipe_filter_match_facts(&f->pf, &k))
         return 0;
-    if (f->find) {
+    if (f->pf.find) {
         et_buf_reset(tmp);
         if (et__web_spill_read(s, r->text_off, r->text_len, tmp) != 0)
             return 0;
-        if (!et_pipe_find_match(tmp->data, tmp->len, f->find))
+        if (!et_pipe_find_match(tmp->data, tmp->len, f->pf.find))
             return 0;
     }
     return 1;
@@ -174,21 +176,21 @@ int et__web_rows_query(struct et_web_store *s, const char *query, struct et_buf 
     memset(&f, 0, sizeof(f));
     et_buf_init(&key, 0);
     et_buf_init(&tmp, 0);
-    f.device = et__web_query_param(query, "device");
-    f.user = et__web_query_param(query, "user");
-    f.cmd = et__web_query_param(query, "cmd");
-    f.host = et__web_query_param(query, "host");
-    f.find = et__web_query_param(query, "find");
+    filter_param(&f, query, "device", 0, &f.pf.device);
+    filter_param(&f, query, "user", 1, &f.pf.user);
+    filter_param(&f, query, "cmd", 2, &f.pf.cmd);
+    filter_param(&f, query, "host", 3, &f.pf.host);
+    filter_param(&f, query, "find", 4, &f.pf.find);
     if ((v = et__web_query_param(query, "errors")) != NULL) {
-        f.errors = strcmp(v, "0") != 0;
+        f.pf.errors_only = strcmp(v, "0") != 0;
         et_free(v);
     }
     if ((v = et__web_query_param(query, "since")) != NULL) {
-        rc = parse_time(v, &f.since);
+        rc = parse_time(v, &f.pf.since);
         et_free(v);
     }
     if (rc == 0 && (v = et__web_query_param(query, "until")) != NULL) {
-        rc = parse_time(v, &f.until);
+        rc = parse_time(v, &f.pf.until);
         et_free(v);
     }
     if (rc != 0) {
@@ -219,10 +221,10 @@ int et__web_rows_query(struct et_web_store *s, const char *query, struct et_buf 
     }
 
     /* The cache key: every filter and the order, not the page. */
-    et_buf_printf(&key, "%d %d %d %lld %lld", col, dir, f.errors, (long long)f.since,
-                  (long long)f.until);
+    et_buf_printf(&key, "%d %d %d %lld %lld", col, dir, f.pf.errors_only,
+                  (long long)f.pf.since, (long long)f.pf.until);
     {
-        const char *parts[] = {f.device, f.user, f.cmd, f.host, f.find};
+        const char *parts[] = {f.pf.device, f.pf.user, f.pf.cmd, f.pf.host, f.pf.find};
         for (size_t i = 0; i < ET_ARRAY_SIZE(parts); i++) {
             et_buf_putc(&key, '\x01');
             if (parts[i])

@@ -802,7 +802,6 @@ int et__fa_run(struct et__fa *fa, const struct et__fa_seg *segs, int nsegs, enum
 
 int et__fa_table(struct et__fa *fa, const char *device, const char *const **out, size_t *nrows)
 {
-    struct fagg all = {0};
     int rc = 0;
 
     for (int i = 0; i < fa->nshards && rc == 0; i++) {
@@ -846,7 +845,6 @@ int et__fa_table(struct et__fa *fa, const char *device, const char *const **out,
         fa->cells[r * 7 + 6] = v[r].next ? v[r].next : "";
     }
     et_free(v);
-    (void)all;
     *out = fa->cells;
     *nrows = k;
     return 0;

@@ -7,9 +7,11 @@
  *   worker (count_line) --split fields, scanned query--> et__fw_line: one compact record per
  *       line the IIS reader would make an exchange of, kept per device shard (no exchange)
  *   after the file's workers --> et__fa_run: one thread per shard feeds the shard's analyzer
- *       with a view built from each record, in file order (per device: the analyzer's state
- *       is per device, so shards give the same findings as one analyzer over the whole file)
- *   et__fa_table --> the "findings" table: one row per rule, device and message head
+ *       with a view built from each record, device after device, each device's records in
+ *       file order (the analyzer's state is per device, so this gives the same findings as
+ *       one analyzer over the whole file)
+ *   et__fa_table --> the "findings" table: one row per rule, device and message head (run by
+ *       output.c on a second thread while the report's own tables are written)
  */
 #ifndef ET_REPORT_REPORT_INT_H
 #define ET_REPORT_REPORT_INT_H

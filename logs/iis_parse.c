@@ -471,7 +471,7 @@ static void log_clear(struct et_eas_log *o)
     static const struct et_eas_log empty = {
         .version = -1, .status = -1, .heartbeat = -1, .sync_key = -1, .folder_count = -1,
         .filter = -1, .rpc_count = -1, .rpc_latency = -1, .ldap_count = -1,
-        .ldap_latency = -1, .cpo = -1, .fet = -1, .throttle = -1};
+        .ldap_latency = -1, .cpo = -1, .fet = -1, .throttle = -1, .amp = -1};
     memcpy(o, &empty, offsetof(struct et_eas_log, items));
 }
 
@@ -492,65 +492,55 @@ static void add_item(struct et_eas_log *o, const char *p, const char *colon, con
     log_assign(o, &o->items[o->nitems - 1]);
 }
 
-static void item_at(struct et_eas_log *o, const char *p, const char *end)
-{
-    const char *ie = p, *colon = NULL;
-    /* Items are a few bytes: a plain loop beats two library calls. */
-    while (ie < end && *ie != '_') {
-        if (*ie == ':' && colon == NULL)
-            colon = ie;
-        ie++;
-    }
-    add_item(o, p, colon, ie);
-}
-
 #ifdef __SSE2__
 /*
- * The items whose first byte is one of `first` (at most 8 bytes), sixteen bytes at a time:
- * an item starts at the string's start or after a '_', so the wanted starts are the bytes of
- * the set right after a '_' (compared branch-free; only those are visited). Applies only when
- * the string has fewer '_' than the item cap, so that no item can be past it (the general
- * loop counts them otherwise), and is at most 4080 bytes (the '_' are counted in byte lanes).
- * Returns 0 when it did not apply; o then holds partial items and must be cleared again.
+ * The items whose first byte is in the set `want` (a 256-bit map), sixteen bytes at a time:
+ * one pass notes where the '_' are (and whether a '&' is there, for the IIS findings); an
+ * item runs from the string's start or a '_' to the next '_', so each item is then found from
+ * those positions alone and only the wanted ones are read, byte by byte, for their ':'.
+ * Applies only when the string has fewer '_' than the item cap, so that no item can be past
+ * it (the general loop counts them otherwise). Returns 0 when it did not apply, with o
+ * untouched.
  */
-static int parse_wanted_simd(const char *s, size_t n, const char *first, struct et_eas_log *o)
+static int parse_wanted_simd(const char *s, size_t n, const uint64_t want[4],
+                             struct et_eas_log *o)
 {
-    const __m128i us = _mm_set1_epi8('_');
-    __m128i want[8], seps = _mm_setzero_si128();
-    int nw = 0;
-    unsigned carry = 1; /* the string's first byte starts an item */
+    const __m128i us = _mm_set1_epi8('_'), am = _mm_set1_epi8('&');
+    __m128i amps = _mm_setzero_si128();
+    uint32_t sep[ET_EAS_LOG_MAX_ITEMS];
+    size_t ns = 0;
 
-    if (n > 255 * 16)
-        return 0;
-    for (const char *f = first; *f != '\0'; f++) {
-        if (nw == 8)
-            return 0;
-        want[nw++] = _mm_set1_epi8(*f);
-    }
     for (size_t i = 0; i < n; i += 16) {
         uint8_t blk[16];
         const uint8_t *b = (const uint8_t *)s + i;
-        if (n - i < 16) {
+        if (n - i < 16) { /* the tail, padded with NULs (neither '_' nor '&') */
             memset(blk, 0, sizeof(blk));
             memcpy(blk, b, n - i);
             b = blk;
         }
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)b), w = _mm_setzero_si128();
-        __m128i u = _mm_cmpeq_epi8(x, us);
-        seps = _mm_sub_epi8(seps, u); /* each lane counts its '_' (at most 255 blocks) */
-        for (int k = 0; k < nw; k++)
-            w = _mm_or_si128(w, _mm_cmpeq_epi8(x, want[k]));
-        unsigned um = (unsigned)_mm_movemask_epi8(u);
-        unsigned cand = (((um << 1) | carry) & 0xffffu) & (unsigned)_mm_movemask_epi8(w);
-        carry = (um >> 15) & 1u;
-        while (cand != 0) {
-            item_at(o, s + i + (size_t)__builtin_ctz(cand), s + n);
-            cand &= cand - 1;
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)b);
+        amps = _mm_or_si128(amps, _mm_cmpeq_epi8(x, am));
+        unsigned um = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, us));
+        while (um != 0) {
+            if (ns == ET_EAS_LOG_MAX_ITEMS - 1)
+                return 0;
+            sep[ns++] = (uint32_t)(i + (size_t)__builtin_ctz(um));
+            um &= um - 1;
         }
     }
-    __m128i sum = _mm_sad_epu8(seps, _mm_setzero_si128());
-    return (size_t)_mm_cvtsi128_si32(sum) + (size_t)_mm_extract_epi16(sum, 4) <
-           ET_EAS_LOG_MAX_ITEMS;
+    o->amp = _mm_movemask_epi8(amps) != 0;
+    /* Item k runs from just after separator k-1 (or the start) to separator k (or the end). */
+    for (size_t k = 0; k <= ns; k++) {
+        size_t st = k == 0 ? 0 : (size_t)sep[k - 1] + 1, ie = k < ns ? sep[k] : n;
+        if (ie <= st)
+            continue;
+        uint8_t c = (uint8_t)s[st];
+        if (!((want[c >> 6] >> (c & 63)) & 1))
+            continue;
+        const char *colon = memchr(s + st, ':', ie - st);
+        add_item(o, s + st, colon, s + ie);
+    }
+    return 1;
 }
 #endif
 
@@ -573,11 +563,8 @@ void et_eas_log_parse_only(const char *s, size_t n, const char *first, struct et
     if (parse_2003(s, n, o))
         return;
 #ifdef __SSE2__
-    if (first != NULL) {
-        if (parse_wanted_simd(s, n, first, o))
-            return;
-        log_clear(o);
-    }
+    if (first != NULL && parse_wanted_simd(s, n, want_bits, o))
+        return;
 #endif
     const char *p = s, *end = s + n;
     while (p < end) {

@@ -210,51 +210,46 @@ static long slice_num(struct et_slice s)
     return v;
 }
 
-/* Does p[0..n) hold a byte of the set (at most 4 bytes)? Sixteen bytes at a time: one pass
- * where a memchr per byte would read the query once per byte. */
-static int has_any(const uint8_t *p, size_t n, const char *set)
+/* Does p[0..n) hold a '%', '+' or '#'? Sixteen bytes at a time, the last block read again
+ * from its end rather than copied (n >= 16). */
+static int has_pct_plus_hash(const uint8_t *p, size_t n)
 {
 #ifdef __SSE2__
-    __m128i c[4];
-    int nc = 0;
-    for (; set[nc] != '\0' && nc < 4; nc++)
-        c[nc] = _mm_set1_epi8(set[nc]);
-    for (size_t i = 0; i < n; i += 16) {
-        uint8_t blk[16];
-        const uint8_t *b = p + i;
-        if (n - i < 16) { /* the tail, padded with NULs (never in the set) */
-            memset(blk, 0, sizeof(blk));
-            memcpy(blk, b, n - i);
-            b = blk;
+    if (n >= 16) {
+        const __m128i pc = _mm_set1_epi8('%'), pl = _mm_set1_epi8('+'), ha = _mm_set1_epi8('#');
+        for (size_t i = 0;; i += 16) {
+            if (i + 16 > n)
+                i = n - 16;
+            __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(p + i));
+            __m128i m = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, pc), _mm_cmpeq_epi8(x, pl)),
+                                     _mm_cmpeq_epi8(x, ha));
+            if (_mm_movemask_epi8(m) != 0)
+                return 1;
+            if (i + 16 == n)
+                return 0;
         }
-        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)b), m = _mm_setzero_si128();
-        for (int k = 0; k < nc; k++)
-            m = _mm_or_si128(m, _mm_cmpeq_epi8(x, c[k]));
-        if (_mm_movemask_epi8(m) != 0)
-            return 1;
     }
-    return 0;
-#else
+#endif
     for (size_t i = 0; i < n; i++)
-        if (p[i] != '\0' && strchr(set, p[i]) != NULL)
+        if (p[i] == '%' || p[i] == '+' || p[i] == '#')
             return 1;
     return 0;
-#endif
 }
 
 /* A query the scanned slices answer as the decoder would: short, and nothing to decode
  * before Log= (always last; the view reads nothing of the decoder's Log value). */
-static int fast_query(struct et_slice q, const struct et_iis_query *qs)
+static int fast_query(struct et_slice q, const struct et_iis_query *qs, const struct et_eas_log *lg)
 {
     size_t n = q.len;
     if (n == 0 || n > QUERY_FAST_MAX)
         return 0;
     if (qs->log.len > 0) {
-        if (has_any(qs->log.ptr, qs->log.len, "&"))
+        /* The Log= parse looked for '&' as it went (amp 0 or 1), unless it could not. */
+        if (lg->amp > 0 || (lg->amp < 0 && memchr(qs->log.ptr, '&', qs->log.len) != NULL))
             return 0;
         n = (size_t)(qs->log.ptr - q.ptr);
     }
-    return !has_any(q.ptr, n, "%+#");
+    return !has_pct_plus_hash(q.ptr, n);
 }
 
 /* The decoder's answer to "is this path ActiveSync?" for a stem, cached (stems repeat). */
@@ -371,13 +366,22 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
             r.http = (int)stc;
     }
 
+    /* Exchange's Log= items: read first, as the parse also says whether Log= holds a '&'
+     * (which sends the query to the decoder's path). Only the items read here: S, Sk
+     * (status, SyncKey), Hb, Error, As (any case). */
+    struct et_eas_log lg;
+    lg.nitems = 0;
+    lg.amp = -1;
+    if (qs->log.len)
+        et_eas_log_parse_only((const char *)qs->log.ptr, qs->log.len, "SHEAa", &lg);
+
     /* Command, device and EAS-ness, as et_view_build reads them from the request target. */
     struct et_slice st = col(l, f, n, ET_IIS_STEM), q = col(l, f, n, ET_IIS_QUERY);
     const char *device = NULL, *user = NULL;
     unsigned shard = 0;
     uint32_t dev = 0;
     int eas = -1;
-    if (!qs->base64 && qs->cmd.len > 0 && qs->device_id.len > 0 && fast_query(q, qs))
+    if (!qs->base64 && qs->cmd.len > 0 && qs->device_id.len > 0 && fast_query(q, qs, &lg))
         eas = stem_is_eas(fw, st, oom);
     if (eas >= 0) {
         r.is_eas = (uint8_t)eas;
@@ -448,9 +452,6 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
      * for the packed 2003 string) and the view reads them, and the access state the
      * analyzer reads from the reader's "Log-As" meta item. */
     if (qs->log.len) {
-        struct et_eas_log lg;
-        /* Only the items read here: S, Sk (status, SyncKey), Hb, Error, As (any case). */
-        et_eas_log_parse_only((const char *)qs->log.ptr, qs->log.len, "SHEAa", &lg);
         if (!lg.exch2003) {
             r.status = lg.status >= 0 ? lg.status : -1;
             r.hb = lg.heartbeat >= 0 ? lg.heartbeat : -1;

@@ -72,6 +72,10 @@ static const char **grid_row(struct out *o, struct grid *g)
 
 static const char *fmt_u(struct out *o, uint64_t v)
 {
+    /* Most cells of a device table are small counts (0 above all): those need no copy. */
+    static const char small[10][2] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+    if (v < 10)
+        return small[v];
     char b[24];
     size_t n = et_fmt_u64(b, v);
     char *s = et_arena_strndup(o->a, b, n);

@@ -114,6 +114,11 @@ static void check_only_matches_full(const char *s, size_t n)
         k++;
     }
     assert_int_equal(k, b.nitems);
+    /* The '&' the IIS findings ask about, when the parse looked (it may not: -1). */
+    assert_true(b.amp >= -1 && b.amp <= 1);
+    if (b.amp >= 0)
+        assert_int_equal(b.amp, n > 0 && memchr(s, '&', n) != NULL);
+    assert_int_equal(a.amp, -1);
 }
 
 static void test_log_parse_only_keeps_wanted_items_as_full_parse(void **state)
@@ -129,6 +134,14 @@ static void test_log_parse_only_keeps_wanted_items_as_full_parse(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         check_only_matches_full(cases[i], strlen(cases[i]));
+    /* The common shape is read by the fast scan, which says whether a '&' is there. */
+    struct et_eas_log c;
+    static const char amp[] = "V141_S1_Hb60_Error:x&Cmd=Sync_Fet1_", noamp[] = "V141_S1_Hb60_";
+    et_eas_log_parse_only(amp, strlen(amp), "SHEAa", &c);
+    assert_int_equal(c.amp, 1);
+    assert_int_equal(c.heartbeat, 60);
+    et_eas_log_parse_only(noamp, strlen(noamp), "SHEAa", &c);
+    assert_int_equal(c.amp, 0);
     /* More items than the cap, wanted ones before and after it. */
     char big[2048];
     size_t n = 0;
@@ -147,7 +160,7 @@ static void test_log_parse_only_keeps_wanted_items_as_full_parse(void **state)
 static void test_log_parse_only_random(void **state)
 {
     (void)state;
-    static const char alpha[] = "SHEAa_:_X1%9b";
+    static const char alpha[] = "SHEAa_:_X1%9b&";
     static char buf[6000];
     uint64_t x = 0x9E3779B97F4A7C15ULL;
     for (int iter = 0; iter < 20000; iter++) {

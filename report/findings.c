@@ -4,9 +4,10 @@
  * A record holds what the analyzer's rules read of an IIS exchange, exactly as the reader
  * (logs/iis.c) and the view (analyzer/view.c) would give it: the time, the device (DeviceId,
  * else User, else c-ip), the command, sc-status, and Exchange's Log= items S, Error, Hb, Sk
- * (the reader's typed facts) and As (the meta item the device-blocked rule reads). Strings are interned per worker, so a record is a few pointers and numbers. Queries
- * that are plain, short and free of '%', '+' and '#' (nearly all) are read from the scanned
- * slices; any other goes through the decoder's et_eas_query_parse as the view does, so both
+ * (the reader's typed facts) and As (the meta item the device-blocked rule reads). Strings
+ * are interned per worker, so a record is a few pointers and numbers. Queries that are
+ * plain, short and free of '%', '+' and '#' (nearly all) are read from the scanned slices;
+ * any other goes through the decoder's et_eas_query_parse as the view does, so both
  * paths give the view's answer. Findings are grouped as `eastrace iis` shows them: one row
  * per rule, device and message head with a count and the first time.
  */
@@ -320,8 +321,9 @@ int et__fw_candidate(struct et__fw *fw, const struct et_iis_layout *l, const str
                      int n, enum et_iis_stem stem)
 {
     /* The reader trims trailing spaces and skips lines with fewer fields than #Fields. */
-    while (n > 0 && (f[n - 1].len == 0 || (f[n - 1].ptr[0] == ' ' &&
-                                           strspn((const char *)f[n - 1].ptr, " ") >= f[n - 1].len)))
+    while (n > 0 &&
+           (f[n - 1].len == 0 ||
+            (f[n - 1].ptr[0] == ' ' && strspn((const char *)f[n - 1].ptr, " ") >= f[n - 1].len)))
         n--;
     fw->cand = n >= l->n && stem != ET_IIS_STEM_OTHER;
     if (!fw->cand)

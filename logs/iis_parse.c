@@ -471,7 +471,7 @@ static void log_clear(struct et_eas_log *o)
     static const struct et_eas_log empty = {
         .version = -1, .status = -1, .heartbeat = -1, .sync_key = -1, .folder_count = -1,
         .filter = -1, .rpc_count = -1, .rpc_latency = -1, .ldap_count = -1,
-        .ldap_latency = -1, .cpo = -1, .fet = -1, .throttle = -1, .amp = -1};
+        .ldap_latency = -1, .cpo = -1, .fet = -1, .throttle = -1};
     memcpy(o, &empty, offsetof(struct et_eas_log, items));
 }
 
@@ -495,9 +495,9 @@ static void add_item(struct et_eas_log *o, const char *p, const char *colon, con
 #ifdef __SSE2__
 /*
  * The items whose first byte is in the set `want` (a 256-bit map), sixteen bytes at a time:
- * one pass notes where the '_' are (and whether a '&' is there, for the IIS findings); an
- * item runs from the string's start or a '_' to the next '_', so each item is then found from
- * those positions alone and only the wanted ones are read, byte by byte, for their ':'.
+ * one pass notes where the '_' are; an item runs from the string's start or a '_' to the
+ * next '_', so each item is then found from those positions alone and only the wanted ones
+ * are read, byte by byte, for their ':'.
  * Applies only when the string has fewer '_' than the item cap, so that no item can be past
  * it (the general loop counts them otherwise). Returns 0 when it did not apply, with o
  * untouched.
@@ -505,21 +505,19 @@ static void add_item(struct et_eas_log *o, const char *p, const char *colon, con
 static int parse_wanted_simd(const char *s, size_t n, const uint64_t want[4],
                              struct et_eas_log *o)
 {
-    const __m128i us = _mm_set1_epi8('_'), am = _mm_set1_epi8('&');
-    __m128i amps = _mm_setzero_si128();
+    const __m128i us = _mm_set1_epi8('_');
     uint32_t sep[ET_EAS_LOG_MAX_ITEMS];
     size_t ns = 0;
 
     for (size_t i = 0; i < n; i += 16) {
         uint8_t blk[16];
         const uint8_t *b = (const uint8_t *)s + i;
-        if (n - i < 16) { /* the tail, padded with NULs (neither '_' nor '&') */
+        if (n - i < 16) { /* the tail, padded with NULs (not '_') */
             memset(blk, 0, sizeof(blk));
             memcpy(blk, b, n - i);
             b = blk;
         }
         __m128i x = _mm_loadu_si128((const __m128i *)(const void *)b);
-        amps = _mm_or_si128(amps, _mm_cmpeq_epi8(x, am));
         unsigned um = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi8(x, us));
         while (um != 0) {
             if (ns == ET_EAS_LOG_MAX_ITEMS - 1)
@@ -528,7 +526,6 @@ static int parse_wanted_simd(const char *s, size_t n, const uint64_t want[4],
             um &= um - 1;
         }
     }
-    o->amp = _mm_movemask_epi8(amps) != 0;
     /* Item k runs from just after separator k-1 (or the start) to separator k (or the end). */
     for (size_t k = 0; k <= ns; k++) {
         size_t st = k == 0 ? 0 : (size_t)sep[k - 1] + 1, ie = k < ns ? sep[k] : n;

@@ -239,14 +239,13 @@ static int has_pct_plus_hash(const uint8_t *p, size_t n)
 
 /* A query the scanned slices answer as the decoder would: short, and nothing to decode
  * before Log= (always last; the view reads nothing of the decoder's Log value). */
-static int fast_query(struct et_slice q, const struct et_iis_query *qs, const struct et_eas_log *lg)
+static int fast_query(struct et_slice q, const struct et_iis_query *qs)
 {
     size_t n = q.len;
     if (n == 0 || n > QUERY_FAST_MAX)
         return 0;
     if (qs->log.len > 0) {
-        /* The Log= parse looked for '&' as it went (amp 0 or 1), unless it could not. */
-        if (lg->amp > 0 || (lg->amp < 0 && memchr(qs->log.ptr, '&', qs->log.len) != NULL))
+        if (memchr(qs->log.ptr, '&', qs->log.len) != NULL)
             return 0;
         n = (size_t)(qs->log.ptr - q.ptr);
     }
@@ -368,22 +367,13 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
             r.http = (int)stc;
     }
 
-    /* Exchange's Log= items: read first, as the parse also says whether Log= holds a '&'
-     * (which sends the query to the decoder's path). Only the items read here: S, Sk
-     * (status, SyncKey), Hb, Error, As (any case). */
-    struct et_eas_log lg;
-    lg.nitems = 0;
-    lg.amp = -1;
-    if (qs->log.len)
-        et_eas_log_parse_only((const char *)qs->log.ptr, qs->log.len, "SHEAa", &lg);
-
     /* Command, device and EAS-ness, as et_view_build reads them from the request target. */
     struct et_slice st = col(l, f, n, ET_IIS_STEM), q = col(l, f, n, ET_IIS_QUERY);
     const char *device = NULL, *user = NULL;
     unsigned shard = 0;
     uint32_t dev = 0;
     int eas = -1;
-    if (!qs->base64 && qs->cmd.len > 0 && qs->device_id.len > 0 && fast_query(q, qs, &lg))
+    if (!qs->base64 && qs->cmd.len > 0 && qs->device_id.len > 0 && fast_query(q, qs))
         eas = stem_is_eas(fw, st, oom);
     if (eas >= 0) {
         r.is_eas = (uint8_t)eas;
@@ -454,6 +444,9 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
      * for the packed 2003 string) and the view reads them, and the access state the
      * analyzer reads from the reader's "Log-As" meta item. */
     if (qs->log.len) {
+        struct et_eas_log lg;
+        /* Only the items read here: S, Sk (status, SyncKey), Hb, Error, As (any case). */
+        et_eas_log_parse_only((const char *)qs->log.ptr, qs->log.len, "SHEAa", &lg);
         if (!lg.exch2003) {
             r.status = lg.status >= 0 ? lg.status : -1;
             r.hb = lg.heartbeat >= 0 ? lg.heartbeat : -1;

@@ -161,8 +161,6 @@ struct et_eas_log {
     struct et_slice dc;     /* Dc: */
     size_t nitems;          /* items stored (<= ET_EAS_LOG_MAX_ITEMS) */
     size_t dropped;         /* items past the cap */
-    int amp;                /* et_eas_log_parse_only with a `first` set: 1 if the string holds
-                               a '&', 0 if not, -1 when not looked at; else -1 */
     struct et_eas_log_item items[ET_EAS_LOG_MAX_ITEMS];
 };
 

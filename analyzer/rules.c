@@ -441,6 +441,17 @@ void et__an_rule_slow(struct emit *em, struct et_analyzer *an)
     "device mailbox policy's AllowNonProvisionableDevices for a device that cannot provision; " \
     "a quarantined device is released by allowing it (Set-CASMailbox -ActiveSyncAllowedDeviceIDs)."
 
+/* Appends s (NULL: nothing) to out at len, cut to fit cap with its NUL; the new length. */
+static size_t join(char *out, size_t cap, size_t len, const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+    if (n > cap - 1 - len)
+        n = cap - 1 - len;
+    memcpy(out + len, s != NULL ? s : "", n);
+    out[len + n] = '\0';
+    return len + n;
+}
+
 void et__an_rule_device_blocked(struct emit *em, struct et_analyzer *an)
 {
     const struct et_exchange *x = em->x;
@@ -485,11 +496,14 @@ void et__an_rule_device_blocked(struct emit *em, struct et_analyzer *an)
             blocked = 1; /* DeviceIsBlockedForThisUser */
     if (!blocked)
         return;
-    snprintf(what, sizeof(what), "%s%s%s%s%s%s%s", state ? "access state " : "",
-             state ? state : "", reason ? " (" : "", reason ? reason : "", reason ? ")" : "",
-             rule ? ", rule " : "", rule ? rule : "");
-    if (what[0] == '\0')
-        snprintf(what, sizeof(what), "%s", err ? err : "Status 129 DeviceIsBlockedForThisUser");
+    /* Joined without snprintf: a blocked device repeats this on each of its requests. */
+    const char *part[7] = {state ? "access state " : NULL, state, reason ? " (" : NULL, reason,
+                           reason ? ")" : NULL, rule ? ", rule " : NULL, rule};
+    size_t wl = 0;
+    for (int k = 0; k < 7; k++)
+        wl = join(what, sizeof(what), wl, part[k]);
+    if (wl == 0)
+        (void)join(what, sizeof(what), 0, err ? err : "Status 129 DeviceIsBlockedForThisUser");
     if (d->blocked_state != NULL && strcmp(d->blocked_state, what) == 0)
         return; /* once per device and state */
     d->blocked_state = et_arena_strdup(an->arena, what);

@@ -86,10 +86,9 @@ static uint32_t intern(struct et__fw *fw, const char *s, size_t n, int *oom)
     return id + 1;
 }
 
-/* struct frec's cmd of a command name as sent. */
-static uint32_t cmd_code(struct et__fw *fw, const char *s, size_t n, int *oom)
+/* struct frec's cmd of a command name as sent, c its et_eas_cmd_from. */
+static uint32_t cmd_code(struct et__fw *fw, const char *s, size_t n, enum et_eas_cmd c, int *oom)
 {
-    enum et_eas_cmd c = et_eas_cmd_from(s, n);
     const char *cn = et_eas_cmd_name(c);
     if (c != ET_EAS_CMD_OTHER && c != ET_EAS_CMD_NONE && strlen(cn) == n && memcmp(cn, s, n) == 0)
         return (uint32_t)c;
@@ -337,8 +336,8 @@ int et__fw_candidate(struct et__fw *fw, const struct et_iis_layout *l, const str
 }
 
 void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct et_slice *f,
-                 int n, enum et_iis_stem stem, const struct et_iis_query *qs, int64_t t_end,
-                 uint32_t *dev_hint, int *oom)
+                 int n, enum et_iis_stem stem, const struct et_iis_query *qs,
+                 enum et_eas_cmd qcmd, int64_t t_end, uint32_t *dev_hint, int *oom)
 {
     struct frec r;
     struct et_slice v;
@@ -379,7 +378,7 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
         r.is_eas = (uint8_t)eas;
         if (eas) {
             /* The usual names are static strings; any other spelling is kept as sent. */
-            r.cmd = cmd_code(fw, (const char *)qs->cmd.ptr, qs->cmd.len, oom);
+            r.cmd = cmd_code(fw, (const char *)qs->cmd.ptr, qs->cmd.len, qcmd, oom);
             if (dev_hint != NULL && *dev_hint != 0) {
                 dev = *dev_hint - 1;
                 shard = fw->shard_of[dev];
@@ -416,8 +415,10 @@ void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct 
         }
         r.is_eas = (uint8_t)rq.is_eas;
         if (rq.is_eas) {
-            if (rq.cmd != NULL)
-                r.cmd = cmd_code(fw, rq.cmd, strlen(rq.cmd), oom);
+            if (rq.cmd != NULL) {
+                size_t cl = strlen(rq.cmd);
+                r.cmd = cmd_code(fw, rq.cmd, cl, et_eas_cmd_from(rq.cmd, cl), oom);
+            }
             user = rq.user;
             if (rq.device_id != NULL && rq.device_id[0] != '\0')
                 device = intern_device(fw, rq.device_id, strlen(rq.device_id), &shard, &dev,

@@ -442,6 +442,9 @@ static void count_line(struct worker *w, const char *line, size_t len)
     et_iis_query_scan((const char *)qs.ptr, qs.len, &q);
     const int64_t hits_b = o->interval > 0 ? (t / 1000000 / o->interval) * o->interval : 0;
     struct row *dev_row = NULL; /* the hits row of this line, found early for the findings */
+    /* The command of a plain query (a base64 one is known once decoded, below). */
+    enum et_eas_cmd qcmd = q.base64 ? ET_EAS_CMD_NONE
+                                    : et_eas_cmd_from((const char *)q.cmd.ptr, q.cmd.len);
     if (w->fw != NULL) {
         uint32_t *hint = NULL;
         if (!q.base64 && w->r->device == NULL &&
@@ -454,7 +457,7 @@ static void count_line(struct worker *w, const char *line, size_t len)
                 memcmp(dev_row->key, q.device_id.ptr, q.device_id.len) == 0)
                 hint = &dev_row->fdev;
         }
-        et__fw_line(w->fw, &w->layout, f, n, stem, &q, t, hint, &w->oom);
+        et__fw_line(w->fw, &w->layout, f, n, stem, &q, qcmd, t, hint, &w->oom);
     }
     if (q.base64) {
         /* Outlook / Windows Mail: decode only these lines; plain ones stay on the fast path.
@@ -475,7 +478,8 @@ static void count_line(struct worker *w, const char *line, size_t len)
 
     struct agg *g = &(*w->cur)[sidx];
     struct et_slice method = colv(w, f, n, ET_IIS_METHOD);
-    enum et_eas_cmd cmd = et_eas_cmd_from((const char *)q.cmd.ptr, q.cmd.len);
+    enum et_eas_cmd cmd =
+        q.base64 ? et_eas_cmd_from((const char *)q.cmd.ptr, q.cmd.len) : qcmd;
     if (cmd == ET_EAS_CMD_NONE && method.len == 7 && memcmp(method.ptr, "OPTIONS", 7) == 0)
         cmd = ET_EAS_CMD_OPTIONS;
     long st = num(colv(w, f, n, ET_IIS_STATUS));

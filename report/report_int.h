@@ -42,14 +42,14 @@ int et__fw_candidate(struct et__fw *fw, const struct et_iis_layout *l, const str
 /*
  * Records one data line as the reader would make it an exchange: l the layout, f/n the
  * split fields (n counts every field up to l->n + 1), stem its class, q its scanned (not
- * base64-decoded) query, t_end its date and time (us since the epoch, 0 when unparsable).
- * dev_hint: NULL, or a place kept for q's DeviceId as spelt (the hits row of that key): 0,
+ * base64-decoded) query, qcmd et_eas_cmd_from of q's Cmd (read only for a plain query),
+ * t_end its date and time (us since the epoch, 0 when unparsable). dev_hint: NULL, or a place kept for q's DeviceId as spelt (the hits row of that key): 0,
  * or what this function stored there for it before, which saves finding the device again.
  * Lines the reader would skip are ignored. Sets *oom on ENOMEM.
  */
 void et__fw_line(struct et__fw *fw, const struct et_iis_layout *l, const struct et_slice *f,
-                 int n, enum et_iis_stem stem, const struct et_iis_query *q, int64_t t_end,
-                 uint32_t *dev_hint, int *oom);
+                 int n, enum et_iis_stem stem, const struct et_iis_query *q,
+                 enum et_eas_cmd qcmd, int64_t t_end, uint32_t *dev_hint, int *oom);
 /* The records so far are the prefix of a range (before its first #Fields line). */
 void et__fw_mark_prefix(struct et__fw *fw);
 
